@@ -1,0 +1,113 @@
+// Package authn authenticates HTTP requests and turns their credentials into an
+// [Identity] that an authorization policy can reason about.
+//
+// Every kind of credential has its own [Authenticator]: OIDC bearer tokens and
+// browser sessions, API keys, identity headers set by a trusted proxy, or the
+// explicit no-authentication mode. A [Chain] tries them in order; the first one
+// that finds its kind of credential decides, so a credential that is present but
+// invalid is refused and never falls through to a weaker method.
+//
+// The package knows nothing of OPA or of authorization: it only says who is
+// calling, or that nobody could be identified.
+package authn
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Method names the way an identity was established. It reaches the policy
+// input as user.method.
+const (
+	MethodOIDC   = "oidc"
+	MethodAPIKey = "apikey"
+	MethodHeader = "header"
+	MethodNone   = "none"
+)
+
+// Identity is an authenticated caller.
+type Identity struct {
+	// Subject is the stable identifier of the caller: the token's sub claim,
+	// the API key's subject or the user header set by the proxy.
+	Subject string
+	// Method is how the caller was authenticated (MethodOIDC, MethodAPIKey, ...).
+	Method string
+	// Claims are the caller's verified attributes (token claims, the API key's
+	// claims, the proxy's email and groups). Values are JSON-compatible:
+	// string, bool, float64/json.Number, []any, map[string]any.
+	Claims map[string]any
+	// Token is the raw credential (bearer token or ID token) when there is one.
+	// It never reaches the policy input or a log unless the middleware is told
+	// to preserve tokens.
+	Token string
+}
+
+// String describes the identity without any credential, so it is safe to log.
+func (id *Identity) String() string {
+	if id == nil {
+		return "anonymous"
+	}
+	return fmt.Sprintf("%s:%s", id.Method, id.Subject)
+}
+
+// ErrNoCredential is returned by an [Authenticator] that found no credential of
+// its kind in the request. A [Chain] then asks the next authenticator.
+var ErrNoCredential = errors.New("authn: no credential")
+
+// An Authenticator identifies the caller of a request.
+//
+// Authenticate returns the caller's identity; ErrNoCredential (possibly
+// wrapped) when the request carries no credential of its kind; or any other
+// error when a credential is present but invalid, which the middleware answers
+// with 401 Unauthorized. It must be safe for concurrent use.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*Identity, error)
+}
+
+// AuthenticatorFunc adapts a function to the [Authenticator] interface.
+type AuthenticatorFunc func(r *http.Request) (*Identity, error)
+
+// Authenticate calls f(r).
+func (f AuthenticatorFunc) Authenticate(r *http.Request) (*Identity, error) { return f(r) }
+
+// A Challenger is an [Authenticator] that knows how to ask an unauthenticated
+// caller for credentials, for example by redirecting a browser to the OpenID
+// Provider's login page. Challenge reports whether it wrote a response; when it
+// returns false the middleware answers 401 itself.
+type Challenger interface {
+	Challenge(w http.ResponseWriter, r *http.Request) bool
+}
+
+// Chain tries each authenticator in order. The first that does not return
+// ErrNoCredential decides: its identity is the caller, or its error refuses the
+// request. When none finds a credential, Chain returns ErrNoCredential.
+type Chain []Authenticator
+
+// Authenticate implements [Authenticator].
+func (c Chain) Authenticate(r *http.Request) (*Identity, error) {
+	for _, a := range c {
+		id, err := a.Authenticate(r)
+		if errors.Is(err, ErrNoCredential) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if id == nil {
+			return nil, errors.New("authn: authenticator returned neither identity nor error")
+		}
+		return id, nil
+	}
+	return nil, ErrNoCredential
+}
+
+// Challenge asks the first authenticator in the chain that is a [Challenger].
+func (c Chain) Challenge(w http.ResponseWriter, r *http.Request) bool {
+	for _, a := range c {
+		if ch, ok := a.(Challenger); ok && ch.Challenge(w, r) {
+			return true
+		}
+	}
+	return false
+}

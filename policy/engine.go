@@ -1,0 +1,307 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
+)
+
+// DefaultDecision is the decision path used when Config.Decision is empty:
+// the package that fastapi-opa policies are written in.
+const DefaultDecision = "httpapi/authz"
+
+// Config configures an [Engine]. The zero value is usable.
+type Config struct {
+	// Decision is the path of the decision document, slash-separated
+	// ("httpapi/authz", "httpapi/authz/allow") or as a Rego reference
+	// ("data.httpapi.authz"). Default DefaultDecision.
+	Decision string
+	// DenyBuiltins removes built-in functions from the capabilities the
+	// policy is compiled against, for example "http.send" to keep policy from
+	// making network calls. A policy that calls one fails to compile.
+	DenyBuiltins []string
+	// Capabilities, when set, replaces OPA's default capabilities.
+	Capabilities *ast.Capabilities
+	// NonStrict turns off OPA's strict compilation checks (unused variables,
+	// imports and function arguments, deprecated built-ins), which are on by
+	// default because they catch policy mistakes early.
+	NonStrict bool
+	// Logger receives the output of print() calls in Rego (at info level)
+	// and reload events. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Engine evaluates one decision of a compiled [Policy] in-process. It is safe
+// for concurrent use; [Engine.Load] may run while evaluations are in flight.
+type Engine struct {
+	query    ast.Ref
+	caps     *ast.Capabilities
+	strict   bool
+	logger   *slog.Logger
+	current  atomic.Pointer[compiled]
+	loadMu   sync.Mutex // serialises Load; evaluations never take it
+	statusMu sync.Mutex
+	status   Status
+}
+
+// compiled is one policy revision, ready to evaluate.
+type compiled struct {
+	query    rego.PreparedEvalQuery
+	revision string
+}
+
+// Status reports what an Engine is serving and how its last load went.
+type Status struct {
+	// Revision is the revision being served; empty before the first load.
+	Revision string
+	// LoadedAt is when that revision was activated.
+	LoadedAt time.Time
+	// LastError is the error of the most recent failed load, cleared by the
+	// next successful one.
+	LastError error
+	// LastErrorAt is when LastError happened.
+	LastErrorAt time.Time
+	// Loads and Failures count successful and failed loads.
+	Loads, Failures int
+}
+
+// NewEngine returns an Engine with no policy loaded; call [Engine.Load]
+// before evaluating.
+func NewEngine(cfg Config) (*Engine, error) {
+	query, err := DecisionRef(cfg.Decision)
+	if err != nil {
+		return nil, err
+	}
+	caps := cfg.Capabilities
+	if caps == nil {
+		caps = ast.CapabilitiesForThisVersion()
+	}
+	if len(cfg.DenyBuiltins) > 0 {
+		caps = withoutBuiltins(caps, cfg.DenyBuiltins)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Engine{query: query, caps: caps, strict: !cfg.NonStrict, logger: logger}, nil
+}
+
+// New returns an Engine serving p, or an error naming what fails to compile.
+func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
+	e, err := NewEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Load(ctx, p); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// DecisionRef parses a decision path ("httpapi/authz", "/httpapi/authz" or
+// "data.httpapi.authz") into a reference under data. An empty path is
+// DefaultDecision.
+func DecisionRef(path string) (ast.Ref, error) {
+	if path == "" {
+		path = DefaultDecision
+	}
+	if strings.HasPrefix(path, "data.") || path == "data" {
+		ref, err := ast.ParseRef(path)
+		if err != nil {
+			return nil, fmt.Errorf("policy: decision %q: %w", path, err)
+		}
+		return ref, nil
+	}
+	ref := ast.DefaultRootRef.Copy()
+	for seg := range strings.SplitSeq(strings.Trim(path, "/"), "/") {
+		if seg == "" {
+			return nil, fmt.Errorf("policy: decision %q has an empty segment", path)
+		}
+		ref = ref.Append(ast.StringTerm(seg))
+	}
+	if len(ref) == 1 {
+		return nil, fmt.Errorf("policy: decision %q names no document", path)
+	}
+	return ref, nil
+}
+
+// Decision returns the reference of the decision document, such as
+// data.httpapi.authz.
+func (e *Engine) Decision() ast.Ref { return e.query }
+
+// Load compiles p and, only if it compiles, makes it the policy that
+// evaluations use. Evaluations in flight finish on the policy they started
+// with. A parse or compile error is a *CompileError naming file, line and
+// column, and the previous policy keeps serving.
+func (e *Engine) Load(ctx context.Context, p *Policy) error {
+	e.loadMu.Lock()
+	defer e.loadMu.Unlock()
+	c, err := e.compile(ctx, p)
+	if err != nil {
+		e.recordFailure(err)
+		return err
+	}
+	e.current.Store(c)
+	e.statusMu.Lock()
+	e.status.Revision, e.status.LoadedAt, e.status.LastError = c.revision, time.Now(), nil
+	e.status.Loads++
+	e.statusMu.Unlock()
+	e.logger.InfoContext(ctx, "policy loaded", "revision", c.revision, "decision", e.query.String())
+	return nil
+}
+
+// RecordFailure notes a failed attempt to produce a policy (a file that could
+// not be read, a bundle that could not be downloaded) in the Engine's status,
+// for loaders that fail before they reach Load.
+func (e *Engine) RecordFailure(err error) {
+	if err != nil {
+		e.recordFailure(err)
+	}
+}
+
+func (e *Engine) recordFailure(err error) {
+	e.statusMu.Lock()
+	e.status.LastError, e.status.LastErrorAt = err, time.Now()
+	e.status.Failures++
+	e.statusMu.Unlock()
+}
+
+func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
+	if p == nil || len(p.Modules) == 0 {
+		return nil, errors.New("policy: no modules to compile")
+	}
+	if !e.defines(p) {
+		return nil, fmt.Errorf("policy: no rule or data defines %s (is the package name right?)", e.query)
+	}
+	data := p.Data
+	if data == nil {
+		data = map[string]any{}
+	}
+	opts := []func(*rego.Rego){
+		rego.Query(e.query.String()),
+		rego.Store(inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))),
+		rego.Capabilities(e.caps),
+		rego.Strict(e.strict),
+		rego.SetRegoVersion(ast.RegoV1),
+		rego.EnablePrintStatements(true),
+		rego.PrintHook(printHook{e.logger}),
+	}
+	for _, m := range p.Modules {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, locate(err)
+	}
+	return &compiled{query: pq, revision: p.revision()}, nil
+}
+
+// defines reports whether some module's package or some data document could
+// produce the decision document: the package is the decision path, a prefix
+// of it, or below it.
+func (e *Engine) defines(p *Policy) bool {
+	for _, m := range p.Modules {
+		if m.Package == nil {
+			continue
+		}
+		pkg := m.Package.Path
+		if pkg.HasPrefix(e.query) || e.query.HasPrefix(pkg) {
+			return true
+		}
+	}
+	var node any = p.Data
+	for _, t := range e.query[1:] {
+		obj, ok := node.(map[string]any)
+		if !ok {
+			return false
+		}
+		s, ok := t.Value.(ast.String)
+		if !ok {
+			return false
+		}
+		if node, ok = obj[string(s)]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Eval evaluates the decision for input, an OPA value that becomes the
+// policy's input document. An undefined decision is a deny with
+// Defined false. It returns ErrNoPolicy before the first successful Load, and
+// an error (never an allow) when evaluation fails or the decision has a shape
+// that is neither a boolean nor an object with allow.
+func (e *Engine) Eval(ctx context.Context, input ast.Value) (Decision, error) {
+	c := e.current.Load()
+	if c == nil {
+		return Decision{}, ErrNoPolicy
+	}
+	rs, err := c.query.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return Decision{Revision: c.revision}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
+	}
+	var result any
+	if len(rs) > 0 && len(rs[0].Expressions) > 0 {
+		result = rs[0].Expressions[0].Value
+	}
+	d, err := ParseResult(result)
+	d.Revision = c.revision
+	if err != nil {
+		return d, fmt.Errorf("%w (decision %s at revision %s)", err, e.query, c.revision)
+	}
+	return d, nil
+}
+
+// Ready reports whether a policy is loaded.
+func (e *Engine) Ready() bool { return e.current.Load() != nil }
+
+// Revision returns the revision being served, or "" before the first load.
+func (e *Engine) Revision() string {
+	if c := e.current.Load(); c != nil {
+		return c.revision
+	}
+	return ""
+}
+
+// Status returns what the Engine serves and how its loads went.
+func (e *Engine) Status() Status {
+	e.statusMu.Lock()
+	defer e.statusMu.Unlock()
+	return e.status
+}
+
+func withoutBuiltins(caps *ast.Capabilities, deny []string) *ast.Capabilities {
+	out := *caps
+	out.Builtins = slices.DeleteFunc(slices.Clone(caps.Builtins), func(b *ast.Builtin) bool {
+		return slices.Contains(deny, b.Name)
+	})
+	return &out
+}
+
+// printHook sends the output of Rego's print() to slog, with the location of
+// the print call, so policy authors can debug without a separate tool.
+type printHook struct{ logger *slog.Logger }
+
+func (h printHook) Print(pctx print.Context, msg string) error {
+	loc := ""
+	if pctx.Location != nil {
+		loc = fmt.Sprintf("%s:%d", pctx.Location.File, pctx.Location.Row)
+	}
+	ctx := pctx.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	h.logger.InfoContext(ctx, msg, "source", "rego print", "location", loc)
+	return nil
+}

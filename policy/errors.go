@@ -1,0 +1,96 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
+)
+
+// ErrNoPolicy is returned by [Engine.Eval] before any policy has been loaded.
+var ErrNoPolicy = errors.New("policy: no policy loaded")
+
+// Problem is one parse or compile error, located in its source file.
+type Problem struct {
+	File    string
+	Line    int
+	Column  int
+	Code    string // OPA's error code, such as rego_parse_error
+	Message string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File != "" {
+		fmt.Fprintf(&b, "%s:", p.File)
+	}
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "%d:%d:", p.Line, p.Column)
+	}
+	if b.Len() > 0 {
+		b.WriteByte(' ')
+	}
+	if p.Code != "" {
+		b.WriteString(p.Code + ": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// CompileError is returned when a policy fails to parse or compile. Each
+// problem names its file, line and column.
+type CompileError struct {
+	Problems []Problem
+}
+
+func (e *CompileError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return "policy: " + strings.Join(lines, "; ")
+}
+
+// locate turns OPA's parse, load and compile errors into a *CompileError
+// whose message names file, line and column. Other errors are returned as
+// they are.
+func locate(err error) error {
+	var problems []Problem
+	collect(err, &problems)
+	if len(problems) == 0 {
+		return err
+	}
+	return &CompileError{Problems: problems}
+}
+
+func collect(err error, into *[]Problem) {
+	var astErrs ast.Errors
+	var astErr *ast.Error
+	var loadErrs loader.Errors
+	switch {
+	case errors.As(err, &loadErrs):
+		for _, e := range loadErrs {
+			before := len(*into)
+			collect(e, into)
+			if len(*into) == before {
+				*into = append(*into, Problem{Message: e.Error()})
+			}
+		}
+	case errors.As(err, &astErrs):
+		for _, e := range astErrs {
+			*into = append(*into, problemOf(e))
+		}
+	case errors.As(err, &astErr):
+		*into = append(*into, problemOf(astErr))
+	}
+}
+
+func problemOf(e *ast.Error) Problem {
+	p := Problem{Code: e.Code, Message: e.Message}
+	if e.Location != nil {
+		p.File, p.Line, p.Column = e.Location.File, e.Location.Row, e.Location.Col
+	}
+	return p
+}

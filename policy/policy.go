@@ -1,0 +1,135 @@
+// Package policy compiles Rego policies once and evaluates them in-process,
+// with no network hop to an OPA server.
+//
+// A [Policy] is a set of Rego modules and data documents, loaded from files
+// and directories ([LoadFiles]), from an [io/fs.FS] such as an embedded
+// directory ([LoadFS]), or from strings ([Parse]). An [Engine] compiles a
+// Policy into an OPA prepared query for one decision path and evaluates it
+// concurrently. [Engine.Load] compiles a new Policy off to the side and swaps
+// it in atomically: a policy that fails to parse or compile never replaces
+// the one that is serving.
+//
+// Policies are Rego v1 by default. The package knows nothing of HTTP: its
+// input is an OPA [ast.Value] and its output a [Decision].
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
+)
+
+// Policy is a set of parsed Rego modules and the data documents they read,
+// ready to compile. A Policy is not modified once built; share it freely.
+type Policy struct {
+	// Modules are the parsed Rego modules, by file name.
+	Modules map[string]*ast.Module
+	// Data is the base document, available to the policy under data.
+	Data map[string]any
+	// Revision names this version of the policy; when empty, a hash of its
+	// contents is used.
+	Revision string
+}
+
+// LoadFiles reads Rego modules (.rego) and data documents (data.json,
+// data.yaml) from files and directories, recursively. A data document in a
+// subdirectory is placed under that directory's path: dir/roles/data.json is
+// data.roles. Rego unit tests (*_test.rego) are skipped: they are run by the
+// check command, not served.
+func LoadFiles(paths ...string) (*Policy, error) {
+	return load(loader.NewFileLoader(), paths)
+}
+
+// LoadFS is [LoadFiles] on a file system, for example a directory embedded
+// with //go:embed. paths are slash-separated and relative to fsys; "." is the
+// whole file system.
+func LoadFS(fsys fs.FS, paths ...string) (*Policy, error) {
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	return load(loader.NewFileLoader().WithFS(fsys), paths)
+}
+
+func load(fl loader.FileLoader, paths []string) (*Policy, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("policy: no files to load")
+	}
+	res, err := fl.WithRegoVersion(ast.RegoV1).
+		WithProcessAnnotation(true).
+		Filtered(paths, skipTests)
+	if err != nil {
+		return nil, locate(err)
+	}
+	p := &Policy{Modules: make(map[string]*ast.Module, len(res.Modules)), Data: res.Documents}
+	for name, f := range res.Modules {
+		p.Modules[name] = f.Parsed
+	}
+	if len(p.Modules) == 0 {
+		return nil, fmt.Errorf("policy: no .rego files in %s", strings.Join(paths, ", "))
+	}
+	return p, nil
+}
+
+// skipTests is a loader filter that leaves out Rego unit tests and hidden
+// files, such as editors' swap files.
+func skipTests(_ string, info fs.FileInfo, depth int) bool {
+	name := info.Name()
+	if depth > 0 && strings.HasPrefix(name, ".") {
+		return true
+	}
+	return !info.IsDir() && strings.HasSuffix(name, "_test.rego")
+}
+
+// Parse builds a Policy from Rego sources keyed by file name, for policies
+// kept in strings. Errors name the file, line and column.
+func Parse(modules map[string]string, data map[string]any) (*Policy, error) {
+	p := &Policy{Modules: make(map[string]*ast.Module, len(modules)), Data: data}
+	for _, name := range slices.Sorted(maps.Keys(modules)) {
+		m, err := ast.ParseModuleWithOpts(name, modules[name], ast.ParserOptions{
+			RegoVersion:       ast.RegoV1,
+			ProcessAnnotation: true,
+		})
+		if err != nil {
+			return nil, locate(err)
+		}
+		p.Modules[name] = m
+	}
+	if len(p.Modules) == 0 {
+		return nil, errors.New("policy: no modules")
+	}
+	return p, nil
+}
+
+// MustParse is [Parse] for policies known to be valid, such as those
+// compiled into a program; it panics on error.
+func MustParse(modules map[string]string, data map[string]any) *Policy {
+	p, err := Parse(modules, data)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// revision returns p.Revision, or a short hash of the modules and data.
+func (p *Policy) revision() string {
+	if p.Revision != "" {
+		return p.Revision
+	}
+	h := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(p.Modules)) {
+		fmt.Fprintf(h, "%s\x00%s\x00", filepath.ToSlash(name), p.Modules[name].String())
+	}
+	// encoding/json sorts map keys, so equal data hashes equally.
+	_ = json.NewEncoder(h).Encode(p.Data)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:12]
+}

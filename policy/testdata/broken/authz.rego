@@ -1,0 +1,6 @@
+package httpapi.authz
+
+allow if {
+	input.method == "GET"
+	input.path = = "/"
+}
