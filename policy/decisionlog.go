@@ -1,0 +1,40 @@
+package policy
+
+import (
+	"context"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// DecisionEvent records one decision, for a [DecisionLogger].
+type DecisionEvent struct {
+	// ID identifies the decision; the middleware sends it to the caller in
+	// error responses so a deny can be traced to its log entry.
+	ID string
+	// Path is the decision document, such as "httpapi/authz".
+	Path string
+	// Input is the input document the policy saw. It is what the middleware
+	// built, so it already lacks credentials unless they were asked for;
+	// a logger may mask more.
+	Input ast.Value
+	// Result is the decision document, nil when it was undefined.
+	Result any
+	// Revision identifies the policy that decided; Bundles gives the revision
+	// of each bundle when the policy came from bundles.
+	Revision string
+	Bundles  map[string]string
+	// Timestamp is when the decision was made, and Duration how long it took.
+	Timestamp time.Time
+	Duration  time.Duration
+	// Err is the evaluation error, if any (the request was then refused).
+	Err error
+}
+
+// A DecisionLogger records decisions, for example in OPA's decision-log
+// format for an existing OPA control plane (see package bundles). LogDecision
+// is called after the decision has been made and must not block for long:
+// buffer and ship in the background. It must be safe for concurrent use.
+type DecisionLogger interface {
+	LogDecision(ctx context.Context, ev DecisionEvent) error
+}
