@@ -1,0 +1,228 @@
+package authz
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/regoguard/regoguard/policy"
+)
+
+// DefaultRemoteTimeout bounds one decision asked of a remote OPA server.
+const DefaultRemoteTimeout = 2 * time.Second
+
+// maxRemoteResponse bounds the answer read from a remote OPA server.
+const maxRemoteResponse = 1 << 20
+
+// RemoteConfig configures a [Remote] evaluator.
+type RemoteConfig struct {
+	// URL is the OPA server, such as http://127.0.0.1:8181 (fastapi-opa's
+	// opa_host).
+	URL string
+	// Decision is the decision path ("httpapi/authz"), as in policy.Config.
+	Decision string
+	// Timeout bounds each decision, connection included.
+	// Default DefaultRemoteTimeout.
+	Timeout time.Duration
+	// Token, when set, is sent as a bearer token (OPA's --authentication=token).
+	Token string
+	// Client replaces the default client, a keep-alive pool sized for a busy
+	// proxy. Its own Timeout, if any, also applies.
+	Client *http.Client
+}
+
+// Remote asks a remote OPA server for each decision over its REST API
+// (POST /v1/data/{path} with {"input": ...}): the mode fastapi-opa users
+// know, kept for migrations and as a fallback.
+type Remote struct {
+	endpoint string
+	timeout  time.Duration
+	token    string
+	client   *http.Client
+}
+
+// NewRemote returns a Remote evaluator for cfg.
+func NewRemote(cfg RemoteConfig) (*Remote, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("authz: remote OPA URL %q must be an absolute http(s) URL", cfg.URL)
+	}
+	ref, err := policy.DecisionRef(cfg.Decision)
+	if err != nil {
+		return nil, err
+	}
+	segments := make([]string, 0, len(ref)-1)
+	for _, t := range ref[1:] {
+		s, ok := t.Value.(ast.String)
+		if !ok {
+			return nil, fmt.Errorf("authz: decision %s cannot be asked of a remote OPA", ref)
+		}
+		segments = append(segments, url.PathEscape(string(s)))
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultRemoteTimeout
+	}
+	client := cfg.Client
+	if client == nil {
+		client = &http.Client{Transport: newPooledTransport(timeout)}
+	}
+	return &Remote{
+		endpoint: strings.TrimSuffix(u.String(), "/") + "/v1/data/" + strings.Join(segments, "/"),
+		timeout:  timeout,
+		token:    cfg.Token,
+		client:   client,
+	}, nil
+}
+
+// newPooledTransport keeps enough idle connections to one OPA server that a
+// busy proxy does not open a connection per request: Go's default of two
+// idle connections per host costs a handshake on most concurrent requests.
+func newPooledTransport(timeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // the OPA server is a local peer, never behind a proxy
+		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// Endpoint returns the URL that decisions are posted to.
+func (c *Remote) Endpoint() string { return c.endpoint }
+
+// Eval implements [Evaluator]. An absent result is an undefined decision (a
+// deny); a status other than 200, an answer that is not OPA's, or a timeout
+// is an error, which the middleware turns into a refusal.
+func (c *Remote) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	body, err := encodeInput(input)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return policy.Decision{}, fmt.Errorf("authz: remote OPA: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return policy.Decision{}, fmt.Errorf("authz: remote OPA %s: %w", c.endpoint, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxRemoteResponse+1))
+	if err != nil {
+		return policy.Decision{}, fmt.Errorf("authz: remote OPA %s: reading answer: %w", c.endpoint, err)
+	}
+	if len(data) > maxRemoteResponse {
+		return policy.Decision{}, fmt.Errorf("authz: remote OPA %s: answer larger than %d bytes", c.endpoint, maxRemoteResponse)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return policy.Decision{}, remoteError(c.endpoint, resp.StatusCode, data)
+	}
+	return decodeAnswer(c.endpoint, data)
+}
+
+func encodeInput(input ast.Value) ([]byte, error) {
+	// OPA's own encoder writes the value as JSON without converting it to
+	// Go maps first.
+	var b bytes.Buffer
+	b.WriteString(`{"input":`)
+	if input == nil {
+		b.WriteString("null")
+	} else {
+		j, err := ast.JSON(input)
+		if err != nil {
+			return nil, fmt.Errorf("authz: input for remote OPA: %w", err)
+		}
+		if err := json.NewEncoder(&b).Encode(j); err != nil {
+			return nil, fmt.Errorf("authz: input for remote OPA: %w", err)
+		}
+	}
+	b.WriteString("}")
+	return b.Bytes(), nil
+}
+
+func decodeAnswer(endpoint string, data []byte) (policy.Decision, error) {
+	var answer struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(data, &answer); err != nil {
+		return policy.Decision{}, fmt.Errorf("authz: remote OPA %s: answer is not JSON: %w", endpoint, err)
+	}
+	var result any
+	if len(answer.Result) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(answer.Result))
+		dec.UseNumber()
+		if err := dec.Decode(&result); err != nil {
+			return policy.Decision{}, fmt.Errorf("authz: remote OPA %s: %w", endpoint, err)
+		}
+	}
+	d, err := policy.ParseResult(result)
+	if err != nil {
+		return d, fmt.Errorf("authz: remote OPA %s: %w", endpoint, err)
+	}
+	return d, nil
+}
+
+// remoteError describes a non-200 answer, with OPA's own code and message
+// when the body has them ({"code": "...", "message": "..."}).
+func remoteError(endpoint string, status int, body []byte) error {
+	var e struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		return fmt.Errorf("authz: remote OPA %s: %d %s: %s", endpoint, status, e.Code, e.Message)
+	}
+	return fmt.Errorf("authz: remote OPA %s: status %d", endpoint, status)
+}
+
+// Fallback evaluates with Primary and, when Primary fails (no policy
+// loaded yet, an evaluation error, a remote server that does not answer),
+// with Secondary. An undefined or denying decision is an answer, not a
+// failure: it is never retried. With both failing
+// and the request is refused; the error names both failures.
+type Fallback struct {
+	Primary, Secondary Evaluator
+	// OnFallback, when set, is called each time Secondary is asked, with
+	// Primary's error; the middleware counts these in its metrics.
+	OnFallback func(err error)
+}
+
+// Eval implements [Evaluator].
+func (f *Fallback) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
+	d, err := f.Primary.Eval(ctx, input)
+	if err == nil {
+		return d, nil
+	}
+	if ctx.Err() != nil {
+		// The caller gave up; asking another evaluator cannot help.
+		return policy.Decision{}, err
+	}
+	if f.OnFallback != nil {
+		f.OnFallback(err)
+	}
+	d, err2 := f.Secondary.Eval(ctx, input)
+	if err2 != nil {
+		return policy.Decision{}, errors.Join(err, err2)
+	}
+	return d, nil
+}

@@ -1,0 +1,113 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/policy"
+)
+
+// Refusal describes a request the middleware does not let through.
+type Refusal struct {
+	// Status is the HTTP status: 400, 401, 403 (or the policy's), 413, 503.
+	Status int
+	// Code is a stable, machine-readable word: bad_request, unauthorized,
+	// forbidden, body_too_large, policy_unavailable.
+	Code string
+	// Message is safe to show to the caller: it holds no credential and no
+	// internal error.
+	Message string
+	// Identity is the caller, when known.
+	Identity *authn.Identity
+	// Decision is the policy's decision, when there was one.
+	Decision *policy.Decision
+	// Err is the underlying error, for logs; never shown to the caller.
+	Err error
+}
+
+// errorBody is the default JSON error body.
+type errorBody struct {
+	Error      string `json:"error"`
+	Message    string `json:"message,omitempty"`
+	DecisionID string `json:"decision_id,omitempty"`
+}
+
+func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, ref Refusal) {
+	if ref.Status == http.StatusServiceUnavailable {
+		m.logger.ErrorContext(r.Context(), "request refused: no decision", "error", ref.Err, "path", r.URL.Path)
+	}
+	if m.cfg.OnRefuse != nil {
+		m.cfg.OnRefuse(w, r, ref)
+		return
+	}
+	body := errorBody{Error: ref.Code, Message: ref.Message}
+	if ref.Decision != nil {
+		body.DecisionID = ref.Decision.ID
+	}
+	writeJSON(w, ref.Status, body)
+}
+
+// challenge answers a request that carries no valid credential: a browser
+// is sent to log in when the authenticator can do that, anyone else gets
+// 401 with WWW-Authenticate.
+func (m *Middleware) challenge(w http.ResponseWriter, r *http.Request, authErr error) {
+	if authErr == nil {
+		if ch, ok := m.auth.(authn.Challenger); ok && ch.Challenge(w, r) {
+			return
+		}
+	}
+	w.Header().Set("WWW-Authenticate", wwwAuthenticate(authErr))
+	msg := "authentication required"
+	if authErr != nil {
+		msg = "invalid credentials"
+	}
+	m.refuse(w, r, Refusal{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg, Err: authErr})
+}
+
+// wwwAuthenticate uses the authenticator's own challenge when its error has
+// one (a method WWWAuthenticate() string), and a bearer challenge otherwise.
+func wwwAuthenticate(err error) string {
+	var c interface{ WWWAuthenticate() string }
+	if errors.As(err, &c) {
+		if v := c.WWWAuthenticate(); v != "" {
+			return v
+		}
+	}
+	if err != nil {
+		return `Bearer realm="regoguard", error="invalid_token"`
+	}
+	return `Bearer realm="regoguard"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Result is what the middleware learnt about a request it let through.
+type Result struct {
+	// Identity is the caller; nil for an anonymous caller.
+	Identity *authn.Identity
+	// Decision is the policy's decision; zero when authorization is off.
+	Decision policy.Decision
+}
+
+type resultKey struct{}
+
+func withResult(ctx context.Context, res Result) context.Context {
+	return context.WithValue(ctx, resultKey{}, res)
+}
+
+// FromContext returns the identity and decision of the request whose
+// context ctx is, and false when the middleware did not handle it (or
+// exempted it).
+func FromContext(ctx context.Context) (Result, bool) {
+	res, ok := ctx.Value(resultKey{}).(Result)
+	return res, ok
+}
