@@ -243,11 +243,17 @@ func (e *Engine) defines(p *Policy) bool {
 // an error (never an allow) when evaluation fails or the decision has a shape
 // that is neither a boolean nor an object with allow.
 func (e *Engine) Eval(ctx context.Context, input ast.Value) (Decision, error) {
+	return e.EvalWith(ctx, input)
+}
+
+// EvalWith is [Engine.Eval] with extra OPA evaluation options, such as
+// rego.EvalQueryTracer with a profiler to see which expressions cost most.
+func (e *Engine) EvalWith(ctx context.Context, input ast.Value, opts ...rego.EvalOption) (Decision, error) {
 	c := e.current.Load()
 	if c == nil {
 		return Decision{}, ErrNoPolicy
 	}
-	rs, err := c.query.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := c.query.Eval(ctx, append(opts, rego.EvalParsedInput(input))...)
 	if err != nil {
 		return Decision{Revision: c.revision}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
 	}

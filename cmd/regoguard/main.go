@@ -1,54 +1,66 @@
 // Command regoguard protects HTTP services with Open Policy Agent policies
-// evaluated in-process.
+// evaluated in-process, with no network hop to an OPA server per request.
 //
-// With no arguments it runs a demo on an embedded example policy.
+//	regoguard serve   a reverse proxy (sidecar) that authenticates and
+//	                  authorizes every request before it reaches the upstream;
+//	                  with no flags, a demo on an embedded policy
+//	regoguard check   offline policy tests: expected decisions, Rego unit
+//	                  tests, HAR replays and policy diffs
+//	regoguard bench   decision latency and throughput, in-process and remote
+//
+// Every flag can also be set with a REGOGUARD_* environment variable or a
+// key in the YAML file given by --config; flags win over the environment,
+// the environment over the file. Run "regoguard help COMMAND" for details.
 package main
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
-	"github.com/regoguard/regoguard/cmd/regoguard/demo"
-	"github.com/regoguard/regoguard/policy"
+	"github.com/spf13/cobra"
 )
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "regoguard:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
-func run(ctx context.Context) error {
-	p, err := demo.Policy()
-	if err != nil {
-		return err
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "regoguard",
+		Short: "Protect HTTP services with OPA policies evaluated in-process",
+		Long: `regoguard authenticates HTTP requests (OIDC, API keys, trusted proxy headers) and
+authorizes them with Open Policy Agent policies compiled once and evaluated
+in-process: no network hop to an OPA server per request.
+
+Flags can also be set as REGOGUARD_<FLAG> environment variables (for example
+REGOGUARD_LISTEN) or as keys of the YAML file given by --config.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
-	engine, err := policy.New(ctx, policy.Config{Logger: slog.New(slog.DiscardHandler)}, p)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("demo policy %s, decision %s\n\n", engine.Revision(), engine.Decision())
-	for _, c := range []string{
-		`{"method": "GET", "path_segments": ["public", "hello"], "user": {"authenticated": false}}`,
-		`{"method": "GET", "path_segments": ["api", "orders"], "user": {"authenticated": false}}`,
-		`{"method": "GET", "path_segments": ["api", "orders"], "user": {"authenticated": true, "claims": {"groups": ["staff"]}}}`,
-		`{"method": "DELETE", "path_segments": ["api", "orders"], "user": {"authenticated": true, "claims": {"groups": ["staff"]}}}`,
-		`{"method": "DELETE", "path_segments": ["api", "orders"], "user": {"authenticated": true, "claims": {"groups": ["admin"]}}}`,
-	} {
-		in, err := ast.ParseTerm(c)
-		if err != nil {
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return configError{err} })
+	root.AddCommand(newCheckCommand(), newBenchCommand())
+	return root
+}
+
+// withLayers makes a command read its unset flags from the environment and
+// the config file before it runs.
+func withLayers(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().String("config", "", "YAML file of flag values (keys are flag names)")
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if err := applyLayers(c, os.Environ()); err != nil {
 			return err
 		}
-		d, err := engine.Eval(ctx, in.Value)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("allow=%-5v reason=%q\n  input %s\n", d.Allow, d.Reason, c)
+		return run(c, args)
 	}
-	return nil
+	return cmd
 }

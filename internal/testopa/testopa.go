@@ -15,12 +15,12 @@ import (
 	"time"
 )
 
-// Binary returns the path of the opa binary: $REGOGUARD_OPA, or opa on the
+// Binary returns the path of the opa binary: $OPA_BIN, or opa on the
 // PATH, or in $(go env GOPATH)/bin. It skips the test when there is none,
 // unless CI is set, where a missing server is a failure: .ci/run installs it.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	candidates := []string{os.Getenv("REGOGUARD_OPA")}
+	candidates := []string{os.Getenv("OPA_BIN")}
 	if p, err := exec.LookPath("opa"); err == nil {
 		candidates = append(candidates, p)
 	}

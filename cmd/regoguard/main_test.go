@@ -1,0 +1,249 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// binary is the regoguard command built once for every end-to-end test.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "regoguard-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "regoguard")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building regoguard:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs the built binary with a clean REGOGUARD_ environment plus env.
+func run(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REGOGUARD_") && !strings.HasPrefix(kv, "OPA_HOST=") && !strings.HasPrefix(kv, "OIDC_") && !strings.HasPrefix(kv, "APP_URI=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	res := result{stdout: out.String(), stderr: errOut.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		res.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("running regoguard: %v", err)
+	}
+	return res
+}
+
+func TestCheckPasses(t *testing.T) {
+	res := run(t, nil, "check", "--policy", "testdata/policy", "--body", "testdata/cases.yaml")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	for _, want := range []string{"readers may not write", `deny 403 "writers only"`, "httpapi.authz_test.test_reader_reads", "7 passed, 0 failed"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+}
+
+func TestCheckFailsOnAWrongExpectation(t *testing.T) {
+	res := run(t, nil, "check", "--policy", "testdata/policy", "testdata/wrong.yaml")
+	if res.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stdout, "FAIL this expectation is wrong (testdata/wrong.yaml:2): allow true, want false") {
+		t.Errorf("output does not name the failing case, its line and the difference:\n%s", res.stdout)
+	}
+}
+
+func TestCheckFailsOnAFailingRegoTest(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "testdata/policy/authz.rego", filepath.Join(dir, "authz.rego"))
+	if err := os.WriteFile(filepath.Join(dir, "broken_test.rego"), []byte("package httpapi.authz_test\n\nimport data.httpapi.authz\n\ntest_everyone_reads if authz.allow with input as {\"method\": \"GET\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, nil, "check", "--policy", dir, "testdata/cases.yaml", "--body")
+	if res.code != 1 || !regexp.MustCompile(`(?m)^FAIL\s+httpapi.authz_test.test_everyone_reads\s`).MatchString(res.stdout) {
+		t.Fatalf("exit %d, want 1 with the failing Rego test named\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckJSONAndJUnit(t *testing.T) {
+	res := run(t, nil, "check", "--policy", "testdata/policy", "--body", "--format", "json", "testdata/cases.yaml")
+	var report struct {
+		Results []struct {
+			Name string `json:"name"`
+			Got  *struct {
+				Allow  bool `json:"allow"`
+				Status int  `json:"status"`
+			} `json:"got"`
+		} `json:"results"`
+		Failures int `json:"failures"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &report); err != nil || res.code != 0 {
+		t.Fatalf("json: exit %d, %v\n%s", res.code, err, res.stdout)
+	}
+	if len(report.Results) != 7 || report.Failures != 0 || report.Results[3].Got.Status != 403 {
+		t.Errorf("json report %+v", report)
+	}
+
+	res = run(t, nil, "check", "--policy", "testdata/policy", "--format", "junit", "testdata/wrong.yaml", "--skip-rego-tests")
+	var suite struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Cases    []struct {
+			Failure *struct {
+				Message string `xml:"message,attr"`
+			} `xml:"failure"`
+		} `xml:"testcase"`
+	}
+	if err := xml.Unmarshal([]byte(res.stdout), &suite); err != nil || res.code != 1 {
+		t.Fatalf("junit: exit %d, %v\n%s", res.code, err, res.stdout)
+	}
+	if suite.Tests != 1 || suite.Failures != 1 || suite.Cases[0].Failure == nil {
+		t.Errorf("junit report %+v", suite)
+	}
+}
+
+func TestCheckHARAndDiff(t *testing.T) {
+	res := run(t, nil, "check", "--policy", "testdata/policy", "--body", "--skip-rego-tests",
+		"--har", "testdata/session.har", "--as", "alice", "--as-claims", `{"groups": ["reader"]}`,
+		"--diff", "testdata/policy-v2")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	lines := strings.Split(res.stdout, "\n")
+	var changed []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "CHANGED") {
+			changed = append(changed, l)
+		}
+	}
+	if len(changed) != 1 || !strings.Contains(changed[0], "GET /docs/drafts/2?x=1") {
+		t.Errorf("want exactly the drafts request changed, got %q\n%s", changed, res.stdout)
+	}
+	if !strings.Contains(res.stdout, "1 of 3 requests change decision") {
+		t.Errorf("no diff summary:\n%s", res.stdout)
+	}
+}
+
+func TestBadConfigurationExitsTwoNamingTheKey(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "regoguard.yaml")
+	if err := os.WriteFile(conf, []byte("policy: [testdata/policy]\nformat: text\npolcy: typo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"unknown file key", nil, []string{"check", "--config", conf, "testdata/cases.yaml"}, `unknown key "polcy"`},
+		{"unknown env", []string{"REGOGUARD_POLCY=x"}, []string{"check", "--policy", "testdata/policy", "testdata/cases.yaml"}, "REGOGUARD_POLCY"},
+		{"bad env value", []string{"REGOGUARD_DENY_STATUS=many"}, []string{"check", "--policy", "testdata/policy", "testdata/cases.yaml"}, "REGOGUARD_DENY_STATUS (--deny-status)"},
+		{"bad flag value", nil, []string{"check", "--policy", "testdata/policy", "--format", "yaml", "testdata/cases.yaml"}, `--format: "yaml" is not one of`},
+		{"unknown flag", nil, []string{"check", "--polcy", "x"}, "unknown flag: --polcy"},
+		{"bad layout", nil, []string{"check", "--policy", "testdata/policy", "--input-layout", "django", "testdata/cases.yaml"}, "--input-layout"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := run(t, c.env, c.args...)
+			if res.code != 2 || !strings.Contains(res.stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want 2 naming %q", res.code, res.stderr, c.want)
+			}
+		})
+	}
+}
+
+func TestLayersFlagOverEnvOverFile(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "regoguard.yaml")
+	// The file says junit; the environment says json; the flag says text.
+	if err := os.WriteFile(conf, []byte("policy: [testdata/policy]\nformat: junit\nskip-rego-tests: true\nbody: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := run(t, nil, "check", "--config", conf, "testdata/cases.yaml")
+	env := run(t, []string{"REGOGUARD_FORMAT=json"}, "check", "--config", conf, "testdata/cases.yaml")
+	flag := run(t, []string{"REGOGUARD_FORMAT=json"}, "check", "--config", conf, "--format", "text", "testdata/cases.yaml")
+	if !strings.HasPrefix(file.stdout, "<?xml") || !strings.HasPrefix(env.stdout, "{") || !strings.HasPrefix(flag.stdout, "RESULT") {
+		t.Errorf("file %q..., env %q..., flag %q...", head(file.stdout), head(env.stdout), head(flag.stdout))
+	}
+	if file.code+env.code+flag.code != 0 {
+		t.Errorf("exit codes %d %d %d\n%s", file.code, env.code, flag.code, file.stderr+env.stderr+flag.stderr)
+	}
+}
+
+func head(s string) string {
+	if len(s) > 20 {
+		return s[:20]
+	}
+	return s
+}
+
+func TestBenchInProcess(t *testing.T) {
+	res := run(t, nil, "bench", "--policy", "testdata/policy", "--body", "--duration", "200ms", "--concurrency", "2", "--json", "testdata/cases.yaml")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	var results []struct {
+		Mode      string  `json:"mode"`
+		Decisions int     `json:"decisions"`
+		Errors    int     `json:"errors"`
+		P50       int64   `json:"p50_ns"`
+		Max       int64   `json:"max_ns"`
+		Allocs    float64 `json:"allocs_per_decision"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &results); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	if len(results) != 1 || results[0].Mode != "in-process" || results[0].Decisions == 0 || results[0].Errors != 0 ||
+		results[0].P50 <= 0 || results[0].Max < results[0].P50 || results[0].Allocs <= 0 {
+		t.Errorf("bench results %+v", results)
+	}
+	prof := run(t, nil, "bench", "--policy", "testdata/policy", "--duration", "50ms", "--profile", "testdata/cases.yaml")
+	if prof.code != 0 || !strings.Contains(prof.stdout, "most expensive expressions") || !strings.Contains(prof.stdout, "authz.rego:") {
+		t.Errorf("profile: exit %d\n%s%s", prof.code, prof.stdout, prof.stderr)
+	}
+}

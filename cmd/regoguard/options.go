@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/policy"
+)
+
+// policyOptions are the flags that decide how a request is judged: shared by
+// serve, check and bench, so that check and bench judge exactly as serve does.
+type policyOptions struct {
+	policies       []string
+	decision       string
+	opaURL         string
+	opaTimeout     time.Duration
+	layout         string
+	allowAnonymous bool
+	denyStatus     int
+	body           bool
+	maxBodyBytes   int64
+	skips          []string
+	corsPreflight  bool
+	denyBuiltins   []string
+	nonStrict      bool
+}
+
+func (o *policyOptions) register(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&o.policies, "policy", nil, "Rego and data files or directories (repeatable)")
+	fs.StringVar(&o.decision, "decision", policy.DefaultDecision, "decision path evaluated for each request")
+	fs.StringVar(&o.opaURL, "opa-url", "", "remote OPA server; alone, every decision is asked of it; with a local policy, it is the fallback")
+	fs.DurationVar(&o.opaTimeout, "opa-timeout", authz.DefaultRemoteTimeout, "time limit of one remote OPA decision")
+	fs.StringVar(&o.layout, "input-layout", string(authz.LayoutRegoguard), "policy input layout: regoguard or fastapi-opa")
+	fs.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let requests without credentials reach the policy (user.authenticated false)")
+	fs.IntVar(&o.denyStatus, "deny-status", http.StatusForbidden, "status of a denied request when the policy gives none (fastapi-opa: 401)")
+	fs.BoolVar(&o.body, "body", false, "add the JSON request body to the input as body")
+	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", authz.DefaultMaxBodyBytes, "largest body read into the input; larger bodies get 413")
+	fs.StringArrayVar(&o.skips, "skip", nil, "regular expression of paths exempt from authentication and authorization, matched against the whole path (repeatable)")
+	fs.BoolVar(&o.corsPreflight, "cors-preflight", false, "let CORS pre-flight requests (OPTIONS with Origin and Access-Control-Request-Method) through")
+	fs.StringArrayVar(&o.denyBuiltins, "deny-builtin", nil, "built-in function the policy may not call, such as http.send (repeatable)")
+	fs.BoolVar(&o.nonStrict, "non-strict", false, "turn off OPA's strict compilation checks")
+	envAlias(fs, "opa-url", "OPA_HOST")
+}
+
+func (o *policyOptions) validate() error {
+	if err := oneOf("input-layout", o.layout, string(authz.LayoutRegoguard), string(authz.LayoutFastAPIOPA)); err != nil {
+		return err
+	}
+	if o.denyStatus < 400 || o.denyStatus > 599 {
+		return configErrorf("--deny-status: %d is not an HTTP error status (400-599)", o.denyStatus)
+	}
+	if o.maxBodyBytes <= 0 {
+		return configErrorf("--max-body-bytes: must be positive, got %d", o.maxBodyBytes)
+	}
+	return nil
+}
+
+func (o *policyOptions) engineConfig(logger *slog.Logger) policy.Config {
+	return policy.Config{Decision: o.decision, DenyBuiltins: o.denyBuiltins, NonStrict: o.nonStrict, Logger: logger}
+}
+
+// loadEngine compiles the policy files into a new engine.
+func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *slog.Logger) (*policy.Engine, error) {
+	p, err := policy.LoadFiles(paths...)
+	if err != nil {
+		return nil, err
+	}
+	return policy.New(ctx, o.engineConfig(logger), p)
+}
+
+// remote returns the remote OPA evaluator, or nil without --opa-url.
+func (o *policyOptions) remote() (*authz.Remote, error) {
+	if o.opaURL == "" {
+		return nil, nil
+	}
+	r, err := authz.NewRemote(authz.RemoteConfig{URL: o.opaURL, Decision: o.decision, Timeout: o.opaTimeout})
+	if err != nil {
+		return nil, configErrorf("--opa-url: %w", err)
+	}
+	return r, nil
+}
+
+// middlewareConfig is the part of authz.Config these flags decide.
+func (o *policyOptions) middlewareConfig() authz.Config {
+	cfg := authz.Config{
+		Layout:             authz.Layout(o.layout),
+		AllowAnonymous:     o.allowAnonymous,
+		DenyStatus:         o.denyStatus,
+		Body:               o.body,
+		MaxBodyBytes:       o.maxBodyBytes,
+		AllowCORSPreflight: o.corsPreflight,
+	}
+	for _, s := range o.skips {
+		cfg.Skip = append(cfg.Skip, authz.Skip{Path: s})
+	}
+	return cfg
+}

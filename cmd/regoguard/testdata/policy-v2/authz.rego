@@ -1,0 +1,23 @@
+# The next version of testdata/policy: readers may no longer read drafts.
+package httpapi.authz
+
+default allow := false
+
+allow if {
+	input.method == "GET"
+	input.path_segments[0] == "docs"
+	"reader" in input.user.claims.groups
+	not "drafts" in input.path_segments
+}
+
+allow if {
+	input.method == "POST"
+	input.path_segments[0] == "docs"
+	"writer" in input.user.claims.groups
+	input.body.title != ""
+}
+
+reason := "writers only" if {
+	input.method == "POST"
+	not allow
+}
