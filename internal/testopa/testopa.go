@@ -58,6 +58,15 @@ type Server struct {
 // ends. The server never reaches for the internet: the version check is off.
 func Start(tb testing.TB, paths ...string) *Server {
 	tb.Helper()
+	s := StartDetached(tb, paths...)
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// StartDetached is Start without stopping the server at the end of the
+// test: the caller stops it, for a server shared by several benchmarks.
+func StartDetached(tb testing.TB, paths ...string) *Server {
+	tb.Helper()
 	bin := Binary(tb)
 	addr := freeAddr(tb)
 	args := append([]string{
@@ -70,7 +79,6 @@ func Start(tb testing.TB, paths ...string) *Server {
 	if err := s.cmd.Start(); err != nil {
 		tb.Fatalf("start opa: %v", err)
 	}
-	tb.Cleanup(s.Stop)
 	if err := s.waitHealthy(30 * time.Second); err != nil {
 		s.Stop()
 		tb.Fatalf("opa did not become healthy: %v\n%s", err, s.log.String())

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the benchmarks side by side (no middleware, in-process, remote OPA over
+# loopback, OPA's raw evaluation), compares them with benchstat, prints the
+# ratio tables and draws benchmarks/latency.svg.
+#
+#   bash benchmarks/run.sh            # 6 counts of 1s each benchmark
+#   COUNT=10 BENCHTIME=2s bash benchmarks/run.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+COUNT="${COUNT:-6}"
+BENCHTIME="${BENCHTIME:-1s}"
+GOPROXY="$(go env GOPROXY | sed 's/,direct//')"
+export GOPROXY
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+command -v opa >/dev/null || go install github.com/open-policy-agent/opa@v1.22.3
+command -v benchstat >/dev/null || go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+
+out=benchmarks/results
+mkdir -p "$out"
+{
+	echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(go version) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
+	go test -run '^$' -bench "${BENCH:-.}" -benchmem -count "$COUNT" -benchtime "$BENCHTIME" ./benchmarks/
+} | tee "$out/bench.txt"
+
+echo
+echo "=== benchstat, modes side by side"
+benchstat -col /mode "$out/bench.txt" | tee "$out/benchstat.txt"
+
+echo
+echo "=== ratios"
+go run ./benchmarks/report -chart benchmarks/latency.svg < "$out/bench.txt" | tee "$out/ratios.md"
+echo
+echo "chart: benchmarks/latency.svg; raw results: $out/"
