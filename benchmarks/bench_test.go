@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"sync"
 	"testing"
@@ -269,5 +270,47 @@ func TestReferenceRequestsAllowed(t *testing.T) {
 				t.Fatalf("remote: %+v %v", rd, err)
 			}
 		})
+	}
+}
+
+// BenchmarkCache measures the optional decision cache: a hit, a miss (two
+// inputs taking turns in a cache of one), and the engine alone.
+func BenchmarkCache(b *testing.B) {
+	ctx := context.Background()
+	for _, w := range workloads {
+		s := newSetup(b, w, false)
+		other, err := middleware(b, authn.AuthenticatorFunc(func(*http.Request) (*authn.Identity, error) { return w.user, nil }), s.engine).
+			Input(httptest.NewRequest("GET", "/somewhere/else", nil), w.user)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hit, err := authz.NewCache(s.engine, authz.CacheConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		miss, err := authz.NewCache(s.engine, authz.CacheConfig{Size: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		inputs := []ast.Value{s.input, other}
+		for _, mode := range []struct {
+			name string
+			eval authz.Evaluator
+		}{{"engine", s.engine}, {"hit", hit}, {"miss", miss}} {
+			b.Run("policy="+w.name+"/mode="+mode.name, func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					in := s.input
+					if mode.name == "miss" {
+						in = inputs[i%2]
+						i++
+					}
+					if _, err := mode.eval.Eval(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -83,7 +83,7 @@ func median(xs []float64) float64 {
 }
 
 // baselines: the mode every other mode of a benchmark is divided by.
-var baselines = map[string]string{"Decision": "raw", "Request": "none", "RequestParallel": "none"}
+var baselines = map[string]string{"Decision": "raw", "Request": "none", "RequestParallel": "none", "Cache": "engine"}
 
 func printTables(w io.Writer, results map[key]*samples, order []key) {
 	for _, bench := range unique(order, func(k key) string { return k.bench }) {
