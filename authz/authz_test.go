@@ -20,8 +20,17 @@ import (
 	"github.com/regoguard/regoguard/policy"
 )
 
+var fuzzEngine *policy.Engine
+
 func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.DiscardHandler))
+	p, err := policy.LoadFiles("testdata/regoguard")
+	if err == nil {
+		fuzzEngine, err = policy.New(context.Background(), policy.Config{}, p)
+	}
+	if err != nil {
+		panic(err)
+	}
 	os.Exit(m.Run())
 }
 
