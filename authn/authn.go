@@ -111,3 +111,50 @@ func (c Chain) Challenge(w http.ResponseWriter, r *http.Request) bool {
 	}
 	return false
 }
+
+// CredentialError reports a credential that is present but invalid. The
+// middleware answers it with 401 Unauthorized and, when Challenge is set, a
+// WWW-Authenticate header with that value. Its message never contains the
+// credential itself.
+type CredentialError struct {
+	// Method is the authenticator that refused the credential (MethodOIDC, ...).
+	Method string
+	// Challenge is the WWW-Authenticate value to send, for example
+	// `Bearer error="invalid_token"`. Empty means the middleware's default.
+	Challenge string
+	// Err says why the credential was refused.
+	Err error
+}
+
+// Error implements error.
+func (e *CredentialError) Error() string {
+	return fmt.Sprintf("authn: invalid %s credential: %v", e.Method, e.Err)
+}
+
+// Unwrap returns the underlying reason.
+func (e *CredentialError) Unwrap() error { return e.Err }
+
+// ErrUnavailable marks a failure to check a credential because a dependency,
+// typically the OpenID Provider's discovery, key or userinfo endpoint, could
+// not be reached. Errors wrapping it are still errors (the request is refused)
+// but a middleware may answer 503 instead of 401.
+var ErrUnavailable = errors.New("authn: identity provider unavailable")
+
+// DefaultChallenge is the WWW-Authenticate value sent to API clients that
+// presented no credential.
+const DefaultChallenge = "Bearer"
+
+// WWWAuthenticate returns the WWW-Authenticate value to send with a 401 for
+// err, the error an [Authenticator] returned: the [CredentialError]'s
+// challenge when it has one, otherwise [DefaultChallenge].
+func WWWAuthenticate(err error) string {
+	var ce *CredentialError
+	if errors.As(err, &ce) && ce.Challenge != "" {
+		return ce.Challenge
+	}
+	return DefaultChallenge
+}
+
+func invalid(method, challenge string, err error) error {
+	return &CredentialError{Method: method, Challenge: challenge, Err: err}
+}

@@ -1,0 +1,144 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// wellKnownSuffix is the discovery path that OIDC_WELL_KNOWN values end with.
+const wellKnownSuffix = "/.well-known/openid-configuration"
+
+// IssuerURL turns an issuer URL or the full URL of its discovery document
+// (".../.well-known/openid-configuration", as in OIDC_WELL_KNOWN) into the
+// issuer URL that discovery and token validation expect.
+func IssuerURL(s string) string {
+	return strings.TrimSuffix(strings.TrimSpace(s), wellKnownSuffix)
+}
+
+// retryDiscoveryAfter bounds how often a failed discovery is retried, so that a
+// provider that is down is not hammered by every request.
+const retryDiscoveryAfter = 2 * time.Second
+
+// discovery fetches the provider's discovery document on first use and keeps
+// it once it succeeded, so that an authenticator can be built while the
+// provider is still starting.
+type discovery struct {
+	issuer string
+	client *http.Client
+	now    func() time.Time
+
+	mu       sync.Mutex
+	provider *oidc.Provider
+	meta     providerMeta
+	lastErr  error
+	lastTry  time.Time
+}
+
+// providerMeta holds discovery fields go-oidc does not expose directly.
+type providerMeta struct {
+	EndSessionEndpoint string `json:"end_session_endpoint"`
+}
+
+func newDiscovery(issuer string, client *http.Client, now func() time.Time) (*discovery, error) {
+	issuer = IssuerURL(issuer)
+	if issuer == "" {
+		return nil, errors.New("authn: OIDC issuer is required")
+	}
+	if !strings.HasPrefix(issuer, "https://") && !strings.HasPrefix(issuer, "http://") {
+		return nil, fmt.Errorf("authn: OIDC issuer %q is not an http(s) URL", issuer)
+	}
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &discovery{issuer: issuer, client: client, now: now}, nil
+}
+
+// ctx returns a context carrying the HTTP client for go-oidc and oauth2. Key
+// set fetches outlive requests, so it is not derived from a request context.
+func (d *discovery) clientContext(parent context.Context) context.Context {
+	return oidc.ClientContext(parent, d.client)
+}
+
+// get returns the provider, fetching its discovery document if needed.
+func (d *discovery) get(ctx context.Context) (*oidc.Provider, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.provider != nil {
+		return d.provider, nil
+	}
+	if d.lastErr != nil && d.now().Sub(d.lastTry) < retryDiscoveryAfter {
+		return nil, d.lastErr
+	}
+	d.lastTry = d.now()
+	// The key set that the provider creates keeps this context for its own
+	// fetches: use a background context so that a cancelled request does not
+	// poison it; bound the discovery request itself with ctx's deadline.
+	base := d.clientContext(context.WithoutCancel(ctx))
+	p, err := oidc.NewProvider(base, d.issuer)
+	var mismatch *oidc.IssuerMismatchError
+	if errors.As(err, &mismatch) && strings.TrimSuffix(mismatch.Discovered, "/") == strings.TrimSuffix(d.issuer, "/") {
+		// The configured URL differs from the discovered issuer only by a
+		// trailing slash (e.g. Auth0's "https://tenant/"): the document came
+		// from the configured host, so adopt its exact spelling.
+		d.issuer = mismatch.Discovered
+		p, err = oidc.NewProvider(base, d.issuer)
+	}
+	if err != nil {
+		d.lastErr = fmt.Errorf("%w: discovery of %s: %w", ErrUnavailable, d.issuer, err)
+		return nil, d.lastErr
+	}
+	var meta providerMeta
+	if err := p.Claims(&meta); err != nil {
+		d.lastErr = fmt.Errorf("%w: discovery document of %s: %w", ErrUnavailable, d.issuer, err)
+		return nil, d.lastErr
+	}
+	d.provider, d.meta, d.lastErr = p, meta, nil
+	return p, nil
+}
+
+// endSession returns the provider's end_session_endpoint, or "" when it has
+// none or discovery has not succeeded yet.
+func (d *discovery) endSession() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.meta.EndSessionEndpoint
+}
+
+// defaultAlgorithms are the asymmetric JWS algorithms accepted by default.
+// Symmetric (HS*) algorithms and "none" are never accepted: the verifier only
+// has the provider's public keys, and a token "signed" with one of them as an
+// HMAC secret must not pass.
+var defaultAlgorithms = []string{
+	oidc.RS256, oidc.RS384, oidc.RS512,
+	oidc.ES256, oidc.ES384, oidc.ES512,
+	oidc.PS256, oidc.PS384, oidc.PS512,
+	oidc.EdDSA,
+}
+
+func checkAlgorithms(algs []string) ([]string, error) {
+	if len(algs) == 0 {
+		return defaultAlgorithms, nil
+	}
+	for _, a := range algs {
+		if !contains(defaultAlgorithms, a) {
+			return nil, fmt.Errorf("authn: signing algorithm %q is not allowed (asymmetric algorithms only)", a)
+		}
+	}
+	return algs, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,230 @@
+package authn
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/oauth2-proxy/mockoidc"
+)
+
+func bearerRequest(tok string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/api", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return r
+}
+
+// TestBearerZitadel checks tokens issued by a real OP through its login form.
+func TestBearerZitadel(t *testing.T) {
+	const redirect = "http://127.0.0.1:9/callback"
+	op := startZitadel(t, redirect)
+	tok := zitadelLogin(t, op, redirect, "profile", "email")
+	idToken, _ := tok.Extra("id_token").(string)
+	if idToken == "" {
+		t.Fatal("no ID token")
+	}
+
+	b, err := NewBearer(BearerConfig{Issuer: op.Issuer + "/.well-known/openid-configuration", ClientID: op.ClientID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := b.Authenticate(bearerRequest(idToken))
+	if err != nil {
+		t.Fatalf("ID token refused: %v", err)
+	}
+	if id.Method != MethodOIDC || id.Subject != "id1" || id.Token != idToken || id.Claims["iss"] != op.Issuer {
+		t.Fatalf("identity %v claims %v", id, id.Claims)
+	}
+
+	// Zitadel's access tokens are opaque: refused unless validated at userinfo.
+	_, err = b.Authenticate(bearerRequest(tok.AccessToken))
+	mustRefuse(t, nil, err)
+
+	opaque, err := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: op.ClientID, OpaqueAccessTokens: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err = opaque.Authenticate(bearerRequest(tok.AccessToken))
+	if err != nil {
+		t.Fatalf("opaque access token refused: %v", err)
+	}
+	if id.Subject != "id1" || id.Claims["email"] != "test-user@zitadel.ch" {
+		t.Fatalf("userinfo identity %v %v", id, id.Claims)
+	}
+	_, err = opaque.Authenticate(bearerRequest("not-a-real-token"))
+	mustRefuse(t, nil, err)
+
+	// Only ID tokens accepted: the ID token still passes.
+	onlyID, _ := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: op.ClientID, Accepted: []TokenKind{IDToken}})
+	if _, err := onlyID.Authenticate(bearerRequest(idToken)); err != nil {
+		t.Fatal(err)
+	}
+	// The audience must be this client's.
+	other, _ := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: "someone-else"})
+	_, err = other.Authenticate(bearerRequest(idToken))
+	mustRefuse(t, nil, err)
+}
+
+// signer signs crafted tokens with key, announcing kid.
+func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if kid != "" {
+		opts = opts.WithHeader("kid", kid)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(claims)
+	jws, err := s.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestBearerMockOIDCAndCraftedTokens(t *testing.T) {
+	m := startMockOIDC(t)
+	cfg := m.Config()
+	b, err := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: cfg.ClientID, Now: m.Now, UserInfo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A real JWT access token from mockoidc, enriched from userinfo.
+	tok := mockTokens(t, m, &mockoidc.MockUser{Subject: "alice", Email: "alice@example.com", Groups: []string{"admins"}})
+	id, err := b.Authenticate(bearerRequest(tok.AccessToken))
+	if err != nil {
+		t.Fatalf("access token refused: %v", err)
+	}
+	if id.Subject != "alice" || id.Claims["email"] != "alice@example.com" {
+		t.Fatalf("identity %v claims %v", id, id.Claims)
+	}
+
+	kid, _ := m.Keypair.KeyID()
+	now := m.Now()
+	claims := func(mod func(map[string]any)) map[string]any {
+		c := map[string]any{"iss": m.Issuer(), "aud": cfg.ClientID, "sub": "mallory",
+			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+		if mod != nil {
+			mod(c)
+		}
+		return c
+	}
+	plain, _ := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: cfg.ClientID, Now: m.Now})
+
+	// Control: a crafted token signed with the provider's real key passes,
+	// so each refusal below is due to the one thing that is wrong.
+	good := sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(nil))
+	if id, err := plain.Authenticate(bearerRequest(good)); err != nil || id.Subject != "mallory" {
+		t.Fatalf("control token refused: %v", err)
+	}
+
+	rogue, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDER, _ := x509.MarshalPKIXPublicKey(m.Keypair.PublicKey)
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	b64 := base64.RawURLEncoding.EncodeToString
+	noneHeader := b64([]byte(`{"alg":"none","typ":"JWT"}`))
+	body, _ := json.Marshal(claims(nil))
+
+	bad := map[string]string{
+		"expired":         sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() })),
+		"wrong issuer":    sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["iss"] = "http://127.0.0.1:1" })),
+		"wrong audience":  sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["aud"] = "other-client" })),
+		"alg none":        noneHeader + "." + b64(body) + ".",
+		"alg none sig":    noneHeader + "." + b64(body) + "." + b64([]byte("x")),
+		"HS256 pub PEM":   sign(t, jose.HS256, pubPEM, kid, claims(nil)),
+		"HS256 pub DER":   sign(t, jose.HS256, pubDER, kid, claims(nil)),
+		"unknown kid":     sign(t, jose.RS256, rogue, "rogue-kid", claims(nil)),
+		"rogue, real kid": sign(t, jose.RS256, rogue, kid, claims(nil)),
+		"tampered":        good[:strings.LastIndex(good, ".")] + "." + b64(make([]byte, 256)),
+		"garbage":         "garbage",
+		"dots":            "..",
+		"bad base64":      "!!!.@@@.###",
+		"json garbage":    b64([]byte(`{"alg":"RS256"`)) + "." + b64([]byte("{")) + ".",
+		"huge":            strings.Repeat("A", 1<<16) + ".e30.",
+	}
+	for name, tok := range bad {
+		t.Run(name, func(t *testing.T) {
+			id, err := plain.Authenticate(bearerRequest(tok))
+			mustRefuse(t, id, err)
+			t.Log(err)
+			var ce *CredentialError
+			if !errors.As(err, &ce) || ce.Method != MethodOIDC || WWWAuthenticate(err) != `Bearer error="invalid_token"` {
+				t.Fatalf("want CredentialError with invalid_token challenge, got %#v", err)
+			}
+			if strings.Contains(err.Error(), tok) && len(tok) > 10 {
+				t.Fatal("error message contains the token")
+			}
+		})
+	}
+
+	// The real token expires with the provider's clock.
+	m.FastForward(cfg.AccessTTL + time.Minute)
+	_, err = plain.Authenticate(bearerRequest(tok.AccessToken))
+	mustRefuse(t, nil, err)
+
+	// No header, or another scheme: not this authenticator's credential.
+	_, err = plain.Authenticate(httptest.NewRequest(http.MethodGet, "/", nil))
+	mustNoCredential(t, err)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Basic YTpi")
+	_, err = plain.Authenticate(r)
+	mustNoCredential(t, err)
+}
+
+func TestBearerConfigRefusesSymmetricAlgorithms(t *testing.T) {
+	for _, alg := range []string{"HS256", "none", "HS512"} {
+		if _, err := NewBearer(BearerConfig{Issuer: "https://op.example", ClientID: "c", Algorithms: []string{alg}}); err == nil {
+			t.Errorf("%s accepted", alg)
+		}
+	}
+	if _, err := NewBearer(BearerConfig{Issuer: "https://op.example"}); err == nil {
+		t.Error("missing ClientID accepted")
+	}
+}
+
+func TestBearerProviderDown(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	b, err := NewBearer(BearerConfig{Issuer: srv.URL, ClientID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Authenticate(bearerRequest("a.b.c"))
+	mustRefuse(t, nil, err)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("want ErrUnavailable, got %v", err)
+	}
+}
+
+func TestIssuerURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://op.example/.well-known/openid-configuration":          "https://op.example",
+		"https://op.example/realms/x/.well-known/openid-configuration": "https://op.example/realms/x",
+		"https://op.example/":  "https://op.example/",
+		" https://op.example ": "https://op.example",
+	} {
+		if got := IssuerURL(in); got != want {
+			t.Errorf("IssuerURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
