@@ -47,7 +47,7 @@ REGOGUARD_LISTEN) or as keys of the YAML file given by --config.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return configError{err} })
-	root.AddCommand(newCheckCommand(), newBenchCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newBenchCommand())
 	return root
 }
 

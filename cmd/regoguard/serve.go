@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/cmd/regoguard/demo"
+	"github.com/regoguard/regoguard/policy"
+)
+
+type serveOptions struct {
+	policyOptions
+	authOptions
+	listen          string
+	upstream        string
+	adminListen     string
+	watch           bool
+	logLevel        string
+	logFormat       string
+	logDecisions    bool
+	readTimeout     time.Duration
+	writeTimeout    time.Duration
+	shutdownTimeout time.Duration
+}
+
+func newServeCommand() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a reverse proxy that authenticates and authorizes every request",
+		Long: `serve runs a reverse proxy (a sidecar) in front of --upstream: every request is
+authenticated, judged by the policy, and only then passed on, with the caller's
+identity in X-Auth-Request-User, -Email and -Groups (incoming copies of those
+headers are always removed).
+
+The policy is evaluated in-process (--policy). --opa-url alone asks a remote
+OPA server for every decision, as fastapi-opa does; with --policy it is the
+fallback while the local policy cannot decide.
+
+With no flags at all, serve runs the demo: an embedded example policy, demo
+API keys and a built-in upstream that answers with what it was told.`,
+		Example: `  regoguard serve                                   # the demo
+  regoguard serve --upstream http://127.0.0.1:3000 --policy policy/ --api-keys keys.yaml
+  regoguard serve --upstream http://127.0.0.1:3000 --opa-url http://127.0.0.1:8181 --input-layout fastapi-opa \
+      --oidc-well-known https://idp.example/.well-known/openid-configuration --oidc-client-id app
+  REGOGUARD_UPSTREAM=http://127.0.0.1:3000 regoguard serve --config regoguard.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), cmd.OutOrStdout())
+		},
+	}
+	fs := cmd.Flags()
+	o.policyOptions.register(fs)
+	o.authOptions.register(fs)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address the proxy listens on")
+	fs.StringVar(&o.upstream, "upstream", "", "URL of the protected service")
+	fs.StringVar(&o.adminListen, "admin-listen", "", "address for /healthz, /readyz and /metrics (none when empty)")
+	fs.BoolVar(&o.watch, "watch", false, "reload --policy files when they change")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log one line per decision at info level (otherwise at debug)")
+	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 0, "longest time to write a response (0: none, for streaming upstreams)")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
+	return withLayers(cmd)
+}
+
+// demoMode reports whether serve was started with nothing to protect and no
+// policy: it then runs the README's demo.
+func (o *serveOptions) demoMode() bool {
+	return o.upstream == "" && len(o.policies) == 0 && o.opaURL == "" && !o.authConfigured()
+}
+
+func (o *serveOptions) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, configErrorf("--log-level: %q is not one of debug, info, warn, error", o.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, configErrorf("--log-format: %q is not one of text, json", o.logFormat)
+}
+
+func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	logger, err := o.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	demoing := o.demoMode()
+	if demoing {
+		o.allowAnonymous = true
+	} else if o.upstream == "" {
+		return configErrorf("--upstream is required (or start serve with no flags at all for the demo)")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	eval, ready, err := o.evaluator(ctx, demoing, logger)
+	if err != nil {
+		return err
+	}
+	auth, err := o.authenticator(ctx, demoing, logger)
+	if err != nil {
+		return err
+	}
+	cfg := o.middlewareConfig()
+	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
+	cfg.DecisionLogLevel = slog.LevelDebug
+	if o.logDecisions {
+		cfg.DecisionLogLevel = slog.LevelInfo
+	}
+	guard, err := authz.New(cfg)
+	if err != nil {
+		return err
+	}
+	next, err := o.next(demoing, logger)
+	if err != nil {
+		return err
+	}
+	handler := auth.routes(guard.Handler(next))
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	servers := []*namedServer{{name: "proxy", ln: ln, srv: o.server(handler, logger)}}
+	if o.adminListen != "" {
+		aln, err := net.Listen("tcp", o.adminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--admin-listen: %w", err)
+		}
+		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(adminHandler(reg, ready), logger)})
+		logger.Info("admin listening", "addr", aln.Addr().String())
+	}
+	logger.Info("regoguard serving", "listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen)
+	if demoing {
+		printDemo(out, ln.Addr().String(), auth.demoKeys)
+	}
+	return serveUntilDone(ctx, servers, o.shutdownTimeout, logger)
+}
+
+func (o *serveOptions) upstreamLabel(demoing bool) string {
+	if demoing {
+		return "built-in demo upstream"
+	}
+	return o.upstream
+}
+
+// evaluator assembles what decides: the local policy, a remote OPA, or
+// both, and a readiness check.
+func (o *serveOptions) evaluator(ctx context.Context, demoing bool, logger *slog.Logger) (authz.Evaluator, func() error, error) {
+	remote, err := o.remote()
+	if err != nil {
+		return nil, nil, err
+	}
+	var engine *policy.Engine
+	switch {
+	case demoing:
+		p, err := demo.Policy()
+		if err != nil {
+			return nil, nil, err
+		}
+		if engine, err = policy.New(ctx, o.engineConfig(logger), p); err != nil {
+			return nil, nil, err
+		}
+	case len(o.policies) > 0:
+		if engine, err = o.loadEngine(ctx, o.policies, logger); err != nil {
+			return nil, nil, err
+		}
+		if o.watch {
+			if err := engine.WatchFiles(ctx, policy.DefaultDebounce, o.policies...); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	switch {
+	case engine != nil && remote != nil:
+		logger.Info("remote OPA is the fallback of the local policy", "opa", remote.Endpoint())
+		return &authz.Fallback{Primary: engine, Secondary: remote}, engineReady(engine), nil
+	case engine != nil:
+		return engine, engineReady(engine), nil
+	case remote != nil:
+		logger.Info("every decision is asked of a remote OPA server", "opa", remote.Endpoint())
+		return remote, func() error { return nil }, nil
+	}
+	return nil, nil, configErrorf("no policy: give --policy or --opa-url")
+}
+
+func engineReady(e *policy.Engine) func() error {
+	return func() error {
+		if !e.Ready() {
+			return errors.New("no policy loaded yet")
+		}
+		return nil
+	}
+}
+
+// next is what an allowed request reaches: the upstream, or the demo's
+// built-in one.
+func (o *serveOptions) next(demoing bool, logger *slog.Logger) (http.Handler, error) {
+	if demoing {
+		return demo.Upstream(), nil
+	}
+	u, err := url.Parse(o.upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, configErrorf("--upstream: %q is not an absolute http(s) URL", o.upstream)
+	}
+	return newProxy(u, logger), nil
+}
+
+func (o *serveOptions) server(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       o.readTimeout,
+		WriteTimeout:      o.writeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+type namedServer struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+// serveUntilDone serves until ctx is done (SIGTERM, SIGINT), then lets
+// in-flight requests finish for up to grace.
+func serveUntilDone(ctx context.Context, servers []*namedServer, grace time.Duration, logger *slog.Logger) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range servers {
+		g.Go(func() error {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("%s server: %w", s.name, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("shutting down; in-flight requests may finish", "grace", grace)
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		var errs []error
+		for _, s := range servers {
+			if err := s.srv.Shutdown(sctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s server shutdown: %w", s.name, err))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	return g.Wait()
+}
+
+// identityHeaders carry the caller's identity to the upstream. Copies sent
+// by the client are always removed, so the upstream can trust them.
+var identityHeaders = []string{"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
+	"X-Auth-Request-Preferred-Username", "X-Auth-Request-Access-Token"}
+
+// newProxy forwards allowed requests to upstream with the identity headers
+// set, over a connection pool sized for a busy sidecar (Go's default keeps
+// two idle connections per host, which costs a new connection on most
+// concurrent requests).
+func newProxy(upstream *url.URL, logger *slog.Logger) http.Handler {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.SetXForwarded()
+			pr.Out.Host = pr.In.Host
+			setIdentityHeaders(pr.Out.Header, pr.In)
+		},
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   1024,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			ForceAttemptHTTP2:     true,
+		},
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			logger.WarnContext(r.Context(), "upstream unreachable", "error", err, "path", r.URL.Path)
+			http.Error(w, "upstream unreachable", http.StatusBadGateway)
+		},
+	}
+}
+
+func setIdentityHeaders(h http.Header, in *http.Request) {
+	for _, name := range identityHeaders {
+		h.Del(name)
+	}
+	res, ok := authz.FromContext(in.Context())
+	if !ok || res.Identity == nil {
+		return
+	}
+	id := res.Identity
+	h.Set("X-Auth-Request-User", id.Subject)
+	if email, ok := id.Claims["email"].(string); ok {
+		h.Set("X-Auth-Request-Email", email)
+	}
+	if groups := stringList(id.Claims["groups"]); len(groups) > 0 {
+		h.Set("X-Auth-Request-Groups", strings.Join(groups, ","))
+	}
+}
+
+func stringList(v any) []string {
+	switch l := v.(type) {
+	case []string:
+		return l
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, x := range l {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func adminHandler(reg *prometheus.Registry, ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+func printDemo(out io.Writer, addr string, keys map[string]string) {
+	base := "http://" + addr
+	fmt.Fprintf(out, `
+regoguard demo: an embedded policy (package httpapi.authz) protects a built-in upstream.
+Try, from another terminal:
+
+  curl -i %[1]s/public/hello                                  # allowed: public
+  curl -i %[1]s/api/orders                                    # 401: sign in (an API key) to read /api
+  curl -i -H 'X-API-Key: %[2]s' %[1]s/api/orders     # allowed: %[4]s may read
+  curl -i -X DELETE -H 'X-API-Key: %[2]s' %[1]s/api/orders  # 403: only admins may change things
+  curl -i -X DELETE -H 'X-API-Key: %[3]s' %[1]s/api/orders   # allowed: %[5]s is an admin
+
+Stop with Ctrl-C.
+`, base, keys["reader"], keys["admin"], "the reader", "the admin")
+}
