@@ -268,6 +268,13 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			m.challenge(w, r, nil)
 			return
 		}
+	case errors.Is(err, authn.ErrUnavailable):
+		// The identity provider could not be asked: the credential is
+		// neither good nor bad yet, so say so rather than 401.
+		m.metrics.count("error")
+		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: "authentication_unavailable",
+			Message: "the identity provider cannot be reached", Err: err})
+		return
 	case err != nil:
 		m.metrics.count("unauthenticated")
 		m.logger.InfoContext(r.Context(), "authentication failed", "error", err, "path", r.URL.Path)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -450,4 +451,24 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name, outcome string) f
 	}
 	t.Fatalf("metric %s{%s} not found", name, outcome)
 	return 0
+}
+
+func TestAuthenticationErrorsAnswers(t *testing.T) {
+	cases := []struct {
+		err       error
+		status    int
+		challenge string
+	}{
+		{&authn.CredentialError{Method: authn.MethodOIDC, Challenge: `Bearer error="invalid_token", error_description="expired"`, Err: errors.New("expired")},
+			401, `Bearer error="invalid_token", error_description="expired"`},
+		{fmt.Errorf("discovery: %w", authn.ErrUnavailable), 503, ""},
+		{errors.New("some other failure"), 401, `Bearer realm="regoguard", error="invalid_token"`},
+	}
+	for _, c := range cases {
+		auth := authn.AuthenticatorFunc(func(*http.Request) (*authn.Identity, error) { return nil, c.err })
+		res := do(t, newMiddleware(t, authz.Config{Authenticator: auth}), request("GET", "/api/x", ""))
+		if res.status != c.status || res.header.Get("WWW-Authenticate") != c.challenge {
+			t.Errorf("%v: %d %q, want %d %q", c.err, res.status, res.header.Get("WWW-Authenticate"), c.status, c.challenge)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/regoguard/regoguard/authn"
@@ -67,19 +66,16 @@ func (m *Middleware) challenge(w http.ResponseWriter, r *http.Request, authErr e
 	m.refuse(w, r, Refusal{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg, Err: authErr})
 }
 
-// wwwAuthenticate uses the authenticator's own challenge when its error has
-// one (a method WWWAuthenticate() string), and a bearer challenge otherwise.
+// wwwAuthenticate is the authenticator's own challenge when its error
+// carries one (an authn.CredentialError), a bearer challenge otherwise.
 func wwwAuthenticate(err error) string {
-	var c interface{ WWWAuthenticate() string }
-	if errors.As(err, &c) {
-		if v := c.WWWAuthenticate(); v != "" {
-			return v
-		}
+	if err == nil {
+		return `Bearer realm="regoguard"`
 	}
-	if err != nil {
-		return `Bearer realm="regoguard", error="invalid_token"`
+	if v := authn.WWWAuthenticate(err); v != authn.DefaultChallenge {
+		return v
 	}
-	return `Bearer realm="regoguard"`
+	return `Bearer realm="regoguard", error="invalid_token"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
