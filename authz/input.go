@@ -126,39 +126,91 @@ func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity) (ast.
 	if err != nil {
 		return nil, err
 	}
-	in := ast.NewObjectWithCapacity(10)
-	in.Insert(keyMethod, ast.StringTerm(r.Method))
-	in.Insert(keyPath, ast.StringTerm(r.URL.Path))
-	in.Insert(keyPathSegments, ast.NewTerm(pathSegments(r.URL.Path)))
-	in.Insert(keyQuery, ast.NewTerm(queryObject(r)))
-	in.Insert(keyHeaders, ast.NewTerm(b.headersObject(r.Header)))
-	in.Insert(keyHost, ast.StringTerm(r.Host))
-	in.Insert(keyScheme, ast.StringTerm(scheme(r)))
-	in.Insert(keyRemoteAddr, ast.StringTerm(r.RemoteAddr))
-	in.Insert(keyUser, ast.NewTerm(user))
+	// One block for the value terms, and ast.NewObject's single block for
+	// the entries: a decision on a small policy costs about as much as
+	// building its input, so the input is built with as few allocations
+	// as OPA's API allows.
+	v := make([]ast.Term, 7)
+	v[0].Value = ast.String(r.Method)
+	v[1].Value = ast.String(r.URL.Path)
+	v[2].Value = pathSegments(r.URL.Path)
+	v[3].Value = queryObject(r)
+	v[4].Value = b.headersObject(r.Header)
+	v[5].Value = ast.String(r.Host)
+	v[6].Value = ast.String(r.RemoteAddr)
+	in := ast.NewObject(
+		[2]*ast.Term{keyMethod, methodTerm(r.Method, &v[0])},
+		[2]*ast.Term{keyPath, &v[1]},
+		[2]*ast.Term{keyPathSegments, &v[2]},
+		[2]*ast.Term{keyQuery, &v[3]},
+		[2]*ast.Term{keyHeaders, &v[4]},
+		[2]*ast.Term{keyHost, &v[5]},
+		[2]*ast.Term{keyScheme, schemeTerm(r)},
+		[2]*ast.Term{keyRemoteAddr, &v[6]},
+		[2]*ast.Term{keyUser, ast.NewTerm(user)},
+	)
 	return in, nil
 }
 
+// Terms that recur on every request, built once. Terms are never modified
+// once in an input, so sharing them is safe.
+var (
+	methodTerms = func() map[string]*ast.Term {
+		m := map[string]*ast.Term{}
+		for _, meth := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"} {
+			m[meth] = ast.StringTerm(meth)
+		}
+		return m
+	}()
+	httpTerm, httpsTerm = ast.StringTerm("http"), ast.StringTerm("https")
+	emptyObjectTerm     = func() ast.Value { return ast.NewObject() }
+	trueTerm, falseTerm = ast.BooleanTerm(true), ast.BooleanTerm(false)
+	noneMethodTerm      = ast.StringTerm(authn.MethodNone)
+)
+
+func methodTerm(method string, fallback *ast.Term) *ast.Term {
+	if t, ok := methodTerms[method]; ok {
+		return t
+	}
+	return fallback
+}
+
+func schemeTerm(r *http.Request) *ast.Term {
+	if r.TLS != nil {
+		return httpsTerm
+	}
+	return httpTerm
+}
+
 func (b *inputBuilder) userObject(id *authn.Identity) (ast.Object, error) {
-	user := ast.NewObjectWithCapacity(5)
 	if id == nil {
-		user.Insert(keyAuthenticated, ast.InternedTerm(false))
-		user.Insert(keyMethod, ast.StringTerm(authn.MethodNone))
-		user.Insert(keyClaims, ast.NewTerm(ast.NewObject()))
-		return user, nil
+		return ast.NewObject(
+			[2]*ast.Term{keyAuthenticated, falseTerm},
+			[2]*ast.Term{keyMethod, noneMethodTerm},
+			[2]*ast.Term{keyClaims, ast.NewTerm(emptyObjectTerm())},
+		), nil
 	}
 	claims, err := claimsObject(id.Claims)
 	if err != nil {
 		return nil, err
 	}
-	user.Insert(keyAuthenticated, ast.InternedTerm(id.Method != authn.MethodNone))
-	user.Insert(keyMethod, ast.StringTerm(id.Method))
-	user.Insert(keySub, ast.StringTerm(id.Subject))
-	user.Insert(keyClaims, ast.NewTerm(claims))
-	if b.preserveToken && id.Token != "" {
-		user.Insert(keyToken, ast.StringTerm(id.Token))
+	authenticated := trueTerm
+	if id.Method == authn.MethodNone {
+		authenticated = falseTerm
 	}
-	return user, nil
+	v := make([]ast.Term, 4)
+	v[0].Value, v[1].Value, v[2].Value = ast.String(id.Method), ast.String(id.Subject), claims
+	items := [][2]*ast.Term{
+		{keyAuthenticated, authenticated},
+		{keyMethod, &v[0]},
+		{keySub, &v[1]},
+		{keyClaims, &v[2]},
+	}
+	if b.preserveToken && id.Token != "" {
+		v[3].Value = ast.String(id.Token)
+		items = append(items, [2]*ast.Term{keyToken, &v[3]})
+	}
+	return ast.NewObject(items...), nil
 }
 
 // fastAPIInput is the input fastapi-opa sends: claims at the top level, then
@@ -184,15 +236,18 @@ func claimsObject(claims map[string]any) (ast.Object, error) {
 	if len(claims) == 0 {
 		return ast.NewObject(), nil
 	}
-	v, err := ast.InterfaceToValue(claims)
-	if err != nil {
-		return nil, fmt.Errorf("identity claims: %w", err)
+	items := make([][2]*ast.Term, 0, len(claims))
+	terms := make([]ast.Term, 2*len(claims))
+	for k, v := range claims {
+		val, err := toValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("identity claim %q: %w", k, err)
+		}
+		i := 2 * len(items)
+		terms[i].Value, terms[i+1].Value = ast.String(k), val
+		items = append(items, [2]*ast.Term{&terms[i], &terms[i+1]})
 	}
-	obj, ok := v.(ast.Object)
-	if !ok {
-		return nil, fmt.Errorf("identity claims are %T, not an object", v)
-	}
-	return obj, nil
+	return ast.NewObject(items...), nil
 }
 
 // pathSegments splits /a/b/ into ["a", "b", ""]: the leading slash gives no
@@ -202,25 +257,29 @@ func pathSegments(path string) *ast.Array {
 	if path == "" {
 		return ast.NewArray()
 	}
-	parts := strings.Split(path, "/")
-	terms := make([]*ast.Term, len(parts))
-	for i, p := range parts {
-		terms[i] = ast.StringTerm(p)
+	return stringArray(path, strings.Count(path, "/")+1)
+}
+
+// stringArray makes an array of the n "/"-separated parts of s, with one
+// allocation for all the terms.
+func stringArray(s string, n int) *ast.Array {
+	terms := make([]ast.Term, n)
+	ptrs := make([]*ast.Term, n)
+	i := 0
+	for part := range strings.SplitSeq(s, "/") {
+		terms[i].Value = ast.String(part)
+		ptrs[i] = &terms[i]
+		i++
 	}
-	return ast.NewArray(terms...)
+	return ast.NewArray(ptrs...)
 }
 
 // fastAPIPath is Python's path.split("/")[1:]: "/" gives [""].
 func fastAPIPath(path string) *ast.Array {
-	parts := strings.Split(path, "/")
-	if len(parts) > 1 {
-		parts = parts[1:]
+	if rest, ok := strings.CutPrefix(path, "/"); ok {
+		path = rest
 	}
-	terms := make([]*ast.Term, len(parts))
-	for i, p := range parts {
-		terms[i] = ast.StringTerm(p)
-	}
-	return ast.NewArray(terms...)
+	return stringArray(path, strings.Count(path, "/")+1)
 }
 
 func queryObject(r *http.Request) ast.Object {
@@ -228,36 +287,56 @@ func queryObject(r *http.Request) ast.Object {
 		return ast.NewObject()
 	}
 	q := r.URL.Query()
-	obj := ast.NewObjectWithCapacity(len(q))
+	items := make([][2]*ast.Term, 0, len(q))
 	for k, vs := range q {
 		terms := make([]*ast.Term, len(vs))
 		for i, v := range vs {
 			terms[i] = ast.StringTerm(v)
 		}
-		obj.Insert(ast.StringTerm(k), ast.ArrayTerm(terms...))
+		items = append(items, [2]*ast.Term{ast.StringTerm(k), ast.ArrayTerm(terms...)})
 	}
-	return obj
+	return ast.NewObject(items...)
 }
+
+// headerNames maps the canonical names of common headers to their
+// lower-case terms, so that most requests lower-case nothing.
+var headerNames = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, h := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Cache-Control", "Connection",
+		"Content-Length", "Content-Type", "Origin", "Referer", "User-Agent", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id", "Traceparent", "Tracestate",
+		"Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Upgrade-Insecure-Requests", "If-None-Match",
+		"If-Modified-Since", "Pragma", "Dnt", "Priority", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform"} {
+		m[h] = ast.StringTerm(strings.ToLower(h))
+	}
+	return m
+}()
 
 // headersObject lower-cases names and joins repeated values with ", " (RFC
 // 9110's list form), leaving out headers that carry credentials.
 func (b *inputBuilder) headersObject(h http.Header) ast.Object {
-	obj := ast.NewObjectWithCapacity(len(h))
+	items := make([][2]*ast.Term, 0, len(h))
+	terms := make([]ast.Term, 2*len(h))
 	for name, vs := range h {
-		lower := strings.ToLower(name)
-		if b.dropHeaders[lower] {
-			continue
+		key, known := headerNames[name]
+		if !known {
+			lower := strings.ToLower(name)
+			if b.dropHeaders[lower] {
+				continue
+			}
+			i := 2 * len(items)
+			terms[i].Value = ast.String(lower)
+			key = &terms[i]
 		}
-		obj.Insert(ast.StringTerm(lower), ast.StringTerm(strings.Join(vs, ", ")))
+		val := &terms[2*len(items)+1]
+		if len(vs) == 1 {
+			val.Value = ast.String(vs[0])
+		} else {
+			val.Value = ast.String(strings.Join(vs, ", "))
+		}
+		items = append(items, [2]*ast.Term{key, val})
 	}
-	return obj
-}
-
-func scheme(r *http.Request) string {
-	if r.TLS != nil {
-		return "https"
-	}
-	return "http"
+	return ast.NewObject(items...)
 }
 
 // readBody reads at most max bytes of the body and puts everything back, so
@@ -306,9 +385,44 @@ func isJSON(contentType string) bool {
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
+// toValue converts the JSON-like values that claims and enrichers hold
+// straight into OPA values; ast.InterfaceToValue, the fallback for any other
+// type, goes through reflection, which costs more than the policy on small
+// policies.
 func toValue(v any) (ast.Value, error) {
-	if val, ok := v.(ast.Value); ok {
-		return val, nil
+	switch x := v.(type) {
+	case nil:
+		return ast.Null{}, nil
+	case ast.Value:
+		return x, nil
+	case string:
+		return ast.String(x), nil
+	case bool:
+		return ast.Boolean(x), nil
+	case json.Number:
+		return ast.Number(x), nil
+	case float64:
+		return ast.FloatNumberTerm(x).Value, nil
+	case int:
+		return ast.IntNumberTerm(x).Value, nil
+	case []string:
+		terms := make([]*ast.Term, len(x))
+		for i, s := range x {
+			terms[i] = ast.StringTerm(s)
+		}
+		return ast.NewArray(terms...), nil
+	case []any:
+		terms := make([]*ast.Term, len(x))
+		for i, e := range x {
+			val, err := toValue(e)
+			if err != nil {
+				return nil, err
+			}
+			terms[i] = ast.NewTerm(val)
+		}
+		return ast.NewArray(terms...), nil
+	case map[string]any:
+		return claimsObject(x)
 	}
 	return ast.InterfaceToValue(v)
 }

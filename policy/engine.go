@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
@@ -50,6 +51,9 @@ type Engine struct {
 	strict   bool
 	logger   *slog.Logger
 	current  atomic.Pointer[compiled]
+	// noMetrics is built once: OPA otherwise makes a metrics recorder (and
+	// its timers) for every evaluation, which nobody reads here.
+	noMetrics rego.EvalOption
 	loadMu   sync.Mutex // serialises Load; evaluations never take it
 	statusMu sync.Mutex
 	status   Status
@@ -94,7 +98,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Engine{query: query, caps: caps, strict: !cfg.NonStrict, logger: logger}, nil
+	return &Engine{query: query, caps: caps, strict: !cfg.NonStrict, logger: logger,
+		noMetrics: rego.EvalMetrics(metrics.NoOp())}, nil
 }
 
 // New returns an Engine serving p, or an error naming what fails to compile.
@@ -253,7 +258,7 @@ func (e *Engine) EvalWith(ctx context.Context, input ast.Value, opts ...rego.Eva
 	if c == nil {
 		return Decision{}, ErrNoPolicy
 	}
-	rs, err := c.query.Eval(ctx, append(opts, rego.EvalParsedInput(input))...)
+	rs, err := c.query.Eval(ctx, append(opts, e.noMetrics, rego.EvalParsedInput(input))...)
 	if err != nil {
 		return Decision{Revision: c.revision}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
 	}
