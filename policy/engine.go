@@ -46,17 +46,17 @@ type Config struct {
 // Engine evaluates one decision of a compiled [Policy] in-process. It is safe
 // for concurrent use; [Engine.Load] may run while evaluations are in flight.
 type Engine struct {
-	query    ast.Ref
-	caps     *ast.Capabilities
-	strict   bool
-	logger   *slog.Logger
-	current  atomic.Pointer[compiled]
+	query   ast.Ref
+	caps    *ast.Capabilities
+	strict  bool
+	logger  *slog.Logger
+	current atomic.Pointer[compiled]
 	// noMetrics is built once: OPA otherwise makes a metrics recorder (and
 	// its timers) for every evaluation, which nobody reads here.
 	noMetrics rego.EvalOption
-	loadMu   sync.Mutex // serialises Load; evaluations never take it
-	statusMu sync.Mutex
-	status   Status
+	loadMu    sync.Mutex // serialises Load; evaluations never take it
+	statusMu  sync.Mutex
+	status    Status
 }
 
 // compiled is one policy revision, ready to evaluate.
