@@ -32,6 +32,7 @@ type serveOptions struct {
 	upstream        string
 	adminListen     string
 	watch           bool
+	noAuthz         bool
 	logLevel        string
 	logFormat       string
 	logDecisions    bool
@@ -73,6 +74,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs.StringVar(&o.upstream, "upstream", "", "URL of the protected service")
 	fs.StringVar(&o.adminListen, "admin-listen", "", "address for /healthz, /readyz and /metrics (none when empty)")
 	fs.BoolVar(&o.watch, "watch", false, "reload --policy files when they change")
+	fs.BoolVar(&o.noAuthz, "no-authz", false, "authenticate only: let every authenticated request through without asking a policy (fastapi-opa's authentication-only mode)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log one line per decision at info level (otherwise at debug)")
@@ -120,9 +122,12 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	eval, ready, err := o.evaluator(ctx, demoing, logger)
-	if err != nil {
-		return err
+	var eval authz.Evaluator
+	ready := func() error { return nil }
+	if !o.noAuthz {
+		if eval, ready, err = o.evaluator(ctx, demoing, logger); err != nil {
+			return err
+		}
 	}
 	auth, err := o.authenticator(ctx, demoing, logger)
 	if err != nil {
@@ -130,6 +135,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	}
 	cfg := o.middlewareConfig()
 	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
+	cfg.DisableAuthorization = o.noAuthz
 	cfg.DecisionLogLevel = slog.LevelDebug
 	if o.logDecisions {
 		cfg.DecisionLogLevel = slog.LevelInfo

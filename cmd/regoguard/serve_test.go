@@ -356,3 +356,18 @@ func TestServeBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestServeAuthenticationOnly(t *testing.T) {
+	up := newUpstream(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--api-keys", keys, "--no-authz")
+	if status, _, body := s.get(t, "DELETE", "/anything", map[string]string{"X-API-Key": "bob-key-0123456789"}); status != 200 || body != "upstream says hi to bob" {
+		t.Errorf("authenticated request with --no-authz: %d %q", status, body)
+	}
+	if status, _, _ := s.get(t, "GET", "/anything", nil); status != 401 {
+		t.Errorf("anonymous request with --no-authz: %d, want 401", status)
+	}
+	if !strings.Contains(s.logs.String(), "authorization is DISABLED") {
+		t.Error("no warning that authorization is off")
+	}
+}
