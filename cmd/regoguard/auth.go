@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"time"
@@ -53,7 +56,7 @@ func (o *authOptions) register(fs *pflag.FlagSet) {
 
 // authConfigured reports whether any way of authenticating was asked for.
 func (o *authOptions) authConfigured() bool {
-	return o.apiKeysFile != "" || len(o.trustedProxy) > 0 || o.noAuthn || o.oidcIssuer != ""
+	return o.apiKeysFile != "" || len(o.trustedProxy) > 0 || o.noAuthn || o.oidcIssuer != "" || o.appURI != ""
 }
 
 // authSetup is what serve needs from authentication.
@@ -104,6 +107,15 @@ func (o *authOptions) authenticator(_ context.Context, demoing bool, logger *slo
 		}
 		chain = append(chain, b)
 	}
+	var browser *authn.Browser
+	if o.appURI != "" {
+		b, err := o.browser(logger)
+		if err != nil {
+			return nil, err
+		}
+		browser = b
+		chain = append(chain, b)
+	}
 	if o.noAuthn {
 		chain = append(chain, authn.None(logger))
 	}
@@ -112,6 +124,11 @@ func (o *authOptions) authenticator(_ context.Context, demoing bool, logger *slo
 	}
 	setup.authenticator = chain
 	setup.routes = func(next http.Handler) http.Handler {
+		if browser != nil {
+			// The login routes and the session cookie are handled before
+			// authorization; the upstream never sees the session cookie.
+			next = browser.Middleware(next)
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// Identity headers are believed only from a trusted proxy, and
 			// never forwarded as they came.
@@ -122,6 +139,54 @@ func (o *authOptions) authenticator(_ context.Context, demoing bool, logger *slo
 		})
 	}
 	return setup, nil
+}
+
+// browser sets up the OIDC login for browsers (--app-uri).
+func (o *authOptions) browser(logger *slog.Logger) (*authn.Browser, error) {
+	if o.oidcIssuer == "" || o.oidcClientID == "" {
+		return nil, configErrorf("--app-uri needs --oidc-well-known and --oidc-client-id (OIDC_WELL_KNOWN, OIDC_CLIENT_ID)")
+	}
+	keys, err := sessionKeys(o.sessionKeys, logger)
+	if err != nil {
+		return nil, err
+	}
+	b, err := authn.NewBrowser(authn.BrowserConfig{
+		Issuer: o.oidcIssuer, ClientID: o.oidcClientID, ClientSecret: o.oidcSecret, AppURI: o.appURI,
+		CookieKeys: keys, InsecureCookies: o.insecureCookie, ClockSkew: o.oidcSkew, Logger: logger,
+	})
+	if err != nil {
+		return nil, configErrorf("--app-uri: %w", err)
+	}
+	return b, nil
+}
+
+// sessionKeys decodes --session-key values (hex or base64, 32 bytes or
+// more). With none, a random key is made: sessions then end when the
+// process does and are not shared between replicas, which is said loudly.
+func sessionKeys(values []string, logger *slog.Logger) ([][]byte, error) {
+	if len(values) == 0 {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		logger.Warn("no --session-key: using a random one; browser sessions end at restart and are not shared between replicas")
+		return [][]byte{key}, nil
+	}
+	keys := make([][]byte, 0, len(values))
+	for i, v := range values {
+		key, err := hex.DecodeString(v)
+		if err != nil {
+			key, err = base64.StdEncoding.DecodeString(v)
+		}
+		if err != nil {
+			return nil, configErrorf("--session-key #%d: neither hex nor base64", i+1)
+		}
+		if len(key) < 32 {
+			return nil, configErrorf("--session-key #%d: %d bytes, want at least 32 (openssl rand -hex 32)", i+1, len(key))
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
 }
 
 func (o *authOptions) bearer(logger *slog.Logger) (*authn.Bearer, error) {
