@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -470,5 +472,56 @@ func TestAuthenticationErrorsAnswers(t *testing.T) {
 		if res.status != c.status || res.header.Get("WWW-Authenticate") != c.challenge {
 			t.Errorf("%v: %d %q, want %d %q", c.err, res.status, res.header.Get("WWW-Authenticate"), c.status, c.challenge)
 		}
+	}
+}
+
+// recorder is a policy.DecisionLogger that keeps what it is given.
+type recorder struct {
+	mu     sync.Mutex
+	events []policy.DecisionEvent
+}
+
+func (r *recorder) LogDecision(_ context.Context, ev policy.DecisionEvent) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	return nil
+}
+
+func TestDecisionLogLineAndDecisionLogger(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	rec := &recorder{}
+	h := newMiddleware(t, authz.Config{
+		Logger: logger, LogInput: true, LogInputMask: []string{"/user/claims/email", "/headers/x-secret"},
+		DecisionLogger: rec, PreserveTokens: false,
+	})
+	r := request("DELETE", "/api/x", "alice")
+	r.Header.Set("X-Secret", "hunter2")
+	r.Header.Set("Authorization", "Bearer token-in-header")
+	res := do(t, h, r)
+	if res.status != 403 {
+		t.Fatalf("status %d", res.status)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("log %q: %v", buf.String(), err)
+	}
+	if line["msg"] != "decision" || line["outcome"] != "deny" || line["decision_id"] != res.body["decision_id"] ||
+		line["user"] != "oidc:alice" || line["revision"] == "" || line["latency"] == nil {
+		t.Errorf("decision line %v", line)
+	}
+	logged := buf.String()
+	for _, secret := range []string{"hunter2", "alice@example.com", "token-in-header", "token-of-alice"} {
+		if strings.Contains(logged, secret) {
+			t.Errorf("log line leaks %q: %s", secret, logged)
+		}
+	}
+	if !strings.Contains(logged, `"path_segments":["api","x"]`) {
+		t.Errorf("log line lacks the (masked) input: %s", logged)
+	}
+	if len(rec.events) != 1 || rec.events[0].ID != res.body["decision_id"] || rec.events[0].Path != "data.httpapi.authz" ||
+		rec.events[0].Input == nil || rec.events[0].Revision == "" {
+		t.Errorf("decision logger got %+v", rec.events)
 	}
 }
