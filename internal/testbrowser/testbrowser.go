@@ -1,0 +1,60 @@
+// Package testbrowser starts headless Chromium for tests, limited to
+// loopback.
+package testbrowser
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Path is where Debian's chromium package installs the browser.
+const Path = "/usr/bin/chromium"
+
+// New starts headless Chromium and returns a chromedp context for it. Run
+// browser tests in a network namespace with only loopback (.ci/run does):
+// even with these flags Chromium reaches for Google's services. It skips the
+// test when Chromium is missing, unless CI is set, where that is a failure.
+func New(tb testing.TB) context.Context {
+	tb.Helper()
+	if _, err := os.Stat(Path); err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("chromium is required in CI: %v", err)
+		}
+		tb.Skipf("chromium not installed (%v): apt-get install chromium", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(Path),
+		chromedp.UserDataDir(tb.TempDir()),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-breakpad", true),
+		chromedp.Flag("disable-client-side-phishing-detection", true),
+		chromedp.Flag("disable-domain-reliability", true),
+		chromedp.Flag("metrics-recording-only", true),
+		chromedp.Flag("no-pings", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		// Anything not on loopback goes to a dead proxy (loopback bypasses
+		// proxies): a second fence for runs outside a network namespace.
+		chromedp.Flag("proxy-server", "http://127.0.0.1:9"),
+	}
+	// A safety net only: no assertion depends on timing.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	tb.Cleanup(cancel)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	tb.Cleanup(cancelAlloc)
+	ctx, cancelCtx := chromedp.NewContext(ctx)
+	tb.Cleanup(cancelCtx)
+	return ctx
+}
