@@ -389,3 +389,31 @@ func TestServerDownAndNothingPersistedFailsClosed(t *testing.T) {
 		t.Errorf("WaitReady: %v, want the download error", err)
 	}
 }
+
+// TestRegoV0Bundle serves a bundle whose manifest declares rego_version 0,
+// as bundles built for OPA 0.x are.
+func TestRegoV0Bundle(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		".manifest":  `{"revision": "old", "roots": ["httpapi"], "rego_version": 0}`,
+		"authz.rego": "package httpapi.authz\n\ndefault allow = false\n\nallow { input.method == \"GET\" }\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEngine(t)
+	m, err := bundles.New(bundles.Config{Engine: e, Logger: quiet, Bundles: []bundles.Source{{Name: "old", Path: dir}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := mustEval(t, e, "GET", "bob"); !d.Allow || d.Revision != "old" {
+		t.Errorf("GET: %+v", d)
+	}
+	if d := mustEval(t, e, "PUT", "bob"); d.Allow {
+		t.Errorf("PUT allowed: %+v", d)
+	}
+}
