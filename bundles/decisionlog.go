@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -47,6 +49,12 @@ type DecisionLogConfig struct {
 	// [DecisionLogger.UsePolicy], which a [Manager] does on every
 	// activation.
 	MaskDecision, DropDecision string
+	// QueueSize, when above zero, makes LogDecision hand events to a
+	// background goroutine through a queue of that many events, taking
+	// OPA's masking and buffering off the request path. When the queue is
+	// full, LogDecision drops the event and returns ErrQueueFull (counted in
+	// [DecisionLogger.Dropped]). Zero logs synchronously, as OPA's server does.
+	QueueSize int
 	// ID identifies this instance in the events' labels (labels.id).
 	// Default: a random identifier.
 	ID string
@@ -68,7 +76,20 @@ type DecisionLogConfig struct {
 type DecisionLogger struct {
 	manager *plugins.Manager
 	plugin  *logs.Plugin
+	logger  *slog.Logger
+
+	// With QueueSize > 0: events wait in queue for the worker. closeMu
+	// keeps LogDecision from sending on a closed queue.
+	queue   chan policy.DecisionEvent
+	closeMu sync.RWMutex
+	closed  bool
+	done    chan struct{}
+	dropped atomic.Int64
 }
+
+// ErrQueueFull is returned by [DecisionLogger.LogDecision] when the event
+// queue (DecisionLogConfig.QueueSize) is full and the event was dropped.
+var ErrQueueFull = errors.New("bundles: decision log queue full; event dropped")
 
 var _ policy.DecisionLogger = (*DecisionLogger)(nil)
 
@@ -167,7 +188,22 @@ func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLog
 	if err := mgr.Start(ctx); err != nil {
 		return nil, fmt.Errorf("bundles: decision logs: %w", err)
 	}
-	return &DecisionLogger{manager: mgr, plugin: plugin}, nil
+	d := &DecisionLogger{manager: mgr, plugin: plugin, logger: logger}
+	if cfg.QueueSize > 0 {
+		d.queue, d.done = make(chan policy.DecisionEvent, cfg.QueueSize), make(chan struct{})
+		go d.work()
+	}
+	return d, nil
+}
+
+// work logs queued events until the queue is closed.
+func (d *DecisionLogger) work() {
+	defer close(d.done)
+	for ev := range d.queue {
+		if err := d.log(context.Background(), ev); err != nil {
+			d.logger.Error("decision log failed", "decision_id", ev.ID, "error", err)
+		}
+	}
 }
 
 // UsePolicy makes the masking and drop rules of p (system.log.mask and
@@ -200,8 +236,30 @@ func (d *DecisionLogger) UsePolicy(ctx context.Context, p *policy.Policy) error 
 
 // LogDecision hands ev to OPA's decision-log plugin, which masks or drops
 // it and then writes it to the console or buffers it for upload. It does
-// not wait for the upload.
+// not wait for the upload. With DecisionLogConfig.QueueSize it only queues
+// ev; ev and the values it holds must then not be modified afterwards.
 func (d *DecisionLogger) LogDecision(ctx context.Context, ev policy.DecisionEvent) error {
+	if d.queue == nil {
+		return d.log(ctx, ev)
+	}
+	d.closeMu.RLock()
+	defer d.closeMu.RUnlock()
+	if d.closed {
+		return errors.New("bundles: decision logger stopped")
+	}
+	select {
+	case d.queue <- ev:
+		return nil
+	default:
+		d.dropped.Add(1)
+		return ErrQueueFull
+	}
+}
+
+// Dropped returns how many events were dropped because the queue was full.
+func (d *DecisionLogger) Dropped() int64 { return d.dropped.Load() }
+
+func (d *DecisionLogger) log(ctx context.Context, ev policy.DecisionEvent) error {
 	info := &server.Info{
 		DecisionID: ev.ID,
 		Path:       ev.Path,
@@ -242,7 +300,9 @@ func (d *DecisionLogger) LogDecision(ctx context.Context, ev policy.DecisionEven
 	return nil
 }
 
-// Flush uploads the buffered events now and waits for the upload.
+// Flush uploads the buffered events now and waits for the upload. Events
+// still in the queue (QueueSize) are not waited for; [DecisionLogger.Stop]
+// drains the queue.
 func (d *DecisionLogger) Flush(ctx context.Context) error {
 	if err := d.plugin.Trigger(ctx); err != nil {
 		return fmt.Errorf("bundles: decision log upload: %w", err)
@@ -250,8 +310,20 @@ func (d *DecisionLogger) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the plugin, uploading what is buffered until ctx's deadline
-// (periodic mode only, as in OPA).
+// Stop logs the events still queued, then stops the plugin, uploading what
+// is buffered until ctx's deadline (periodic mode only, as in OPA).
 func (d *DecisionLogger) Stop(ctx context.Context) {
+	if d.queue != nil {
+		d.closeMu.Lock()
+		if !d.closed {
+			d.closed = true
+			close(d.queue)
+		}
+		d.closeMu.Unlock()
+		select {
+		case <-d.done:
+		case <-ctx.Done():
+		}
+	}
 	d.manager.Stop(ctx)
 }

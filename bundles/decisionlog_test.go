@@ -203,3 +203,41 @@ func TestDecisionLogsToConsole(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestDecisionLogsQueuedThenFlushedOnStop logs through the queue, in
+// periodic mode, and relies on Stop to drain the queue and on OPA's plugin
+// to upload what it buffered before stopping.
+func TestDecisionLogsQueuedThenFlushedOnStop(t *testing.T) {
+	ctx := context.Background()
+	col := newCollector(t)
+	dl, err := bundles.NewDecisionLogger(ctx, bundles.DecisionLogConfig{
+		Service: &bundles.Service{URL: col.URL}, QueueSize: 16, Logger: quiet,
+		MinDelay: time.Hour, MaxDelay: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"q1", "q2", "q3"} {
+		in := ast.NewObject(ast.Item(ast.StringTerm("method"), ast.StringTerm("GET")))
+		if err := dl.LogDecision(ctx, policy.DecisionEvent{ID: id, Path: "httpapi/authz", Input: in, Result: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	dl.Stop(stopCtx)
+	events, _ := col.received()
+	var ids []string
+	for _, ev := range events {
+		ids = append(ids, ev["decision_id"].(string))
+	}
+	if slices.Sort(ids); !slices.Equal(ids, []string{"q1", "q2", "q3"}) {
+		t.Errorf("collector received %v, want q1 q2 q3", ids)
+	}
+	if err := dl.LogDecision(ctx, policy.DecisionEvent{ID: "late"}); err == nil {
+		t.Error("LogDecision after Stop succeeded")
+	}
+	if dl.Dropped() != 0 {
+		t.Errorf("dropped %d", dl.Dropped())
+	}
+}
