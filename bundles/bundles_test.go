@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 
@@ -415,5 +416,59 @@ func TestRegoV0Bundle(t *testing.T) {
 	}
 	if d := mustEval(t, e, "PUT", "bob"); d.Allow {
 		t.Errorf("PUT allowed: %+v", d)
+	}
+}
+
+// TestPeriodicPolling starts OPA's polling loop, waits for the first
+// activation and stops the loop.
+func TestPeriodicPolling(t *testing.T) {
+	ctx := context.Background()
+	srv := newBundleServer(t, authzBundle(t, "rev1", authzV1, nil), `"e1"`)
+	e := newEngine(t)
+	cfg := remote(t, e, srv, "", nil, nil)
+	cfg.Bundles[0].Polling = bundles.Polling{MinDelay: time.Hour, MaxDelay: time.Hour}
+	m, err := bundles.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := m.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	m.Stop(ctx)
+	if d := mustEval(t, e, "GET", "bob"); !d.Allow || d.Revision != "rev1" {
+		t.Errorf("GET: %+v", d)
+	}
+}
+
+// TestSignedLocalBundle verifies a local bundle's signature.
+func TestSignedLocalBundle(t *testing.T) {
+	ctx := context.Background()
+	good, other := newSigner(t), newSigner(t)
+	keys := map[string]bundles.Key{"test-key": {Algorithm: "ES256", Key: good.public}}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		sign *signer
+		ok   bool
+	}{{"good", &good, true}, {"other", &other, false}, {"unsigned", nil, false}} {
+		path := filepath.Join(dir, tc.name+".tar.gz")
+		if err := os.WriteFile(path, authzBundle(t, tc.name, authzV1, tc.sign), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e := newEngine(t)
+		m, err := bundles.New(bundles.Config{Engine: e, Logger: quiet, Keys: keys,
+			Bundles: []bundles.Source{{Name: "authz", Path: path, Signing: &bundles.Signing{KeyID: "test-key"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = m.Start(ctx)
+		if (err == nil) != tc.ok || m.Ready() != tc.ok || e.Ready() != tc.ok {
+			t.Errorf("%s: Start %v, ready %v; want ok=%v", tc.name, err, m.Ready(), tc.ok)
+		}
 	}
 }

@@ -40,6 +40,7 @@ type Manager struct {
 	ready  bool
 	readyC chan struct{}
 
+	started  bool // guarded by mu
 	stopOnce sync.Once
 }
 
@@ -220,6 +221,9 @@ func (m *Manager) Start(ctx context.Context) error {
 			}
 		}
 	}
+	m.mu.Lock()
+	m.started = true
+	m.mu.Unlock()
 	for _, s := range m.sources {
 		if s.remote != nil && !s.manual {
 			s.remote.Start(ctx)
@@ -262,11 +266,17 @@ func (m *Manager) Trigger(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Stop stops polling. The active policy keeps serving.
+// Stop stops polling and removes the OCI downloader's temporary store.
+// The active policy keeps serving. It does not stop Config.DecisionLogger.
 func (m *Manager) Stop(ctx context.Context) {
 	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		started := m.started
+		m.mu.Unlock()
 		for _, s := range m.sources {
-			if s.remote != nil && !s.manual {
+			// OPA's periodic downloaders wait for their loop to answer a
+			// stop: stopping one that never started would block.
+			if s.remote != nil && (s.manual || started) {
 				s.remote.Stop(ctx)
 			}
 		}
