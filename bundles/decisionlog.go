@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/plugins/logs"
 	"github.com/open-policy-agent/opa/v1/server"
+	"github.com/open-policy-agent/opa/v1/server/types"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
@@ -265,7 +267,11 @@ func (d *DecisionLogger) log(ctx context.Context, ev policy.DecisionEvent) error
 		Path:       ev.Path,
 		Timestamp:  ev.Timestamp,
 		InputAST:   ev.Input,
-		Error:      ev.Err,
+	}
+	if ev.Err != nil {
+		// OPA's own error shape, {"code": ..., "message": ...}: a plain
+		// error would be logged as {}.
+		info.Error = types.NewErrorV1(types.CodeInternal, "%s", ev.Err.Error())
 	}
 	if info.Timestamp.IsZero() {
 		info.Timestamp = time.Now()
@@ -291,7 +297,7 @@ func (d *DecisionLogger) log(ctx context.Context, ev policy.DecisionEvent) error
 		info.Revision = ev.Revision
 	}
 	if ev.Duration > 0 {
-		info.Custom = map[string]any{"duration_ns": ev.Duration.Nanoseconds()}
+		info.Metrics = evalTime(ev.Duration.Nanoseconds())
 	}
 	// The request may be over by now; masking must still run.
 	if err := d.plugin.Log(context.WithoutCancel(ctx), info); err != nil {
@@ -327,3 +333,16 @@ func (d *DecisionLogger) Stop(ctx context.Context) {
 	}
 	d.manager.Stop(ctx)
 }
+
+// evalTime reports the evaluation time of a decision in the event's metrics
+// under the name OPA's server uses; the plugin only reads All.
+type evalTime int64
+
+func (t evalTime) All() map[string]any { return map[string]any{"timer_rego_query_eval_ns": int64(t)} }
+
+func (evalTime) Info() metrics.Info                   { return metrics.NoOp().Info() }
+func (evalTime) Timer(n string) metrics.Timer         { return metrics.NoOp().Timer(n) }
+func (evalTime) Histogram(n string) metrics.Histogram { return metrics.NoOp().Histogram(n) }
+func (evalTime) Counter(n string) metrics.Counter     { return metrics.NoOp().Counter(n) }
+func (evalTime) Clear()                               {}
+func (t evalTime) MarshalJSON() ([]byte, error)       { return json.Marshal(t.All()) }

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -110,13 +111,24 @@ func TestDecisionLogsUploadedMasked(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := logger.LogDecision(ctx, policy.DecisionEvent{
+		ID: "dec-2", Path: "httpapi/authz", Input: in, Err: errors.New("evaluation failed"),
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if err := dl.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	events, uploads := col.received()
-	if len(events) != 1 {
-		t.Fatalf("collector received %d events, want 1 (uploads %v)", len(events), uploads)
+	if len(events) != 2 {
+		t.Fatalf("collector received %d events, want 2 (uploads %v)", len(events), uploads)
+	}
+	if e2, _ := events[1]["error"].(map[string]any); events[1]["decision_id"] != "dec-2" || e2["message"] != "evaluation failed" || e2["code"] != "internal_error" {
+		t.Errorf("error event %v", events[1])
+	}
+	if ms, _ := events[0]["metrics"].(map[string]any); ms["timer_rego_query_eval_ns"] != float64(time.Millisecond) {
+		t.Errorf("metrics %v, want timer_rego_query_eval_ns 1e6", events[0]["metrics"])
 	}
 	if want := "POST /logs/regoguard application/json gzip Bearer logs-token"; uploads[0] != want {
 		t.Errorf("upload %q, want %q", uploads[0], want)
