@@ -472,3 +472,52 @@ func TestSignedLocalBundle(t *testing.T) {
 		}
 	}
 }
+
+// TestSizeLimit rejects a bundle with a file above the configured limit.
+func TestSizeLimit(t *testing.T) {
+	ctx := context.Background()
+	srv := newBundleServer(t, authzBundle(t, "rev1", authzV1, nil), `"e1"`)
+	e := newEngine(t)
+	cfg := remote(t, e, srv, "", nil, nil)
+	cfg.Bundles[0].SizeLimitBytes = 64
+	m, err := bundles.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Trigger(ctx); err == nil || !strings.Contains(err.Error(), "size") || m.Ready() {
+		t.Errorf("bundle above the size limit: %v, ready %v", err, m.Ready())
+	}
+	cfg.Bundles[0].SizeLimitBytes = 1 << 20
+	m, err = bundles.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Trigger(ctx); err != nil || !m.Ready() {
+		t.Errorf("bundle below the size limit: %v", err)
+	}
+}
+
+// TestServiceFromOPAConfig takes a service as written in an OPA
+// configuration file.
+func TestServiceFromOPAConfig(t *testing.T) {
+	ctx := context.Background()
+	srv := newBundleServer(t, authzBundle(t, "rev1", authzV1, nil), `"e1"`)
+	srv.token = "from-opa-config"
+	e := newEngine(t)
+	cfg := remote(t, e, srv, "", nil, nil)
+	cfg.Services["acme"] = bundles.Service{OPAConfig: []byte(`{"url": "` + srv.URL + `",
+		"credentials": {"bearer": {"token": "from-opa-config"}}}`)}
+	m, err := bundles.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Trigger(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if loc := m.Status().Bundles[0].Location; loc != srv.URL+"/bundles/authz.tar.gz" {
+		t.Errorf("location %q", loc)
+	}
+	if seen := srv.seen(); len(seen) != 1 || seen[0].authorization != "Bearer from-opa-config" || !m.Ready() {
+		t.Errorf("requests %+v, ready %v", seen, m.Ready())
+	}
+}

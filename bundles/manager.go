@@ -144,7 +144,6 @@ func (m *Manager) prepareRemote(cfg *Config, s *source) error {
 	if err != nil {
 		return err
 	}
-	s.status.Location = strings.TrimSuffix(svc.URL, "/") + "/" + resource
 	raw, err := svc.opaConfig(svcName)
 	if err != nil {
 		return err
@@ -154,6 +153,7 @@ func (m *Manager) prepareRemote(cfg *Config, s *source) error {
 	if err != nil {
 		return fmt.Errorf("bundles: service %q: %w", svcName, err)
 	}
+	s.status.Location = strings.TrimSuffix(client.Config().URL, "/") + "/" + resource
 	dcfg, err := s.Polling.downloadConfig()
 	if err != nil {
 		return fmt.Errorf("bundles: bundle %q: %w", s.Name, err)
