@@ -142,6 +142,13 @@ func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLog
 		return nil, fmt.Errorf("bundles: decision logs: %w", err)
 	}
 
+	ok := false
+	defer func() {
+		if !ok {
+			mgr.Stop(ctx) // the manager runs a status goroutine from New on
+		}
+	}()
+
 	reporting := map[string]any{}
 	trigger := plugins.TriggerPeriodic
 	if cfg.Manual {
@@ -190,6 +197,7 @@ func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLog
 	if err := mgr.Start(ctx); err != nil {
 		return nil, fmt.Errorf("bundles: decision logs: %w", err)
 	}
+	ok = true
 	d := &DecisionLogger{manager: mgr, plugin: plugin, logger: logger}
 	if cfg.QueueSize > 0 {
 		d.queue, d.done = make(chan policy.DecisionEvent, cfg.QueueSize), make(chan struct{})

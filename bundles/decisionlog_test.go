@@ -253,3 +253,17 @@ func TestDecisionLogsQueuedThenFlushedOnStop(t *testing.T) {
 		t.Errorf("dropped %d", dl.Dropped())
 	}
 }
+
+func TestDecisionLoggerConfigErrors(t *testing.T) {
+	ctx := context.Background()
+	for name, cfg := range map[string]bundles.DecisionLogConfig{
+		"no sink":         {Logger: quiet},
+		"service no URL":  {Service: &bundles.Service{}, Logger: quiet},
+		"two credentials": {Service: &bundles.Service{URL: "http://127.0.0.1:1", BearerToken: "t", ClientCertFile: "c", ClientKeyFile: "k"}, Logger: quiet},
+	} {
+		if dl, err := bundles.NewDecisionLogger(ctx, cfg); err == nil {
+			dl.Stop(ctx)
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
