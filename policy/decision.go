@@ -27,6 +27,10 @@ type Decision struct {
 	Defined bool
 	// Revision identifies the policy that made the decision.
 	Revision string
+	// Bundles gives the revision of each bundle of that policy, by bundle
+	// name, when it came from OPA bundles (see [Policy.Bundles]). It is
+	// shared: do not modify it.
+	Bundles map[string]string
 	// ID identifies this decision in logs; set by the caller that logs it.
 	ID string
 	// Result is the raw decision document, as JSON-compatible Go values.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ type Engine struct {
 type compiled struct {
 	query    rego.PreparedEvalQuery
 	revision string
+	bundles  map[string]string
 }
 
 // Status reports what an Engine is serving and how its last load went.
@@ -209,7 +211,7 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if err != nil {
 		return nil, locate(err)
 	}
-	return &compiled{query: pq, revision: p.revision()}, nil
+	return &compiled{query: pq, revision: p.revision(), bundles: maps.Clone(p.Bundles)}, nil
 }
 
 // defines reports whether some module's package or some data document could
@@ -260,14 +262,14 @@ func (e *Engine) EvalWith(ctx context.Context, input ast.Value, opts ...rego.Eva
 	}
 	rs, err := c.query.Eval(ctx, append(opts, e.noMetrics, rego.EvalParsedInput(input))...)
 	if err != nil {
-		return Decision{Revision: c.revision}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
+		return Decision{Revision: c.revision, Bundles: c.bundles}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
 	}
 	var result any
 	if len(rs) > 0 && len(rs[0].Expressions) > 0 {
 		result = rs[0].Expressions[0].Value
 	}
 	d, err := ParseResult(result)
-	d.Revision = c.revision
+	d.Revision, d.Bundles = c.revision, c.bundles
 	if err != nil {
 		return d, fmt.Errorf("%w (decision %s at revision %s)", err, e.query, c.revision)
 	}

@@ -39,6 +39,10 @@ type Policy struct {
 	// Revision names this version of the policy; when empty, a hash of its
 	// contents is used.
 	Revision string
+	// Bundles gives the revision of each OPA bundle the policy was built
+	// from, by bundle name; nil when it was not built from bundles. It is
+	// reported in every Decision made with this policy, for decision logs.
+	Bundles map[string]string
 }
 
 // LoadFiles reads Rego modules (.rego) and data documents (data.json,
