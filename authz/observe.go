@@ -108,7 +108,7 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 	}
 	if m.cfg.DecisionLogger != nil {
 		ev := policy.DecisionEvent{
-			ID: d.ID, Path: m.decisionRef, Input: input, Result: d.Result, Revision: d.Revision,
+			ID: d.ID, Path: m.decisionRef, Input: input, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
 			Timestamp: start, Duration: elapsed, Err: err,
 		}
 		if lerr := m.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil {

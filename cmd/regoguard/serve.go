@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/bundles"
 	"github.com/regoguard/regoguard/cmd/regoguard/demo"
 	"github.com/regoguard/regoguard/policy"
 )
@@ -28,6 +29,7 @@ import (
 type serveOptions struct {
 	policyOptions
 	authOptions
+	bundleOptions
 	listen          string
 	upstream        string
 	adminListen     string
@@ -70,6 +72,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs := cmd.Flags()
 	o.policyOptions.register(fs)
 	o.authOptions.register(fs)
+	o.bundleOptions.register(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address the proxy listens on")
 	fs.StringVar(&o.upstream, "upstream", "", "URL of the protected service")
 	fs.StringVar(&o.adminListen, "admin-listen", "", "address for /healthz, /readyz and /metrics (none when empty)")
@@ -87,7 +90,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 // demoMode reports whether serve was started with nothing to protect and no
 // policy: it then runs the README's demo.
 func (o *serveOptions) demoMode() bool {
-	return o.upstream == "" && len(o.policies) == 0 && o.opaURL == "" && !o.authConfigured()
+	return o.upstream == "" && len(o.policies) == 0 && len(o.bundles) == 0 && o.opaURL == "" && !o.authConfigured()
 }
 
 func (o *serveOptions) logger(w io.Writer) (*slog.Logger, error) {
@@ -122,10 +125,17 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	dl, err := o.decisionLogger(ctx, logger)
+	if err != nil {
+		return err
+	}
+	if dl != nil {
+		defer stopWithin(dl.Stop, o.shutdownTimeout)
+	}
 	var eval authz.Evaluator
 	ready := func() error { return nil }
 	if !o.noAuthz {
-		if eval, ready, err = o.evaluator(ctx, demoing, logger); err != nil {
+		if eval, ready, err = o.evaluator(ctx, demoing, dl, reg, logger); err != nil {
 			return err
 		}
 	}
@@ -136,6 +146,9 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	cfg := o.middlewareConfig()
 	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
 	cfg.DisableAuthorization = o.noAuthz
+	if dl != nil {
+		cfg.DecisionLogger = dl
+	}
 	cfg.DecisionLogLevel = slog.LevelDebug
 	if o.logDecisions {
 		cfg.DecisionLogLevel = slog.LevelInfo
@@ -180,13 +193,42 @@ func (o *serveOptions) upstreamLabel(demoing bool) string {
 
 // evaluator assembles what decides: the local policy, a remote OPA, or
 // both, and a readiness check.
-func (o *serveOptions) evaluator(ctx context.Context, demoing bool, logger *slog.Logger) (authz.Evaluator, func() error, error) {
+func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.DecisionLogger, reg prometheus.Registerer, logger *slog.Logger) (authz.Evaluator, func() error, error) {
 	remote, err := o.remote()
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(o.policies) > 0 && len(o.bundles) > 0 {
+		return nil, nil, configErrorf("give --policy or --bundle, not both")
+	}
 	var engine *policy.Engine
+	ready := func() error { return nil }
 	switch {
+	case len(o.bundles) > 0:
+		if engine, err = policy.NewEngine(o.engineConfig(logger)); err != nil {
+			return nil, nil, err
+		}
+		m, err := o.manager(engine, dl, reg, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		// Errors of local bundles are fatal at start-up; a remote bundle
+		// may still arrive, and until then requests fail closed (503).
+		if err := m.Start(ctx); err != nil && !o.hasRemoteBundle() {
+			return nil, nil, err
+		} else if err != nil {
+			logger.Warn("bundles not activated yet; refusing requests until they are", "error", err)
+		}
+		go func() {
+			<-ctx.Done()
+			stopWithin(m.Stop, o.shutdownTimeout)
+		}()
+		ready = func() error {
+			if !m.Ready() {
+				return fmt.Errorf("bundles not activated yet")
+			}
+			return nil
+		}
 	case demoing:
 		p, err := demo.Policy()
 		if err != nil {
@@ -205,17 +247,36 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, logger *slog
 			}
 		}
 	}
+	if engine != nil && len(o.bundles) == 0 {
+		ready = engineReady(engine)
+	}
 	switch {
 	case engine != nil && remote != nil:
 		logger.Info("remote OPA is the fallback of the local policy", "opa", remote.Endpoint())
-		return &authz.Fallback{Primary: engine, Secondary: remote}, engineReady(engine), nil
+		return &authz.Fallback{Primary: engine, Secondary: remote}, ready, nil
 	case engine != nil:
-		return engine, engineReady(engine), nil
+		return engine, ready, nil
 	case remote != nil:
 		logger.Info("every decision is asked of a remote OPA server", "opa", remote.Endpoint())
 		return remote, func() error { return nil }, nil
 	}
-	return nil, nil, configErrorf("no policy: give --policy or --opa-url")
+	return nil, nil, configErrorf("no policy: give --policy, --bundle or --opa-url")
+}
+
+func (o *serveOptions) hasRemoteBundle() bool {
+	for _, b := range o.bundles {
+		if strings.HasPrefix(b, "http://") || strings.HasPrefix(b, "https://") {
+			return true
+		}
+	}
+	return false
+}
+
+// stopWithin calls stop with a context that ends after d.
+func stopWithin(stop func(context.Context), d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	stop(ctx)
 }
 
 func engineReady(e *policy.Engine) func() error {

@@ -75,7 +75,13 @@ func (l *logTail) String() string {
 	return strings.Join(l.lines, "\n")
 }
 
-var listenLine = regexp.MustCompile(`regoguard serving.*listen[=":]+([0-9.]+:[0-9]+)`)
+var (
+	listenLine = regexp.MustCompile(`regoguard serving.*listen[=":]+([0-9.]+:[0-9]+)`)
+	adminLine  = regexp.MustCompile(`admin listening.*addr[=":]+([0-9.]+:[0-9]+)`)
+)
+
+// sleep paces polling loops; it bounds nothing.
+func sleep() { time.Sleep(10 * time.Millisecond) }
 
 // startServe runs `regoguard serve args...` on loopback ports and waits
 // until it listens.
@@ -325,7 +331,7 @@ func TestServeAdminEndpoints(t *testing.T) {
 	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", "testdata/policy",
 		"--api-keys", keys, "--admin-listen", "127.0.0.1:0", "--log-format", "json")
 	s.get(t, "GET", "/docs/1", map[string]string{"X-API-Key": "alice-key-0123456789"})
-	admin := s.logs.wait(t, regexp.MustCompile(`"msg":"admin listening","addr":"([^"]+)"`), nil)
+	admin := s.logs.wait(t, adminLine, nil)
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": `regoguard_requests_total{outcome="allow"} 1`} {
 		resp, err := http.Get("http://" + admin + path)
 		if err != nil {
