@@ -202,16 +202,25 @@ func BenchmarkDecision(b *testing.B) {
 	}
 }
 
+type handlerMode struct {
+	name string
+	h    http.Handler
+}
+
+// requestModes are the handlers a whole request is measured through: no
+// middleware, the middleware in-process, and the middleware asking a remote
+// OPA server.
+func (s *setup) requestModes() []handlerMode {
+	return []handlerMode{{"none", s.app}, {"in-process", s.inProcess}, {"remote", s.remoteMW}}
+}
+
 // BenchmarkRequest measures a whole request through the handler: no
 // middleware, the middleware in-process, and the middleware asking a remote
 // OPA server.
 func BenchmarkRequest(b *testing.B) {
 	for _, w := range workloads {
 		s := newSetup(b, w, true)
-		for _, mode := range []struct {
-			name string
-			h    http.Handler
-		}{{"none", s.app}, {"in-process", s.inProcess}, {"remote", s.remoteMW}} {
+		for _, mode := range s.requestModes() {
 			b.Run("policy="+w.name+"/mode="+mode.name, func(b *testing.B) {
 				b.ReportAllocs()
 				rw := newDiscard()
@@ -231,10 +240,7 @@ func BenchmarkRequest(b *testing.B) {
 func BenchmarkRequestParallel(b *testing.B) {
 	for _, w := range workloads {
 		s := newSetup(b, w, true)
-		for _, mode := range []struct {
-			name string
-			h    http.Handler
-		}{{"none", s.app}, {"in-process", s.inProcess}, {"remote", s.remoteMW}} {
+		for _, mode := range s.requestModes() {
 			b.Run("policy="+w.name+"/mode="+mode.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
