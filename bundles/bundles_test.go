@@ -521,3 +521,24 @@ func TestServiceFromOPAConfig(t *testing.T) {
 		t.Errorf("requests %+v, ready %v", seen, m.Ready())
 	}
 }
+
+func TestConfigErrors(t *testing.T) {
+	e := newEngine(t)
+	src := bundles.Source{Name: "a", Path: "a.tar.gz"}
+	for name, cfg := range map[string]bundles.Config{
+		"no engine":         {Bundles: []bundles.Source{src}},
+		"no bundles":        {Engine: e},
+		"unnamed":           {Engine: e, Bundles: []bundles.Source{{Path: "x"}}},
+		"twice":             {Engine: e, Bundles: []bundles.Source{src, src}},
+		"path and URL":      {Engine: e, Bundles: []bundles.Source{{Name: "a", Path: "x", URL: "http://127.0.0.1/b"}}},
+		"unknown service":   {Engine: e, Bundles: []bundles.Source{{Name: "a", Service: "nope"}}},
+		"relative URL":      {Engine: e, Bundles: []bundles.Source{{Name: "a", URL: "bundles/a.tar.gz"}}},
+		"signing, no keys":  {Engine: e, Bundles: []bundles.Source{{Name: "a", Path: "x", Signing: &bundles.Signing{}}}},
+		"signing, bad key":  {Engine: e, Keys: map[string]bundles.Key{"k": {Algorithm: "ES256", Key: "not a key"}}, Bundles: []bundles.Source{{Name: "a", Path: "x", Signing: &bundles.Signing{KeyID: "k"}}}},
+		"signing, no keyid": {Engine: e, Keys: map[string]bundles.Key{"k": {Key: "secret", Algorithm: "HS256"}}, Bundles: []bundles.Source{{Name: "a", Path: "x", Signing: &bundles.Signing{KeyID: "other"}}}},
+	} {
+		if _, err := bundles.New(cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
