@@ -130,8 +130,8 @@ func TestDownloadThenNotModified(t *testing.T) {
 	if err := m.Trigger(ctx); err != nil {
 		t.Fatalf("first download: %v", err)
 	}
-	if !m.Ready() {
-		t.Fatal("not ready after the first download")
+	if !m.Ready() || m.Check() != nil {
+		t.Fatalf("not ready after the first download: %v", m.Check())
 	}
 	if d := mustEval(t, e, "GET", "bob"); !d.Allow || d.Revision != "rev1" {
 		t.Errorf("GET after download: %+v", d)
@@ -379,6 +379,9 @@ func TestServerDownAndNothingPersistedFailsClosed(t *testing.T) {
 	}
 	if m.Ready() || m.Status().Ready {
 		t.Error("ready without any bundle")
+	}
+	if err := m.Check(); err == nil || !strings.Contains(err.Error(), "waiting for authz") || !strings.Contains(err.Error(), "download") {
+		t.Errorf("Check: %v, want the missing bundle and the download error", err)
 	}
 	d, err := e.Eval(ctx, input("GET", "alice"))
 	if !errors.Is(err, policy.ErrNoPolicy) || d.Allow {

@@ -420,6 +420,32 @@ func (m *Manager) Ready() bool {
 	return m.ready
 }
 
+// Check is the readiness check: nil once every bundle has been activated,
+// otherwise an error naming the bundles still missing and their last
+// errors, for a health endpoint to show.
+func (m *Manager) Check() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ready {
+		return nil
+	}
+	var missing []string
+	var errs []error
+	for _, s := range m.sources {
+		if _, ok := m.have[s.Name]; !ok {
+			missing = append(missing, s.Name)
+		}
+		if s.status.LastError != nil {
+			errs = append(errs, s.status.LastError)
+		}
+	}
+	err := fmt.Errorf("bundles: not ready: waiting for %s", strings.Join(missing, ", "))
+	if len(missing) == 0 {
+		err = errors.New("bundles: not ready: the bundles have not been activated together")
+	}
+	return errors.Join(append([]error{err}, errs...)...)
+}
+
 // WaitReady waits until [Manager.Ready] or ctx is done.
 func (m *Manager) WaitReady(ctx context.Context) error {
 	select {
