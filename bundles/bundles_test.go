@@ -130,8 +130,8 @@ func TestDownloadThenNotModified(t *testing.T) {
 	if err := m.Trigger(ctx); err != nil {
 		t.Fatalf("first download: %v", err)
 	}
-	if !m.Ready() {
-		t.Fatal("not ready after the first download")
+	if !m.Ready() || m.Check() != nil {
+		t.Fatalf("not ready after the first download: %v", m.Check())
 	}
 	if d := mustEval(t, e, "GET", "bob"); !d.Allow || d.Revision != "rev1" {
 		t.Errorf("GET after download: %+v", d)
@@ -380,6 +380,9 @@ func TestServerDownAndNothingPersistedFailsClosed(t *testing.T) {
 	if m.Ready() || m.Status().Ready {
 		t.Error("ready without any bundle")
 	}
+	if err := m.Check(); err == nil || !strings.Contains(err.Error(), "waiting for authz") || !strings.Contains(err.Error(), "download") {
+		t.Errorf("Check: %v, want the missing bundle and the download error", err)
+	}
 	d, err := e.Eval(ctx, input("GET", "alice"))
 	if !errors.Is(err, policy.ErrNoPolicy) || d.Allow {
 		t.Errorf("Eval without a bundle: %+v, %v; want ErrNoPolicy and no allow", d, err)
@@ -519,5 +522,26 @@ func TestServiceFromOPAConfig(t *testing.T) {
 	}
 	if seen := srv.seen(); len(seen) != 1 || seen[0].authorization != "Bearer from-opa-config" || !m.Ready() {
 		t.Errorf("requests %+v, ready %v", seen, m.Ready())
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	e := newEngine(t)
+	src := bundles.Source{Name: "a", Path: "a.tar.gz"}
+	for name, cfg := range map[string]bundles.Config{
+		"no engine":         {Bundles: []bundles.Source{src}},
+		"no bundles":        {Engine: e},
+		"unnamed":           {Engine: e, Bundles: []bundles.Source{{Path: "x"}}},
+		"twice":             {Engine: e, Bundles: []bundles.Source{src, src}},
+		"path and URL":      {Engine: e, Bundles: []bundles.Source{{Name: "a", Path: "x", URL: "http://127.0.0.1/b"}}},
+		"unknown service":   {Engine: e, Bundles: []bundles.Source{{Name: "a", Service: "nope"}}},
+		"relative URL":      {Engine: e, Bundles: []bundles.Source{{Name: "a", URL: "bundles/a.tar.gz"}}},
+		"signing, no keys":  {Engine: e, Bundles: []bundles.Source{{Name: "a", Path: "x", Signing: &bundles.Signing{}}}},
+		"signing, bad key":  {Engine: e, Keys: map[string]bundles.Key{"k": {Algorithm: "ES256", Key: "not a key"}}, Bundles: []bundles.Source{{Name: "a", Path: "x", Signing: &bundles.Signing{KeyID: "k"}}}},
+		"signing, no keyid": {Engine: e, Keys: map[string]bundles.Key{"k": {Key: "secret", Algorithm: "HS256"}}, Bundles: []bundles.Source{{Name: "a", Path: "x", Signing: &bundles.Signing{KeyID: "other"}}}},
+	} {
+		if _, err := bundles.New(cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package bundles
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -243,6 +244,12 @@ func (cfg *Config) verification(src Source) (*bundle.VerificationConfig, error) 
 		kc, err := keys.NewKeyConfig(k.Key, alg, k.Scope)
 		if err != nil {
 			return nil, fmt.Errorf("bundles: key %q: %w", id, err)
+		}
+		// OPA finds out at the first verification; say it at start-up.
+		if !strings.HasPrefix(strings.ToUpper(alg), "HS") {
+			if block, _ := pem.Decode([]byte(kc.Key)); block == nil {
+				return nil, fmt.Errorf("bundles: key %q: not a PEM-encoded public key (or the path of one)", id)
+			}
 		}
 		pub[id] = kc
 	}

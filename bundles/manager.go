@@ -40,7 +40,8 @@ type Manager struct {
 	ready  bool
 	readyC chan struct{}
 
-	started  bool // guarded by mu
+	started  bool // Start was called; guarded by mu
+	polling  bool // the periodic downloaders were started; guarded by mu
 	stopOnce sync.Once
 }
 
@@ -200,6 +201,13 @@ func (m *Manager) prepareRemote(cfg *Config, s *source) error {
 // read or activated; the Manager keeps running regardless, so a caller may
 // treat them as fatal or carry on (remote bundles may still arrive).
 func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	if m.started {
+		m.mu.Unlock()
+		return errors.New("bundles: Manager already started")
+	}
+	m.started = true
+	m.mu.Unlock()
 	var errs []error
 	for _, s := range m.sources {
 		var b *bundle.Bundle
@@ -222,13 +230,13 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 	}
 	m.mu.Lock()
-	m.started = true
-	m.mu.Unlock()
 	for _, s := range m.sources {
 		if s.remote != nil && !s.manual {
 			s.remote.Start(ctx)
 		}
 	}
+	m.polling = true
+	m.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -271,7 +279,7 @@ func (m *Manager) Trigger(ctx context.Context) error {
 func (m *Manager) Stop(ctx context.Context) {
 	m.stopOnce.Do(func() {
 		m.mu.Lock()
-		started := m.started
+		started := m.polling
 		m.mu.Unlock()
 		for _, s := range m.sources {
 			// OPA's periodic downloaders wait for their loop to answer a
@@ -418,6 +426,32 @@ func (m *Manager) Ready() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.ready
+}
+
+// Check is the readiness check: nil once every bundle has been activated,
+// otherwise an error naming the bundles still missing and their last
+// errors, for a health endpoint to show.
+func (m *Manager) Check() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ready {
+		return nil
+	}
+	var missing []string
+	var errs []error
+	for _, s := range m.sources {
+		if _, ok := m.have[s.Name]; !ok {
+			missing = append(missing, s.Name)
+		}
+		if s.status.LastError != nil {
+			errs = append(errs, s.status.LastError)
+		}
+	}
+	err := fmt.Errorf("bundles: not ready: waiting for %s", strings.Join(missing, ", "))
+	if len(missing) == 0 {
+		err = errors.New("bundles: not ready: the bundles have not been activated together")
+	}
+	return errors.Join(append([]error{err}, errs...)...)
 }
 
 // WaitReady waits until [Manager.Ready] or ctx is done.
