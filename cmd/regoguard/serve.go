@@ -223,12 +223,7 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 			<-ctx.Done()
 			stopWithin(m.Stop, o.shutdownTimeout)
 		}()
-		ready = func() error {
-			if !m.Ready() {
-				return fmt.Errorf("bundles not activated yet")
-			}
-			return nil
-		}
+		ready = m.Check
 	case demoing:
 		p, err := demo.Policy()
 		if err != nil {
