@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/regoguard/regoguard/internal/testopa"
 )
 
 // binary is the regoguard command built once for every end-to-end test.
@@ -245,5 +247,22 @@ func TestBenchInProcess(t *testing.T) {
 	prof := run(t, nil, "bench", "--policy", "testdata/policy", "--duration", "50ms", "--profile", "testdata/cases.yaml")
 	if prof.code != 0 || !strings.Contains(prof.stdout, "most expensive expressions") || !strings.Contains(prof.stdout, "authz.rego:") {
 		t.Errorf("profile: exit %d\n%s%s", prof.code, prof.stdout, prof.stderr)
+	}
+}
+
+func TestBenchRemoteSideBySide(t *testing.T) {
+	opa := testopa.Start(t, "testdata/policy")
+	res := run(t, nil, "bench", "--policy", "testdata/policy", "--body", "--opa-url", opa.URL,
+		"--duration", "200ms", "--concurrency", "2", "testdata/cases.yaml")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	for _, want := range []string{"in-process", "remote", "the throughput of remote"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	if regexp.MustCompile(`(?m)^\s*remote\s.*\s[1-9]\d*\s*$`).MatchString(res.stdout) {
+		t.Errorf("remote decisions failed:\n%s", res.stdout)
 	}
 }
