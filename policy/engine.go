@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 )
 
@@ -260,7 +261,13 @@ func (e *Engine) EvalWith(ctx context.Context, input ast.Value, opts ...rego.Eva
 	if c == nil {
 		return Decision{}, ErrNoPolicy
 	}
-	rs, err := c.query.Eval(ctx, append(opts, e.noMetrics, rego.EvalParsedInput(input))...)
+	// OPA watches ctx with a goroutine per evaluation unless it is given a
+	// cancel of its own: context.AfterFunc keeps the cancellation (a request
+	// that goes away stops its evaluation) without the goroutine.
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
+	rs, err := c.query.Eval(ctx, append(opts, e.noMetrics, rego.EvalExternalCancel(cancel), rego.EvalParsedInput(input))...)
 	if err != nil {
 		return Decision{Revision: c.revision, Bundles: c.bundles}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
 	}

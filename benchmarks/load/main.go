@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -26,12 +27,13 @@ import (
 const apiKey = "load-test-key-0123456789"
 
 func main() {
-	duration := flag.Duration("duration", 10*time.Second, "length of each wrk run")
+	duration := flag.Duration("duration", 5*time.Second, "length of each wrk run")
+	rounds := flag.Int("rounds", 3, "rounds; each runs every mode once, in turn, so that a change in the machine's load hits every mode alike")
 	connections := flag.Int("connections", 32, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
 	policyDir := flag.String("policy", "benchmarks/testdata/small", "policy directory")
 	flag.Parse()
-	if err := run(*duration, *connections, *threads, *policyDir); err != nil {
+	if err := run(*duration, *rounds, *connections, *threads, *policyDir); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -41,7 +43,7 @@ type mode struct {
 	args []string
 }
 
-func run(d time.Duration, conns, threads int, policyDir string) error {
+func run(d time.Duration, rounds, conns, threads int, policyDir string) error {
 	for _, tool := range []string{"wrk", "opa"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is needed: apt-get install wrk; go install github.com/open-policy-agent/opa@v1.22.3", tool)
@@ -77,20 +79,51 @@ func run(d time.Duration, conns, threads int, policyDir string) error {
 		{"in-process", []string{"--policy", policyDir}},
 		{"remote OPA", []string{"--opa-url", "http://" + opaAddr}},
 	}
-	results := map[string]wrkResult{}
-	for _, m := range modes {
-		r, err := measure(bin, append(common, m.args...), d, conns, threads)
+	urls := make([]string, len(modes))
+	for i, m := range modes {
+		url, stop, err := startServe(bin, append(common, m.args...))
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
-		results[m.name] = r
-		fmt.Printf("%-18s %10.0f req/s  p50 %-9s p99 %-9s (%d non-2xx)\n", m.name, r.rps, r.p50, r.p99, r.non2xx)
+		defer stop()
+		urls[i] = url
 	}
-	off := results["authorization off"].rps
-	fmt.Printf("\nin-process keeps %.0f%% of the throughput with authorization off; remote OPA keeps %.0f%%\n",
-		100*results["in-process"].rps/off, 100*results["remote OPA"].rps/off)
-	fmt.Printf("in-process: %.2fx the throughput of remote OPA\n", results["in-process"].rps/results["remote OPA"].rps)
+	rps := make([][]float64, len(modes))
+	for round := 1; round <= rounds; round++ {
+		for i, m := range modes {
+			r, err := runWrk(urls[i], d, conns, threads)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			rps[i] = append(rps[i], r.rps)
+			fmt.Printf("round %d  %-18s %10.0f req/s  p50 %-9s p99 %s\n", round, m.name, r.rps, r.p50, r.p99)
+		}
+	}
+	// Ratios are taken within each round, then the median of the rounds.
+	ratio := func(a, b int) float64 {
+		rs := make([]float64, rounds)
+		for i := range rs {
+			rs[i] = rps[a][i] / rps[b][i]
+		}
+		return median(rs)
+	}
+	fmt.Printf("\nmedian of %d rounds of %s, %d connections, %d wrk threads:\n", rounds, d, conns, threads)
+	for i, m := range modes {
+		fmt.Printf("  %-18s %10.0f req/s\n", m.name, median(rps[i]))
+	}
+	fmt.Printf("in-process keeps %.0f%% of the throughput with authorization off; remote OPA keeps %.0f%%\n",
+		100*ratio(1, 0), 100*ratio(2, 0))
+	fmt.Printf("in-process: %.2fx the throughput of remote OPA\n", ratio(1, 2))
 	return nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 type wrkResult struct {
@@ -99,24 +132,31 @@ type wrkResult struct {
 	non2xx   int
 }
 
-func measure(bin string, args []string, d time.Duration, conns, threads int) (wrkResult, error) {
+// startServe starts `regoguard serve` on a free port and waits until it
+// answers the load's request.
+func startServe(bin string, args []string) (string, func(), error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return wrkResult{}, err
+		return "", nil, err
 	}
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr}, args...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return wrkResult{}, err
+		return "", nil, err
 	}
-	defer func() {
+	stop := func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
-	}()
+	}
 	url := "http://" + addr + "/orders/42"
 	if err := waitStatus(url, 200); err != nil {
-		return wrkResult{}, err
+		stop()
+		return "", nil, err
 	}
+	return url, stop, nil
+}
+
+func runWrk(url string, d time.Duration, conns, threads int) (wrkResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),

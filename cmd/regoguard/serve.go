@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"strings"
@@ -38,6 +39,7 @@ type serveOptions struct {
 	logLevel        string
 	logFormat       string
 	logDecisions    bool
+	pprof           bool
 	readTimeout     time.Duration
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
@@ -80,6 +82,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs.BoolVar(&o.noAuthz, "no-authz", false, "authenticate only: let every authenticated request through without asking a policy (fastapi-opa's authentication-only mode)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&o.pprof, "admin-pprof", false, "serve Go's profiler at /debug/pprof/ on --admin-listen, for latency tuning")
 	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log one line per decision at info level (otherwise at debug)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 0, "longest time to write a response (0: none, for streaming upstreams)")
@@ -174,7 +177,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 			ln.Close()
 			return fmt.Errorf("--admin-listen: %w", err)
 		}
-		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(adminHandler(reg, ready), logger)})
+		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(adminHandler(reg, ready, o.pprof), logger)})
 		logger.Info("admin listening", "addr", aln.Addr().String())
 	}
 	logger.Info("regoguard serving", "listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen)
@@ -411,8 +414,14 @@ func stringList(v any) []string {
 	return nil
 }
 
-func adminHandler(reg *prometheus.Registry, ready func() error) http.Handler {
+func adminHandler(reg *prometheus.Registry, ready func() error, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
