@@ -634,6 +634,14 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "Invalid sign-in response", "The sign-in response does not match this attempt.", errors.New("nonce mismatch"))
 		return
 	}
+	var azp struct {
+		AuthorizedParty string `json:"azp"`
+	}
+	if err := idt.Claims(&azp); err != nil || (azp.AuthorizedParty == "" && len(idt.Audience) > 1) ||
+		(azp.AuthorizedParty != "" && azp.AuthorizedParty != b.cfg.ClientID) {
+		fail(http.StatusBadGateway, "Sign-in failed", "The ID token was issued to another application.", errors.New("azp is not this client"))
+		return
+	}
 	if idt.AccessTokenHash != "" && tok.AccessToken != "" {
 		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
 			fail(http.StatusBadGateway, "Sign-in failed", "The identity provider's tokens do not match.", err)
