@@ -8,9 +8,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +67,15 @@ func TestBearerZitadel(t *testing.T) {
 	}
 	_, err = opaque.Authenticate(bearerRequest("not-a-real-token"))
 	mustRefuse(t, nil, err)
+
+	// With userinfo enrichment an ID token, which zitadel's userinfo refuses,
+	// keeps its own claims; the opaque access token is enriched.
+	withUI, _ := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: op.ClientID, UserInfo: true, OpaqueAccessTokens: true})
+	for range 2 { // the second time from the cache
+		if id, err := withUI.Authenticate(bearerRequest(idToken)); err != nil || id.Subject != "id1" {
+			t.Fatalf("ID token with userinfo: %v %v", id, err)
+		}
+	}
 
 	// Only ID tokens accepted: the ID token still passes.
 	onlyID, _ := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: op.ClientID, Accepted: []TokenKind{IDToken}})
@@ -226,5 +239,70 @@ func TestIssuerURL(t *testing.T) {
 		if got := IssuerURL(in); got != want {
 			t.Errorf("IssuerURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestBearerUnknownKidThrottle: tokens with made-up key IDs must not turn
+// every request into a key set fetch at the provider.
+func TestBearerUnknownKidThrottle(t *testing.T) {
+	m, err := mockoidc.NewServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwksFetches atomic.Int32
+	m.AddMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "jwks.json") {
+				jwksFetches.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ln, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	b, err := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: m.ClientID, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := m.Keypair.KeyID()
+	claims := map[string]any{"iss": m.Issuer(), "aud": m.ClientID, "sub": "s", "exp": clock.Add(time.Hour).Unix()}
+	good := sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims)
+	if _, err := b.Authenticate(bearerRequest(good)); err != nil {
+		t.Fatal(err)
+	}
+	if n := jwksFetches.Load(); n != 1 {
+		t.Fatalf("first verification: %d key set fetches", n)
+	}
+	rogue, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for i := range 20 {
+		_, err := b.Authenticate(bearerRequest(sign(t, jose.RS256, rogue, fmt.Sprintf("made-up-%d", i), claims)))
+		mustRefuse(t, nil, err)
+	}
+	if n := jwksFetches.Load(); n != 1 {
+		t.Fatalf("20 unknown kids within the interval: %d key set fetches, want none beyond the first", n-1)
+	}
+	// Known keys still verify from the cache meanwhile.
+	if _, err := b.Authenticate(bearerRequest(good)); err != nil {
+		t.Fatal(err)
+	}
+	// After the interval one refetch is allowed (a rotated key would be found).
+	advance(jwksMinInterval + time.Second)
+	for i := range 5 {
+		_, err := b.Authenticate(bearerRequest(sign(t, jose.RS256, rogue, fmt.Sprintf("later-%d", i), claims)))
+		mustRefuse(t, nil, err)
+	}
+	if n := jwksFetches.Load(); n != 2 {
+		t.Fatalf("after the interval: %d key set fetches, want 2", n)
 	}
 }
