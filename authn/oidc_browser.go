@@ -117,6 +117,7 @@ type Browser struct {
 	deny      Denylist
 	verifier  sync.Once
 	idV       *oidc.IDTokenVerifier
+	oauth     *oauth2.Config
 	refreshMu sync.Mutex
 	refreshes map[string]*refreshCall
 }
@@ -237,9 +238,12 @@ func (b *Browser) provider(ctx context.Context) (*oidc.Provider, *oauth2.Config,
 		skew := b.cfg.ClockSkew
 		b.idV = p.Verifier(&oidc.Config{ClientID: b.cfg.ClientID, SupportedSigningAlgs: b.cfg.Algorithms,
 			Now: func() time.Time { return b.now().Add(-skew) }})
+		// One Config for the process: oauth2 remembers in it which client
+		// authentication style (header or form) the token endpoint took.
+		b.oauth = &oauth2.Config{ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret,
+			Endpoint: p.Endpoint(), RedirectURL: b.redirect, Scopes: b.cfg.Scopes}
 	})
-	return p, &oauth2.Config{ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret,
-		Endpoint: p.Endpoint(), RedirectURL: b.redirect, Scopes: b.cfg.Scopes}, nil
+	return p, b.oauth, nil
 }
 
 // session is what the session cookie holds. When the raw ID token is kept,
@@ -369,7 +373,13 @@ func (b *Browser) Challenge(w http.ResponseWriter, r *http.Request) bool {
 	if !wantsHTML(r) {
 		return false
 	}
-	b.startLogin(w, r, r.URL.RequestURI())
+	// r.RequestURI is the target as the client sent it, before any
+	// http.StripPrefix; fall back to r.URL for absolute-form targets.
+	target := r.RequestURI
+	if !strings.HasPrefix(target, "/") {
+		target = r.URL.RequestURI()
+	}
+	b.startLogin(w, r, target)
 	return true
 }
 
