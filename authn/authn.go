@@ -59,8 +59,9 @@
 //	go test -race -run '^$' ./authn/...
 //	GOPROXY=off unshare -n sh -c 'ip link set lo up && exec go test -race ./authn/...'
 //
-// The browser test is skipped when /usr/bin/chromium is missing, unless
-// CI=true.
+// The browser test is skipped when /usr/bin/chromium is missing (unless
+// CI=true, where that fails), and when a network interface other than loopback
+// is up, unless REGOGUARD_BROWSER_NETWORK=allow.
 package authn
 
 import (
