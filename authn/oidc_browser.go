@@ -280,7 +280,8 @@ func claimsFromIDToken(raw string) (map[string]any, error) {
 	return claims, nil
 }
 
-type sessionKey struct{}
+// sessionKey carries the session that Middleware loaded, per Browser.
+type sessionKey struct{ b *Browser }
 
 // errSessionExpired means the session's ID token expired (a refresh may help).
 var errSessionExpired = errors.New("session expired")
@@ -329,7 +330,7 @@ func (b *Browser) loadSession(r *http.Request) (*session, error) {
 // [CredentialError] (the middleware drops such cookies first, so browsers are
 // sent to log in instead).
 func (b *Browser) Authenticate(r *http.Request) (*Identity, error) {
-	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
+	if s, ok := r.Context().Value(sessionKey{b}).(*session); ok {
 		return s.identity(), nil
 	}
 	s, err := b.loadSession(r)
@@ -476,7 +477,7 @@ func (b *Browser) Middleware(next http.Handler) http.Handler {
 		}
 		switch {
 		case err == nil:
-			r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, s))
+			r = r.WithContext(context.WithValue(r.Context(), sessionKey{b}, s))
 			r = withoutCookies(r, b.isSessionCookie)
 		case errors.Is(err, ErrNoCredential):
 		default:

@@ -399,7 +399,8 @@ func TestBrowserCallbackRefusals(t *testing.T) {
 		locA, lcA := startAttempt(t, app, "/")
 		_, lcB := startAttempt(t, app, "/")
 		cbA := authorize(t, locA.String())
-		// Attempt B's cookie renamed to A's name: its sealed state is B's.
+		// Attempt B's cookie renamed to A's name: refused, as the name is
+		// bound into the AEAD (and the state sealed inside is B's).
 		resp, _ := callback(t, cbA, &http.Cookie{Name: lcA.Name, Value: lcB.Value})
 		if resp.StatusCode != http.StatusBadRequest || isSession(resp) {
 			t.Fatalf("swapped cookie: %s", resp.Status)
@@ -433,6 +434,23 @@ func TestBrowserCallbackRefusals(t *testing.T) {
 		resp, page := callback(t, authorize(t, loc.String()), lc)
 		if resp.StatusCode != http.StatusBadRequest || isSession(resp) || !strings.Contains(page, "does not match") {
 			t.Fatalf("nonce: %s %s", resp.Status, page)
+		}
+	})
+	t.Run("reused nonce", func(t *testing.T) {
+		// Attempt A completes; attempt B then gets an ID token carrying A's
+		// (already used) nonce. B's state and PKCE are right: only the nonce
+		// is stale.
+		locA, lcA := startAttempt(t, app, "/")
+		if resp, _ := callback(t, authorize(t, locA.String()), lcA); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("attempt A: %s", resp.Status)
+		}
+		locB, lcB := startAttempt(t, app, "/")
+		q := locB.Query()
+		q.Set("nonce", locA.Query().Get("nonce"))
+		locB.RawQuery = q.Encode()
+		resp, page := callback(t, authorize(t, locB.String()), lcB)
+		if resp.StatusCode != http.StatusBadRequest || isSession(resp) || !strings.Contains(page, "does not match") {
+			t.Fatalf("reused nonce: %s %s", resp.Status, page)
 		}
 	})
 	t.Run("wrong PKCE verifier", func(t *testing.T) {
