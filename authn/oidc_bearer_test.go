@@ -306,3 +306,68 @@ func TestBearerUnknownKidThrottle(t *testing.T) {
 		t.Fatalf("after the interval: %d key set fetches, want 2", n)
 	}
 }
+
+// TestBearerTokenKinds: RFC 9068 access tokens (typ at+jwt) are told apart
+// from ID tokens, and each kind is accepted only when configured.
+func TestBearerTokenKinds(t *testing.T) {
+	m := startMockOIDC(t)
+	kid, _ := m.Keypair.KeyID()
+	now := m.Now()
+	claims := map[string]any{"iss": m.Issuer(), "sub": "svc", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+	withAud := func(aud string) map[string]any {
+		c := map[string]any{"aud": aud, "client_id": "caller"}
+		for k, v := range claims {
+			c[k] = v
+		}
+		return c
+	}
+	signTyp := func(typ string, c map[string]any) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: m.Keypair.PrivateKey},
+			(&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, _ := json.Marshal(c)
+		jws, _ := s.Sign(payload)
+		out, _ := jws.CompactSerialize()
+		return out
+	}
+	access := signTyp("at+jwt", withAud("orders-api"))
+	idTok := signTyp("JWT", withAud("web-app"))
+
+	both, _ := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "web-app", Audience: "orders-api", Now: m.Now})
+	onlyID, _ := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "web-app", Audience: "orders-api", Now: m.Now, Accepted: []TokenKind{IDToken}})
+	onlyAT, _ := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "web-app", Audience: "orders-api", Now: m.Now, Accepted: []TokenKind{AccessToken}})
+
+	for _, c := range []struct {
+		name string
+		b    *Bearer
+		tok  string
+		ok   bool
+	}{
+		{"both/access", both, access, true},
+		{"both/id", both, idTok, true},
+		{"onlyID/access", onlyID, access, false},
+		{"onlyID/id", onlyID, idTok, true},
+		{"onlyAT/access", onlyAT, access, true},
+		{"onlyAT/id (audience is the client's, not the API's)", onlyAT, idTok, false},
+		{"both/access token for another API", both, signTyp("at+jwt", withAud("billing-api")), false},
+		{"both/at+jwt with the client audience", both, signTyp("at+jwt", withAud("web-app")), false},
+	} {
+		id, err := c.b.Authenticate(bearerRequest(c.tok))
+		if c.ok && (err != nil || id.Subject != "svc") {
+			t.Errorf("%s: refused: %v", c.name, err)
+		}
+		if !c.ok {
+			if err == nil || errors.Is(err, ErrNoCredential) {
+				t.Errorf("%s: accepted", c.name)
+			}
+		}
+	}
+	if _, err := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "x", Accepted: []TokenKind{"refresh_token"}}); err == nil {
+		t.Error("unknown kind accepted")
+	}
+	if _, err := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "x", Accepted: []TokenKind{IDToken}, OpaqueAccessTokens: true}); err == nil {
+		t.Error("opaque tokens without access tokens accepted")
+	}
+}
