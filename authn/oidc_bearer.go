@@ -235,6 +235,16 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if err := tok.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("token claims: %w", err)
 	}
+	// Some providers (Keycloak) sign refresh and logout tokens like the
+	// others and name the kind in a "typ" claim: only ID and access tokens
+	// are credentials here.
+	if typ, ok := claims["typ"].(string); ok {
+		switch strings.ToLower(typ) {
+		case "id", "bearer", "at+jwt", "jwt":
+		default:
+			return nil, fmt.Errorf("token type %q is not accepted", safeErrorCode(typ))
+		}
+	}
 	if b.cfg.UserInfo {
 		ttl := b.now().Add(b.cfg.UserInfoTTL)
 		if tok.Expiry.Before(ttl) {

@@ -147,6 +147,12 @@ func TestBearerMockOIDCAndCraftedTokens(t *testing.T) {
 	if id, err := plain.Authenticate(bearerRequest(good)); err != nil || id.Subject != "mallory" {
 		t.Fatalf("control token refused: %v", err)
 	}
+	for _, typ := range []string{"ID", "Bearer"} { // Keycloak's typ claims for ID and access tokens
+		tok := sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["typ"] = typ }))
+		if _, err := plain.Authenticate(bearerRequest(tok)); err != nil {
+			t.Fatalf("typ %s refused: %v", typ, err)
+		}
+	}
 
 	rogue, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -162,6 +168,8 @@ func TestBearerMockOIDCAndCraftedTokens(t *testing.T) {
 		"expired":         sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() })),
 		"wrong issuer":    sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["iss"] = "http://127.0.0.1:1" })),
 		"wrong audience":  sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["aud"] = "other-client" })),
+		"refresh token":   sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["typ"] = "Refresh" })),
+		"logout token":    sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["typ"] = "Logout" })),
 		"alg none":        noneHeader + "." + b64(body) + ".",
 		"alg none sig":    noneHeader + "." + b64(body) + "." + b64([]byte("x")),
 		"HS256 pub PEM":   sign(t, jose.HS256, pubPEM, kid, claims(nil)),
