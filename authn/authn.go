@@ -9,6 +9,59 @@
 //
 // The package knows nothing of OPA or of authorization: it only says who is
 // calling, or that nobody could be identified.
+//
+// # Authenticators
+//
+//   - [Bearer]: "Authorization: Bearer" JWTs (ID tokens, access tokens) verified
+//     with go-oidc against the issuer's discovery document and key set; opaque
+//     access tokens optionally validated at the userinfo endpoint.
+//   - [Browser]: the OpenID Connect authorization code flow with PKCE, state and
+//     nonce, and an encrypted session cookie.
+//   - [APIKeys]: static keys from YAML or the environment.
+//   - [ProxyHeaders]: identity headers from trusted proxies only.
+//   - [None]: anonymous, for services authenticated upstream.
+//
+// [ConfigFromEnv] reads the variables of the fastapi-opa deployment guide
+// (APP_URI, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_WELL_KNOWN).
+//
+// # Wiring into a middleware
+//
+// For every request, in this order:
+//
+//  1. Strip proxy identity headers from untrusted peers: [ProxyHeaders.Sanitize],
+//     or [StripIdentityHeaders] when no proxy is trusted at all.
+//  2. Let [Browser.Middleware] run first (outside the authorization
+//     middleware): it serves the login, callback and logout routes, refreshes
+//     sessions and removes invalid session cookies.
+//  3. Call [Chain.Authenticate]. On [ErrNoCredential] call [Chain.Challenge];
+//     if it wrote nothing, answer 401 with a WWW-Authenticate header of
+//     [WWWAuthenticate](err). Any other error is 401 with the same header (or
+//     503 when it wraps [ErrUnavailable]). Otherwise authorize the [Identity].
+//
+// # Sessions and replay
+//
+// Session cookies are stateless: whoever holds a copy holds the session until
+// it ends. What bounds a stolen or replayed cookie: it is HttpOnly, Secure
+// and SameSite=Lax; it dies with BrowserConfig.SessionLifetime whatever the
+// refreshes; and logout records its session ID in a [Denylist] until then, so
+// a copy made before logout is refused afterwards. The default denylist is in
+// memory: with several replicas, give them a shared one. Login attempts are
+// recorded the same way, so a callback (state, code and login cookie) cannot
+// be replayed.
+//
+// # Tests
+//
+// The tests start real OpenID Providers on loopback (zitadel's example OP and
+// mockoidc) and drive Debian's chromium with chromedp. Chromium contacts
+// outside hosts even with background networking disabled, so run the suite in
+// a network namespace with only loopback, after building it:
+//
+//	go test -race -run '^$' ./authn/...
+//	GOPROXY=off unshare -n sh -c 'ip link set lo up && exec go test -race ./authn/...'
+//
+// The browser test is skipped when /usr/bin/chromium is missing (unless
+// CI=true, where that fails), and when a network interface other than loopback
+// is up, unless REGOGUARD_BROWSER_NETWORK=allow.
 package authn
 
 import (

@@ -30,9 +30,10 @@ const retryDiscoveryAfter = 2 * time.Second
 // it once it succeeded, so that an authenticator can be built while the
 // provider is still starting.
 type discovery struct {
-	issuer string
-	client *http.Client
-	now    func() time.Time
+	issuer   string
+	client   *http.Client
+	throttle *jwksThrottle
+	now      func() time.Time
 
 	mu       sync.Mutex
 	provider *oidc.Provider
@@ -44,6 +45,7 @@ type discovery struct {
 // providerMeta holds discovery fields go-oidc does not expose directly.
 type providerMeta struct {
 	EndSessionEndpoint string `json:"end_session_endpoint"`
+	JWKSURI            string `json:"jwks_uri"`
 }
 
 func newDiscovery(issuer string, client *http.Client, now func() time.Time) (*discovery, error) {
@@ -57,7 +59,59 @@ func newDiscovery(issuer string, client *http.Client, now func() time.Time) (*di
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &discovery{issuer: issuer, client: client, now: now}, nil
+	d := &discovery{issuer: issuer, now: now}
+	c := *client
+	d.throttle = &jwksThrottle{next: c.Transport, now: now}
+	if d.throttle.next == nil {
+		d.throttle.next = http.DefaultTransport
+	}
+	c.Transport = d.throttle
+	d.client = &c
+	return d, nil
+}
+
+// jwksMinInterval is the shortest time between two fetches of the provider's
+// key set.
+const jwksMinInterval = 5 * time.Second
+
+// errJWKSThrottled is what a key set fetch gets when the previous one was
+// less than jwksMinInterval ago.
+var errJWKSThrottled = errors.New("key set fetched too recently")
+
+// jwksThrottle limits fetches of the JWKS URL. go-oidc's RemoteKeySet
+// refetches the key set whenever a token names a key ID it does not have, so
+// without a limit every request with a made-up "kid" would cost a request to
+// the provider. Tokens signed by known keys are verified from the cache and
+// never reach the transport; a genuinely new key is picked up by the first
+// fetch allowed after it appeared.
+type jwksThrottle struct {
+	next http.RoundTripper
+	now  func() time.Time
+
+	mu   sync.Mutex
+	url  string // set once discovery succeeded
+	last time.Time
+}
+
+func (j *jwksThrottle) setURL(u string) {
+	j.mu.Lock()
+	j.url = u
+	j.mu.Unlock()
+}
+
+// RoundTrip implements http.RoundTripper.
+func (j *jwksThrottle) RoundTrip(req *http.Request) (*http.Response, error) {
+	j.mu.Lock()
+	if j.url != "" && req.URL.String() == j.url {
+		now := j.now()
+		if !j.last.IsZero() && now.Sub(j.last) < jwksMinInterval {
+			j.mu.Unlock()
+			return nil, errJWKSThrottled
+		}
+		j.last = now
+	}
+	j.mu.Unlock()
+	return j.next.RoundTrip(req)
 }
 
 // ctx returns a context carrying the HTTP client for go-oidc and oauth2. Key
@@ -99,6 +153,7 @@ func (d *discovery) get(ctx context.Context) (*oidc.Provider, error) {
 		d.lastErr = fmt.Errorf("%w: discovery document of %s: %w", ErrUnavailable, d.issuer, err)
 		return nil, d.lastErr
 	}
+	d.throttle.setURL(meta.JWKSURI)
 	d.provider, d.meta, d.lastErr = p, meta, nil
 	return p, nil
 }

@@ -55,7 +55,10 @@ type BearerConfig struct {
 	// answers with a subject). Requires AccessToken in Accepted.
 	OpaqueAccessTokens bool
 	// UserInfo adds the userinfo endpoint's claims to those of a verified
-	// JWT; token claims win on conflicts and the subjects must agree.
+	// JWT; token claims win on conflicts and the subjects must agree. When
+	// the endpoint refuses the token, an access token is refused; an ID
+	// token (which userinfo endpoints usually do not take) keeps its own
+	// claims.
 	UserInfo bool
 	// UserInfoTTL bounds how long a userinfo answer is cached (never beyond
 	// the token's expiry). Default 5 minutes.
@@ -209,14 +212,17 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 	typedAccess := strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
 
 	var tok *oidc.IDToken
+	asAccess := true // verified as an access token (else as an ID token)
 	switch {
 	case typedAccess && !b.acceptAT:
 		return nil, errors.New("access tokens are not accepted")
 	case typedAccess:
 		tok, err = b.atV.Verify(ctx, raw)
 	case b.acceptID:
+		asAccess = false
 		tok, err = b.idV.Verify(ctx, raw)
 		if err != nil && b.acceptAT && b.cfg.Audience != b.cfg.ClientID {
+			asAccess = true
 			tok, err = b.atV.Verify(ctx, raw)
 		}
 	default: // access tokens only, untyped JWT
@@ -229,26 +235,45 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if err := tok.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("token claims: %w", err)
 	}
+	// Some providers (Keycloak) sign refresh and logout tokens like the
+	// others and name the kind in a "typ" claim: only ID and access tokens
+	// are credentials here.
+	if typ, ok := claims["typ"].(string); ok {
+		switch strings.ToLower(typ) {
+		case "id", "bearer", "at+jwt", "jwt":
+		default:
+			return nil, fmt.Errorf("token type %q is not accepted", safeErrorCode(typ))
+		}
+	}
 	if b.cfg.UserInfo {
 		ttl := b.now().Add(b.cfg.UserInfoTTL)
 		if tok.Expiry.Before(ttl) {
 			ttl = tok.Expiry
 		}
 		info, err := b.userInfo(ctx, p, raw, ttl)
-		if err != nil {
+		switch {
+		case err != nil && asAccess:
 			return nil, err
+		case err != nil:
+			// Userinfo endpoints take access tokens; most refuse an ID
+			// token, which then keeps its own (verified) claims.
+			if !errors.Is(err, errUserInfoRefused) {
+				b.cache.put(sha256.Sum256([]byte(raw)), nil, ttl)
+			}
+			b.logger.DebugContext(ctx, "userinfo did not accept an ID token; using its claims only", "error", err)
+		default:
+			if s, _ := info["sub"].(string); s != tok.Subject {
+				return nil, errors.New("userinfo subject differs from the token's")
+			}
+			merged := make(map[string]any, len(info)+len(claims))
+			for k, v := range info {
+				merged[k] = v
+			}
+			for k, v := range claims {
+				merged[k] = v
+			}
+			claims = merged
 		}
-		if s, _ := info["sub"].(string); s != tok.Subject {
-			return nil, errors.New("userinfo subject differs from the token's")
-		}
-		merged := make(map[string]any, len(info)+len(claims))
-		for k, v := range info {
-			merged[k] = v
-		}
-		for k, v := range claims {
-			merged[k] = v
-		}
-		claims = merged
 	}
 	return &Identity{Subject: tok.Subject, Method: MethodOIDC, Claims: claims, Token: raw}, nil
 }
@@ -260,11 +285,17 @@ func (b *Bearer) buildVerifiers(p *oidc.Provider) {
 	b.atV = p.Verifier(&oidc.Config{ClientID: b.cfg.Audience, SupportedSigningAlgs: b.cfg.Algorithms, Now: now})
 }
 
+// errUserInfoRefused is a cached refusal of the userinfo endpoint.
+var errUserInfoRefused = errors.New("userinfo refused this token")
+
 // userInfo calls the userinfo endpoint with raw as access token, caching the
 // answer by the token's SHA-256 until `until`.
 func (b *Bearer) userInfo(ctx context.Context, p *oidc.Provider, raw string, until time.Time) (map[string]any, error) {
 	key := sha256.Sum256([]byte(raw))
 	if c, ok := b.cache.get(key); ok {
+		if c == nil {
+			return nil, errUserInfoRefused
+		}
 		return c, nil
 	}
 	ui, err := p.UserInfo(b.disc.clientContext(ctx), oauth2.StaticTokenSource(&oauth2.Token{AccessToken: raw, TokenType: "Bearer"}))

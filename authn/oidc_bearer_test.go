@@ -8,9 +8,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +67,15 @@ func TestBearerZitadel(t *testing.T) {
 	}
 	_, err = opaque.Authenticate(bearerRequest("not-a-real-token"))
 	mustRefuse(t, nil, err)
+
+	// With userinfo enrichment an ID token, which zitadel's userinfo refuses,
+	// keeps its own claims; the opaque access token is enriched.
+	withUI, _ := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: op.ClientID, UserInfo: true, OpaqueAccessTokens: true})
+	for range 2 { // the second time from the cache
+		if id, err := withUI.Authenticate(bearerRequest(idToken)); err != nil || id.Subject != "id1" {
+			t.Fatalf("ID token with userinfo: %v %v", id, err)
+		}
+	}
 
 	// Only ID tokens accepted: the ID token still passes.
 	onlyID, _ := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: op.ClientID, Accepted: []TokenKind{IDToken}})
@@ -134,6 +147,12 @@ func TestBearerMockOIDCAndCraftedTokens(t *testing.T) {
 	if id, err := plain.Authenticate(bearerRequest(good)); err != nil || id.Subject != "mallory" {
 		t.Fatalf("control token refused: %v", err)
 	}
+	for _, typ := range []string{"ID", "Bearer"} { // Keycloak's typ claims for ID and access tokens
+		tok := sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["typ"] = typ }))
+		if _, err := plain.Authenticate(bearerRequest(tok)); err != nil {
+			t.Fatalf("typ %s refused: %v", typ, err)
+		}
+	}
 
 	rogue, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -149,6 +168,8 @@ func TestBearerMockOIDCAndCraftedTokens(t *testing.T) {
 		"expired":         sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() })),
 		"wrong issuer":    sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["iss"] = "http://127.0.0.1:1" })),
 		"wrong audience":  sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["aud"] = "other-client" })),
+		"refresh token":   sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["typ"] = "Refresh" })),
+		"logout token":    sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims(func(c map[string]any) { c["typ"] = "Logout" })),
 		"alg none":        noneHeader + "." + b64(body) + ".",
 		"alg none sig":    noneHeader + "." + b64(body) + "." + b64([]byte("x")),
 		"HS256 pub PEM":   sign(t, jose.HS256, pubPEM, kid, claims(nil)),
@@ -226,5 +247,135 @@ func TestIssuerURL(t *testing.T) {
 		if got := IssuerURL(in); got != want {
 			t.Errorf("IssuerURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestBearerUnknownKidThrottle: tokens with made-up key IDs must not turn
+// every request into a key set fetch at the provider.
+func TestBearerUnknownKidThrottle(t *testing.T) {
+	m, err := mockoidc.NewServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwksFetches atomic.Int32
+	m.AddMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "jwks.json") {
+				jwksFetches.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ln, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	b, err := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: m.ClientID, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := m.Keypair.KeyID()
+	claims := map[string]any{"iss": m.Issuer(), "aud": m.ClientID, "sub": "s", "exp": clock.Add(time.Hour).Unix()}
+	good := sign(t, jose.RS256, m.Keypair.PrivateKey, kid, claims)
+	if _, err := b.Authenticate(bearerRequest(good)); err != nil {
+		t.Fatal(err)
+	}
+	if n := jwksFetches.Load(); n != 1 {
+		t.Fatalf("first verification: %d key set fetches", n)
+	}
+	rogue, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for i := range 20 {
+		_, err := b.Authenticate(bearerRequest(sign(t, jose.RS256, rogue, fmt.Sprintf("made-up-%d", i), claims)))
+		mustRefuse(t, nil, err)
+	}
+	if n := jwksFetches.Load(); n != 1 {
+		t.Fatalf("20 unknown kids within the interval: %d key set fetches, want none beyond the first", n-1)
+	}
+	// Known keys still verify from the cache meanwhile.
+	if _, err := b.Authenticate(bearerRequest(good)); err != nil {
+		t.Fatal(err)
+	}
+	// After the interval one refetch is allowed (a rotated key would be found).
+	advance(jwksMinInterval + time.Second)
+	for i := range 5 {
+		_, err := b.Authenticate(bearerRequest(sign(t, jose.RS256, rogue, fmt.Sprintf("later-%d", i), claims)))
+		mustRefuse(t, nil, err)
+	}
+	if n := jwksFetches.Load(); n != 2 {
+		t.Fatalf("after the interval: %d key set fetches, want 2", n)
+	}
+}
+
+// TestBearerTokenKinds: RFC 9068 access tokens (typ at+jwt) are told apart
+// from ID tokens, and each kind is accepted only when configured.
+func TestBearerTokenKinds(t *testing.T) {
+	m := startMockOIDC(t)
+	kid, _ := m.Keypair.KeyID()
+	now := m.Now()
+	claims := map[string]any{"iss": m.Issuer(), "sub": "svc", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+	withAud := func(aud string) map[string]any {
+		c := map[string]any{"aud": aud, "client_id": "caller"}
+		for k, v := range claims {
+			c[k] = v
+		}
+		return c
+	}
+	signTyp := func(typ string, c map[string]any) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: m.Keypair.PrivateKey},
+			(&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, _ := json.Marshal(c)
+		jws, _ := s.Sign(payload)
+		out, _ := jws.CompactSerialize()
+		return out
+	}
+	access := signTyp("at+jwt", withAud("orders-api"))
+	idTok := signTyp("JWT", withAud("web-app"))
+
+	both, _ := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "web-app", Audience: "orders-api", Now: m.Now})
+	onlyID, _ := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "web-app", Audience: "orders-api", Now: m.Now, Accepted: []TokenKind{IDToken}})
+	onlyAT, _ := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "web-app", Audience: "orders-api", Now: m.Now, Accepted: []TokenKind{AccessToken}})
+
+	for _, c := range []struct {
+		name string
+		b    *Bearer
+		tok  string
+		ok   bool
+	}{
+		{"both/access", both, access, true},
+		{"both/id", both, idTok, true},
+		{"onlyID/access", onlyID, access, false},
+		{"onlyID/id", onlyID, idTok, true},
+		{"onlyAT/access", onlyAT, access, true},
+		{"onlyAT/id (audience is the client's, not the API's)", onlyAT, idTok, false},
+		{"both/access token for another API", both, signTyp("at+jwt", withAud("billing-api")), false},
+		{"both/at+jwt with the client audience", both, signTyp("at+jwt", withAud("web-app")), false},
+	} {
+		id, err := c.b.Authenticate(bearerRequest(c.tok))
+		if c.ok && (err != nil || id.Subject != "svc") {
+			t.Errorf("%s: refused: %v", c.name, err)
+		}
+		if !c.ok {
+			if err == nil || errors.Is(err, ErrNoCredential) {
+				t.Errorf("%s: accepted", c.name)
+			}
+		}
+	}
+	if _, err := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "x", Accepted: []TokenKind{"refresh_token"}}); err == nil {
+		t.Error("unknown kind accepted")
+	}
+	if _, err := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: "x", Accepted: []TokenKind{IDToken}, OpaqueAccessTokens: true}); err == nil {
+		t.Error("opaque tokens without access tokens accepted")
 	}
 }

@@ -2,10 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +13,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
 
@@ -117,6 +112,7 @@ type Browser struct {
 	deny      Denylist
 	verifier  sync.Once
 	idV       *oidc.IDTokenVerifier
+	oauth     *oauth2.Config
 	refreshMu sync.Mutex
 	refreshes map[string]*refreshCall
 }
@@ -237,85 +233,12 @@ func (b *Browser) provider(ctx context.Context) (*oidc.Provider, *oauth2.Config,
 		skew := b.cfg.ClockSkew
 		b.idV = p.Verifier(&oidc.Config{ClientID: b.cfg.ClientID, SupportedSigningAlgs: b.cfg.Algorithms,
 			Now: func() time.Time { return b.now().Add(-skew) }})
+		// One Config for the process: oauth2 remembers in it which client
+		// authentication style (header or form) the token endpoint took.
+		b.oauth = &oauth2.Config{ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret,
+			Endpoint: p.Endpoint(), RedirectURL: b.redirect, Scopes: b.cfg.Scopes}
 	})
-	return p, &oauth2.Config{ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret,
-		Endpoint: p.Endpoint(), RedirectURL: b.redirect, Scopes: b.cfg.Scopes}, nil
-}
-
-// session is what the session cookie holds. When the raw ID token is kept,
-// the claims are not stored a second time: they are read back from the token,
-// which was verified at login and is protected by the cookie's AEAD since.
-type session struct {
-	ID           string         `json:"sid"`
-	Subject      string         `json:"sub"`
-	Claims       map[string]any `json:"c"`
-	IDToken      string         `json:"idt,omitempty"`
-	RefreshToken string         `json:"rt,omitempty"`
-	Expiry       int64          `json:"exp"` // ID token expiry
-	End          int64          `json:"end"` // absolute end of the session
-}
-
-func (s *session) identity() *Identity {
-	return &Identity{Subject: s.Subject, Method: MethodOIDC, Claims: cloneClaims(s.Claims), Token: s.IDToken}
-}
-
-// claimsFromIDToken reads the claims of an ID token that was verified when
-// the session was created.
-func claimsFromIDToken(raw string) (map[string]any, error) {
-	if raw == "" {
-		return nil, errors.New("session cookie has no claims")
-	}
-	jws, err := jose.ParseSigned(raw, toJOSE(defaultAlgorithms))
-	if err != nil {
-		return nil, fmt.Errorf("session ID token: %w", err)
-	}
-	claims := map[string]any{}
-	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims); err != nil {
-		return nil, fmt.Errorf("session ID token claims: %w", err)
-	}
-	return claims, nil
-}
-
-type sessionKey struct{}
-
-// errSessionExpired means the session's ID token expired (a refresh may help).
-var errSessionExpired = errors.New("session expired")
-
-// loadSession reads and checks the session cookie. ErrNoCredential: no
-// cookie. errSessionExpired (with the session): the ID token expired.
-func (b *Browser) loadSession(r *http.Request) (*session, error) {
-	raw := readChunks(r, b.cfg.CookieName, b.cfg.MaxCookies)
-	if raw == "" {
-		return nil, ErrNoCredential
-	}
-	pt, err := b.session.open(b.cfg.CookieName, raw)
-	if err != nil {
-		return nil, err
-	}
-	var s session
-	if err := json.Unmarshal(pt, &s); err != nil || s.ID == "" || s.Subject == "" {
-		return nil, errors.New("session cookie is malformed")
-	}
-	if s.Claims == nil {
-		if s.Claims, err = claimsFromIDToken(s.IDToken); err != nil {
-			return nil, err
-		}
-	}
-	now := b.now()
-	if now.Unix() >= s.End {
-		return nil, errors.New("session lifetime is over")
-	}
-	revoked, err := b.deny.Contains(r.Context(), "sid:"+s.ID)
-	if err != nil {
-		return nil, fmt.Errorf("denylist: %w", err)
-	}
-	if revoked {
-		return nil, errors.New("session was logged out")
-	}
-	if now.Add(-b.cfg.ClockSkew).Unix() >= s.Expiry {
-		return &s, errSessionExpired
-	}
-	return &s, nil
+	return p, b.oauth, nil
 }
 
 // Authenticate implements [Authenticator]. Behind [Browser.Middleware] it
@@ -325,7 +248,7 @@ func (b *Browser) loadSession(r *http.Request) (*session, error) {
 // [CredentialError] (the middleware drops such cookies first, so browsers are
 // sent to log in instead).
 func (b *Browser) Authenticate(r *http.Request) (*Identity, error) {
-	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
+	if s, ok := r.Context().Value(sessionKey{b}).(*session); ok {
 		return s.identity(), nil
 	}
 	s, err := b.loadSession(r)
@@ -369,77 +292,14 @@ func (b *Browser) Challenge(w http.ResponseWriter, r *http.Request) bool {
 	if !wantsHTML(r) {
 		return false
 	}
-	b.startLogin(w, r, r.URL.RequestURI())
+	// r.RequestURI is the target as the client sent it, before any
+	// http.StripPrefix; fall back to r.URL for absolute-form targets.
+	target := r.RequestURI
+	if !strings.HasPrefix(target, "/") {
+		target = r.URL.RequestURI()
+	}
+	b.startLogin(w, r, target)
 	return true
-}
-
-// login is what a login cookie holds, for one login attempt.
-type loginState struct {
-	State    string `json:"st"`
-	Nonce    string `json:"n"`
-	Verifier string `json:"v"`
-	Return   string `json:"rt"`
-	Expiry   int64  `json:"exp"`
-}
-
-// loginCookieName is the login cookie of the attempt with this state. Each
-// attempt has its own cookie, so two tabs logging in do not clash.
-func (b *Browser) loginCookieName(state string) string {
-	sum := sha256.Sum256([]byte(state))
-	prefix := "regoguard_login_"
-	if b.secure {
-		prefix = "__Secure-" + prefix
-	}
-	return prefix + hex.EncodeToString(sum[:8])
-}
-
-func (b *Browser) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
-	rt, ok := safeReturnPath(returnTo)
-	if !ok || b.isRoute(rt) {
-		rt = "/"
-	}
-	_, conf, err := b.provider(r.Context())
-	if err != nil {
-		b.logger.WarnContext(r.Context(), "login: identity provider unavailable", "error", err)
-		b.errorPage(w, http.StatusServiceUnavailable, "The sign-in service is unavailable",
-			"The identity provider could not be reached. Please try again in a moment.", rt)
-		return
-	}
-	ls := loginState{State: randomToken(32), Nonce: randomToken(32), Verifier: oauth2.GenerateVerifier(),
-		Return: rt, Expiry: b.now().Add(b.cfg.LoginTimeout).Unix()}
-	pt, _ := json.Marshal(ls)
-	name := b.loginCookieName(ls.State)
-	http.SetCookie(w, &http.Cookie{Name: name, Value: b.login.seal(name, pt), Path: b.cfg.CallbackPath,
-		MaxAge: int(b.cfg.LoginTimeout.Seconds()), HttpOnly: true, Secure: b.secure, SameSite: http.SameSiteLaxMode})
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, conf.AuthCodeURL(ls.State, oidc.Nonce(ls.Nonce), oauth2.S256ChallengeOption(ls.Verifier)), http.StatusFound)
-}
-
-func (b *Browser) isRoute(p string) bool {
-	path, _, _ := strings.Cut(p, "?")
-	return path == b.cfg.LoginPath || path == b.cfg.CallbackPath || path == b.cfg.LogoutPath
-}
-
-// safeReturnPath accepts only same-origin, absolute paths (with an optional
-// query): no scheme, no host, no "//" or "/\" (which browsers read as another
-// host), no control characters (browsers drop tabs and newlines).
-func safeReturnPath(s string) (string, bool) {
-	if s == "" || s[0] != '/' || len(s) > 4096 {
-		return "", false
-	}
-	if strings.HasPrefix(s, "//") || strings.ContainsRune(s, '\\') {
-		return "", false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return "", false
-		}
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
-		return "", false
-	}
-	return s, true
 }
 
 // Middleware serves the login, callback and logout routes and, for every
@@ -466,7 +326,7 @@ func (b *Browser) Middleware(next http.Handler) http.Handler {
 		}
 		switch {
 		case err == nil:
-			r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, s))
+			r = r.WithContext(context.WithValue(r.Context(), sessionKey{b}, s))
 			r = withoutCookies(r, b.isSessionCookie)
 		case errors.Is(err, ErrNoCredential):
 		default:
@@ -502,11 +362,6 @@ func (b *Browser) serveRoute(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (b *Browser) isSessionCookie(name string) bool {
-	base, _, _ := strings.Cut(name, ".")
-	return base == b.cfg.CookieName
-}
-
 // withoutCookies returns r without the cookies drop selects.
 func withoutCookies(r *http.Request, drop func(string) bool) *http.Request {
 	cookies := r.Cookies()
@@ -528,356 +383,4 @@ func withoutCookies(r *http.Request, drop func(string) bool) *http.Request {
 		r2.AddCookie(c)
 	}
 	return r2
-}
-
-func (b *Browser) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	rd := r.URL.Query().Get("rd")
-	if rd == "" {
-		rd = "/"
-	}
-	if _, ok := safeReturnPath(rd); !ok {
-		b.errorPage(w, http.StatusBadRequest, "Invalid return address",
-			"Sign-in can only return to a page of this site.", "/")
-		return
-	}
-	b.startLogin(w, r, rd)
-}
-
-func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	q := r.URL.Query()
-	state := q.Get("state")
-	var ls loginState
-	fail := func(status int, title, msg string, err error) {
-		b.logger.InfoContext(ctx, "login callback refused", "reason", title, "error", err)
-		retry := ls.Return
-		if retry == "" {
-			retry = "/"
-		}
-		b.errorPage(w, status, title, msg, retry)
-	}
-	if state == "" || len(state) > 512 {
-		fail(http.StatusBadRequest, "Invalid sign-in response", "The sign-in response has no valid state.", nil)
-		return
-	}
-	name := b.loginCookieName(state)
-	c, err := r.Cookie(name)
-	// The login cookie is consumed whatever happens next.
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: b.cfg.CallbackPath, MaxAge: -1,
-		HttpOnly: true, Secure: b.secure, SameSite: http.SameSiteLaxMode})
-	if err != nil {
-		fail(http.StatusBadRequest, "Sign-in expired", "This sign-in attempt has expired or was already used. Please try again.", err)
-		return
-	}
-	pt, err := b.login.open(name, c.Value)
-	if err == nil {
-		err = json.Unmarshal(pt, &ls)
-	}
-	if err != nil {
-		fail(http.StatusBadRequest, "Invalid sign-in response", "The sign-in attempt could not be verified.", err)
-		return
-	}
-	if subtle.ConstantTimeCompare([]byte(ls.State), []byte(state)) != 1 {
-		fail(http.StatusBadRequest, "Invalid sign-in response", "The sign-in response does not match this attempt.", errors.New("state mismatch"))
-		return
-	}
-	if b.now().Unix() >= ls.Expiry {
-		fail(http.StatusBadRequest, "Sign-in expired", "This sign-in attempt has expired. Please try again.", nil)
-		return
-	}
-	sum := sha256.Sum256([]byte(ls.State))
-	first, err := b.deny.Add(ctx, "login:"+hex.EncodeToString(sum[:]), time.Unix(ls.Expiry, 0))
-	if err != nil || !first {
-		fail(http.StatusBadRequest, "Sign-in expired", "This sign-in attempt was already used. Please try again.", err)
-		return
-	}
-	if e := q.Get("error"); e != "" {
-		fail(http.StatusForbidden, "Sign-in was not completed", "The identity provider answered: "+safeErrorCode(e)+".", nil)
-		return
-	}
-	code := q.Get("code")
-	if code == "" {
-		fail(http.StatusBadRequest, "Invalid sign-in response", "The sign-in response has no code.", nil)
-		return
-	}
-	_, conf, err := b.provider(ctx)
-	if err != nil {
-		fail(http.StatusServiceUnavailable, "The sign-in service is unavailable", "The identity provider could not be reached. Please try again in a moment.", err)
-		return
-	}
-	tok, err := conf.Exchange(b.disc.clientContext(ctx), code, oauth2.VerifierOption(ls.Verifier))
-	if err != nil {
-		fail(http.StatusBadGateway, "Sign-in failed", "The identity provider did not confirm the sign-in. Please try again.", err)
-		return
-	}
-	rawID, _ := tok.Extra("id_token").(string)
-	if rawID == "" {
-		fail(http.StatusBadGateway, "Sign-in failed", "The identity provider returned no ID token.", nil)
-		return
-	}
-	idt, err := b.idV.Verify(ctx, rawID)
-	if err != nil {
-		fail(http.StatusBadGateway, "Sign-in failed", "The identity provider's ID token is not valid.", err)
-		return
-	}
-	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(ls.Nonce)) != 1 {
-		fail(http.StatusBadRequest, "Invalid sign-in response", "The sign-in response does not match this attempt.", errors.New("nonce mismatch"))
-		return
-	}
-	if idt.AccessTokenHash != "" && tok.AccessToken != "" {
-		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-			fail(http.StatusBadGateway, "Sign-in failed", "The identity provider's tokens do not match.", err)
-			return
-		}
-	}
-	s, err := b.newSession(idt, rawID, tok.RefreshToken)
-	if err != nil {
-		fail(http.StatusBadGateway, "Sign-in failed", "The identity provider's ID token could not be read.", err)
-		return
-	}
-	if err := b.writeSession(w, r, s); err != nil {
-		fail(http.StatusInternalServerError, "Sign-in failed", "Your account information is too large for a session cookie. Please contact the administrator.", err)
-		return
-	}
-	b.logger.InfoContext(ctx, "login", "sub", s.Subject)
-	rt, ok := safeReturnPath(ls.Return)
-	if !ok {
-		rt = "/"
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, rt, http.StatusSeeOther)
-}
-
-// safeErrorCode keeps an OAuth error code printable in a page and a log.
-func safeErrorCode(s string) string {
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
-			return r
-		}
-		return -1
-	}, s)
-}
-
-func (b *Browser) newSession(idt *oidc.IDToken, rawID, refreshToken string) (*session, error) {
-	claims := map[string]any{}
-	if err := idt.Claims(&claims); err != nil {
-		return nil, err
-	}
-	now := b.now()
-	return &session{ID: randomToken(16), Subject: idt.Subject, Claims: claims, IDToken: rawID,
-		RefreshToken: refreshToken, Expiry: idt.Expiry.Unix(), End: now.Add(b.cfg.SessionLifetime).Unix()}, nil
-}
-
-// writeSession seals s into as many cookies as needed, trimming the ID token
-// and then the refresh token when it does not fit.
-func (b *Browser) writeSession(w http.ResponseWriter, r *http.Request, s *session) error {
-	trimmed := *s
-	var chunks []string
-	for {
-		wire := trimmed
-		if wire.IDToken != "" {
-			wire.Claims = nil // the ID token carries them; see claimsFromIDToken
-		}
-		pt, err := json.Marshal(&wire)
-		if err != nil {
-			return err
-		}
-		chunks, err = splitChunks(b.session.seal(b.cfg.CookieName, pt), b.cfg.MaxCookies)
-		if err == nil {
-			break
-		}
-		switch {
-		case trimmed.IDToken != "":
-			b.logger.WarnContext(r.Context(), "session too large: dropping the raw ID token (no id_token_hint at logout)", "sub", s.Subject)
-			trimmed.IDToken = ""
-		case trimmed.RefreshToken != "":
-			b.logger.WarnContext(r.Context(), "session too large: dropping the refresh token (session ends when the ID token expires)", "sub", s.Subject)
-			trimmed.RefreshToken = ""
-		default:
-			return err
-		}
-	}
-	maxAge := int(s.End - b.now().Unix())
-	for i, v := range chunks {
-		http.SetCookie(w, b.sessionCookie(chunkName(b.cfg.CookieName, i), v, maxAge))
-	}
-	for i := len(chunks); i < b.cfg.MaxCookies; i++ {
-		if _, err := r.Cookie(chunkName(b.cfg.CookieName, i)); err == nil {
-			http.SetCookie(w, b.sessionCookie(chunkName(b.cfg.CookieName, i), "", -1))
-		}
-	}
-	return nil
-}
-
-func (b *Browser) sessionCookie(name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: b.secure, SameSite: http.SameSiteLaxMode}
-}
-
-// clearSession deletes every session cookie the browser sent.
-func (b *Browser) clearSession(w http.ResponseWriter, r *http.Request) {
-	for _, c := range r.Cookies() {
-		if b.isSessionCookie(c.Name) {
-			http.SetCookie(w, b.sessionCookie(c.Name, "", -1))
-		}
-	}
-}
-
-// refreshCall lets concurrent requests of one session share one refresh, so
-// that a provider rotating refresh tokens does not see the old one twice.
-type refreshCall struct {
-	done chan struct{}
-	s    *session
-	err  error
-	at   time.Time
-}
-
-// refreshReuse is how long a refreshed session is handed to requests that
-// still carry the previous cookie.
-const refreshReuse = 30 * time.Second
-
-func (b *Browser) refresh(ctx context.Context, s *session) (*session, error) {
-	if s.RefreshToken == "" {
-		return nil, errSessionExpired
-	}
-	b.refreshMu.Lock()
-	for id, c := range b.refreshes {
-		select {
-		case <-c.done:
-			if b.now().Sub(c.at) > refreshReuse {
-				delete(b.refreshes, id)
-			}
-		default:
-		}
-	}
-	key := s.ID + "\x00" + s.RefreshToken
-	sum := sha256.Sum256([]byte(key))
-	id := hex.EncodeToString(sum[:])
-	if c, ok := b.refreshes[id]; ok {
-		b.refreshMu.Unlock()
-		<-c.done
-		return c.s, c.err
-	}
-	c := &refreshCall{done: make(chan struct{})}
-	b.refreshes[id] = c
-	b.refreshMu.Unlock()
-
-	c.s, c.err = b.doRefresh(ctx, s)
-	c.at = b.now()
-	close(c.done)
-	return c.s, c.err
-}
-
-func (b *Browser) doRefresh(ctx context.Context, s *session) (*session, error) {
-	_, conf, err := b.provider(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ctx = b.disc.clientContext(context.WithoutCancel(ctx))
-	tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
-	if err != nil {
-		var re *oauth2.RetrieveError
-		if !errors.As(err, &re) {
-			return nil, fmt.Errorf("%w: refresh: %w", ErrUnavailable, err)
-		}
-		return nil, fmt.Errorf("refresh refused: %s", safeErrorCode(re.ErrorCode))
-	}
-	rawID, _ := tok.Extra("id_token").(string)
-	if rawID == "" {
-		return nil, errors.New("refresh returned no ID token")
-	}
-	idt, err := b.idV.Verify(ctx, rawID)
-	if err != nil {
-		return nil, fmt.Errorf("refreshed ID token: %w", err)
-	}
-	if idt.Subject != s.Subject {
-		return nil, errors.New("refreshed ID token names another subject")
-	}
-	claims := map[string]any{}
-	if err := idt.Claims(&claims); err != nil {
-		return nil, err
-	}
-	ns := *s
-	ns.Claims, ns.IDToken, ns.Expiry = claims, rawID, idt.Expiry.Unix()
-	if tok.RefreshToken != "" {
-		ns.RefreshToken = tok.RefreshToken
-	}
-	return &ns, nil
-}
-
-// handleLogout: GET shows a confirmation form (a link or an image cannot log
-// anybody out); POST, from this origin only, revokes the session, clears its
-// cookies and continues to the provider's end_session_endpoint when it has
-// one.
-func (b *Browser) handleLogout(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		b.page(w, http.StatusOK, "Sign out", "Do you want to sign out?",
-			`<form method="post" action="`+htmlEscape(b.cfg.LogoutPath)+`"><button id="logout" type="submit">Sign out</button></form>`)
-		return
-	case http.MethodPost:
-	default:
-		w.Header().Set("Allow", "GET, HEAD, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if !b.sameOrigin(r) {
-		b.errorPage(w, http.StatusForbidden, "Sign-out refused", "Sign-out must be requested from this site.", "/")
-		return
-	}
-	var hint string
-	if s, err := b.loadSession(r); err == nil || errors.Is(err, errSessionExpired) {
-		hint = s.IDToken
-		if _, err := b.deny.Add(r.Context(), "sid:"+s.ID, time.Unix(s.End, 0)); err != nil {
-			b.logger.WarnContext(r.Context(), "logout: could not revoke the session", "error", err)
-		}
-		b.logger.InfoContext(r.Context(), "logout", "sub", s.Subject)
-	}
-	b.clearSession(w, r)
-	w.Header().Set("Cache-Control", "no-store")
-	target := b.cfg.PostLogoutRedirectURI
-	if target == "" {
-		target = "/"
-	}
-	if end := b.disc.endSession(); end != "" {
-		if u, err := url.Parse(end); err == nil {
-			q := u.Query()
-			q.Set("client_id", b.cfg.ClientID)
-			if hint != "" {
-				q.Set("id_token_hint", hint)
-			}
-			if b.cfg.PostLogoutRedirectURI != "" {
-				q.Set("post_logout_redirect_uri", b.cfg.PostLogoutRedirectURI)
-			}
-			u.RawQuery = q.Encode()
-			target = u.String()
-		}
-	}
-	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-// sameOrigin checks a state-changing request's Origin (or Sec-Fetch-Site).
-// Requests without either header come from non-browser clients, which carry
-// no ambient credentials worth forging.
-func (b *Browser) sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" {
-		return o == b.origin
-	}
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
-		return s == "same-origin" || s == "none"
-	}
-	return true
 }

@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -397,7 +399,8 @@ func TestBrowserCallbackRefusals(t *testing.T) {
 		locA, lcA := startAttempt(t, app, "/")
 		_, lcB := startAttempt(t, app, "/")
 		cbA := authorize(t, locA.String())
-		// Attempt B's cookie renamed to A's name: its sealed state is B's.
+		// Attempt B's cookie renamed to A's name: refused, as the name is
+		// bound into the AEAD (and the state sealed inside is B's).
 		resp, _ := callback(t, cbA, &http.Cookie{Name: lcA.Name, Value: lcB.Value})
 		if resp.StatusCode != http.StatusBadRequest || isSession(resp) {
 			t.Fatalf("swapped cookie: %s", resp.Status)
@@ -431,6 +434,23 @@ func TestBrowserCallbackRefusals(t *testing.T) {
 		resp, page := callback(t, authorize(t, loc.String()), lc)
 		if resp.StatusCode != http.StatusBadRequest || isSession(resp) || !strings.Contains(page, "does not match") {
 			t.Fatalf("nonce: %s %s", resp.Status, page)
+		}
+	})
+	t.Run("reused nonce", func(t *testing.T) {
+		// Attempt A completes; attempt B then gets an ID token carrying A's
+		// (already used) nonce. B's state and PKCE are right: only the nonce
+		// is stale.
+		locA, lcA := startAttempt(t, app, "/")
+		if resp, _ := callback(t, authorize(t, locA.String()), lcA); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("attempt A: %s", resp.Status)
+		}
+		locB, lcB := startAttempt(t, app, "/")
+		q := locB.Query()
+		q.Set("nonce", locA.Query().Get("nonce"))
+		locB.RawQuery = q.Encode()
+		resp, page := callback(t, authorize(t, locB.String()), lcB)
+		if resp.StatusCode != http.StatusBadRequest || isSession(resp) || !strings.Contains(page, "does not match") {
+			t.Fatalf("reused nonce: %s %s", resp.Status, page)
 		}
 	})
 	t.Run("wrong PKCE verifier", func(t *testing.T) {
@@ -593,4 +613,121 @@ func TestBrowserConfigChecks(t *testing.T) {
 		}
 	}
 	_ = context.Background
+}
+
+// startCountingMockOIDC starts mockoidc and counts refresh grants.
+func startCountingMockOIDC(t *testing.T) (*mockoidc.MockOIDC, *atomic.Int32) {
+	t.Helper()
+	m, err := mockoidc.NewServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refreshes atomic.Int32
+	m.AddMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/token") {
+				r.ParseForm()
+				if r.PostForm.Get("grant_type") == "refresh_token" {
+					refreshes.Add(1)
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ln, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	return m, &refreshes
+}
+
+func TestBrowserRefresh(t *testing.T) {
+	m, refreshes := startCountingMockOIDC(t)
+	cfg := m.Config()
+	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, func(c *BrowserConfig) { c.Now = m.Now })
+	if got := body(t, app.get(t, "/in", true)); !strings.Contains(got, "hello") {
+		t.Fatal(got)
+	}
+	cookies := app.cookies()
+
+	// Concurrent requests carrying the same expired session share one refresh.
+	m.FastForward(cfg.AccessTTL + time.Minute)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := mustRequest(t, app.URL+"/concurrent")
+			for _, c := range cookies {
+				req.AddCookie(c)
+			}
+			resp, err := noRedirects(&http.Client{}).Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(b), "hello") || !strings.Contains(strings.Join(resp.Header.Values("Set-Cookie"), ";"), "regoguard=") {
+				errs <- fmt.Errorf("%s %s", resp.Status, b)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := refreshes.Load(); n != 1 {
+		t.Fatalf("%d refresh grants for one session, want 1", n)
+	}
+
+	// Once the refresh token expired too, the session ends: the cookie is
+	// dropped and the browser is sent to log in.
+	m.FastForward(cfg.RefreshTTL + time.Minute)
+	req := mustRequest(t, app.URL+"/later")
+	for _, c := range app.cookies() {
+		req.AddCookie(c)
+	}
+	resp, err := noRedirects(&http.Client{}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), m.AuthorizationEndpoint()) ||
+		!strings.Contains(strings.Join(resp.Header.Values("Set-Cookie"), "\n"), "regoguard=;") {
+		t.Fatalf("expired refresh token: %s %v", resp.Status, resp.Header)
+	}
+	if n := refreshes.Load(); n != 2 {
+		t.Fatalf("%d refresh grants, want 2", n)
+	}
+}
+
+func TestBrowserSessionTrimmed(t *testing.T) {
+	m := startMockOIDC(t)
+	cfg := m.Config()
+	var groups []string
+	for i := range 100 {
+		groups = append(groups, fmt.Sprintf("group-with-a-fairly-long-name-%04d", i))
+	}
+	// Two cookies hold the claims but not the claims and the raw ID token.
+	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, func(c *BrowserConfig) { c.Scopes = []string{"groups"}; c.MaxCookies = 2 })
+	m.QueueUser(&mockoidc.MockUser{Subject: "erin", Groups: groups})
+	resp := app.get(t, "/trim", true)
+	if got := body(t, resp); resp.StatusCode != 200 || !strings.Contains(got, "hello erin at /trim") {
+		t.Fatalf("trimmed session: %s %s", resp.Status, got)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	for _, c := range app.cookies() {
+		r.AddCookie(c)
+	}
+	id, err := app.B.Authenticate(r)
+	if err != nil || id.Token != "" || len(id.Claims["groups"].([]any)) != 100 {
+		t.Fatalf("trimmed: token kept=%v err=%v", id != nil && id.Token != "", err)
+	}
 }

@@ -18,22 +18,25 @@ var (
 	tokenHeaders    = []string{"X-Auth-Request-Access-Token", "X-Forwarded-Access-Token"}
 )
 
-// IdentityHeaders lists every header that [StripIdentityHeaders] removes.
-var IdentityHeaders = func() []string {
+// IdentityHeaders returns the names of every header that
+// [StripIdentityHeaders] removes.
+func IdentityHeaders() []string {
 	var all []string
 	for _, hs := range [][]string{userHeaders, emailHeaders, groupsHeaders, usernameHeaders, tokenHeaders} {
 		all = append(all, hs...)
 	}
 	return all
-}()
+}
 
 // StripIdentityHeaders deletes every proxy identity header ([IdentityHeaders])
 // from r. A middleware calls it (or [ProxyHeaders.Sanitize]) on every request
 // that did not come from a trusted proxy, before anything reads the headers or
 // forwards the request, so a client cannot claim an identity by setting them.
 func StripIdentityHeaders(r *http.Request) {
-	for _, h := range IdentityHeaders {
-		r.Header.Del(h)
+	for _, hs := range [][]string{userHeaders, emailHeaders, groupsHeaders, usernameHeaders, tokenHeaders} {
+		for _, h := range hs {
+			r.Header.Del(h)
+		}
 	}
 }
 

@@ -52,7 +52,7 @@ func TestProxyHeaders(t *testing.T) {
 		r := proxyRequest(remote, spoof)
 		_, err := p.Authenticate(r)
 		mustNoCredential(t, err)
-		for _, name := range IdentityHeaders {
+		for _, name := range IdentityHeaders() {
 			if r.Header.Get(name) != "" {
 				t.Fatalf("%s: header %s not stripped", remote, name)
 			}
