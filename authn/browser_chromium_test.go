@@ -5,85 +5,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/regoguard/regoguard/internal/testbrowser"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// newChromium starts headless Chromium limited to loopback. Run the test in a
-// network namespace with only loopback (see the package's test notes): even
-// with these flags Chromium tries to reach Google services.
-func newChromium(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium is required in CI: %v", err)
-		}
-		t.Skipf("chromium not installed (%v); apt-get install chromium", err)
-	}
-	if external := externalInterfaces(); len(external) > 0 && os.Getenv("REGOGUARD_BROWSER_NETWORK") != "allow" {
-		t.Skipf("network interfaces %v are up: Chromium would reach outside hosts; run inside "+
-			"`unshare -n sh -c 'ip link set lo up && exec go test ./authn/...'` or set REGOGUARD_BROWSER_NETWORK=allow", external)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-breakpad", true),
-		chromedp.Flag("disable-client-side-phishing-detection", true),
-		chromedp.Flag("disable-domain-reliability", true),
-		chromedp.Flag("metrics-recording-only", true),
-		chromedp.Flag("no-pings", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		// Anything not on loopback goes to a dead proxy (loopback bypasses
-		// proxies), a second fence for runs outside a network namespace.
-		chromedp.Flag("proxy-server", "http://127.0.0.1:9"),
-	}
-	// A safety net only: no assertion depends on timing.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelCtx := chromedp.NewContext(ctx)
-	t.Cleanup(cancelCtx)
-	return ctx
-}
-
-// externalInterfaces lists the network interfaces, other than loopback, that
-// are up. Inside `unshare -n` there are none.
-func externalInterfaces() []string {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return []string{"unknown: " + err.Error()}
-	}
-	var out []string
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagLoopback == 0 {
-			out = append(out, i.Name)
-		}
-	}
-	return out
-}
 
 // TestBrowserChromium logs in through a real OpenID Provider's form in a real
 // browser, lands on the page it asked for, is refused by a stand-in policy
 // as another user, and logs out.
 func TestBrowserChromium(t *testing.T) {
-	ctx := newChromium(t)
+	ctx := testbrowser.New(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

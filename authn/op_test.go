@@ -5,59 +5,36 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/oauth2-proxy/mockoidc"
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
-	"github.com/zitadel/oidc/v3/example/server/storage"
 	"golang.org/x/oauth2"
+
+	"github.com/regoguard/regoguard/internal/testoidc"
 )
 
 // This file starts real OpenID Providers on loopback ports for the tests:
 // zitadel's example OP (login form, RS256 ID tokens, opaque access tokens)
 // and mockoidc (JWT access tokens, a controllable clock).
 
+// zitadel's built-in user and password (see internal/testoidc).
 const (
-	opUser     = "test-user@127.0.0.1" // zitadel's built-in user for issuer host 127.0.0.1
-	opPassword = "verysecure"
+	opUser     = testoidc.User
+	opPassword = testoidc.Password
 )
 
-// registerMu serialises storage.RegisterClients, which writes a package-level map.
-var registerMu sync.Mutex
+type testOP = testoidc.OP
 
-type testOP struct {
-	Issuer       string
-	ClientID     string
-	ClientSecret string
-}
-
-// startZitadel starts zitadel's example OpenID Provider on 127.0.0.1:0 with a
-// confidential web client allowed to redirect to redirectURIs.
+// startZitadel starts zitadel's example OpenID Provider with a confidential
+// web client allowed to redirect to redirectURIs.
 func startZitadel(t *testing.T, redirectURIs ...string) *testOP {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := "http://" + ln.Addr().String()
-	op := &testOP{Issuer: issuer, ClientID: "web-" + randHex(4), ClientSecret: "secret-" + randHex(8)}
-	registerMu.Lock()
-	storage.RegisterClients(storage.WebClient(op.ClientID, op.ClientSecret, redirectURIs...))
-	st := storage.NewStorage(storage.NewUserStore(issuer))
-	registerMu.Unlock()
-	router := exampleop.SetupServer(issuer, st, nil, false) // nil logger: a non-nil one calls slog.SetDefault
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return op
+	return testoidc.StartZitadel(t, redirectURIs...)
 }
 
 // zitadelLogin runs the authorization code flow against a zitadel OP without

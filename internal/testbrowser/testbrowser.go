@@ -4,6 +4,8 @@ package testbrowser
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -25,6 +27,17 @@ func New(tb testing.TB) context.Context {
 			tb.Fatalf("chromium is required in CI: %v", err)
 		}
 		tb.Skipf("chromium not installed (%v): apt-get install chromium", err)
+	}
+	// Chromium reaches for outside hosts even with every flag below: it
+	// runs only where loopback is the only network, as inside `unshare -n`
+	// (.ci/run does that).
+	if external := externalInterfaces(); len(external) > 0 && os.Getenv("TESTBROWSER_NETWORK") != "allow" {
+		msg := fmt.Sprintf("network interfaces %v are up: Chromium would reach outside hosts; run the tests inside "+
+			"`unshare -n sh -c 'ip link set lo up && exec go test ./...'` (bash .ci/run does) or set TESTBROWSER_NETWORK=allow", external)
+		if os.Getenv("CI") != "" {
+			tb.Fatal(msg)
+		}
+		tb.Skip(msg)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(Path),
@@ -57,4 +70,20 @@ func New(tb testing.TB) context.Context {
 	ctx, cancelCtx := chromedp.NewContext(ctx)
 	tb.Cleanup(cancelCtx)
 	return ctx
+}
+
+// externalInterfaces lists the network interfaces, other than loopback, that
+// are up. Inside `unshare -n` there are none.
+func externalInterfaces() []string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return []string{"unknown: " + err.Error()}
+	}
+	var out []string
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagLoopback == 0 {
+			out = append(out, i.Name)
+		}
+	}
+	return out
 }
