@@ -345,3 +345,24 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A request that goes away stops its evaluation: the engine passes the
+// context's cancellation on to OPA.
+func TestCancelledContextStopsEvaluation(t *testing.T) {
+	p := policy.MustParse(map[string]string{"slow.rego": `package httpapi.authz
+allow if count([x | some x in numbers.range(1, 100000000); x % 7 == 0]) > 0
+`}, nil)
+	e, err := policy.New(context.Background(), policy.Config{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	d, err := e.Eval(ctx, ast.NewObject())
+	if err == nil || d.Allow {
+		t.Fatalf("got %+v, %v; want the evaluation cancelled", d, err)
+	}
+	if !strings.Contains(err.Error(), "cancel") {
+		t.Errorf("error %q does not say the evaluation was cancelled", err)
+	}
+}
