@@ -9,12 +9,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,27 +251,7 @@ func TestIssuerURL(t *testing.T) {
 // TestBearerUnknownKidThrottle: tokens with made-up key IDs must not turn
 // every request into a key set fetch at the provider.
 func TestBearerUnknownKidThrottle(t *testing.T) {
-	m, err := mockoidc.NewServer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var jwksFetches atomic.Int32
-	m.AddMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "jwks.json") {
-				jwksFetches.Add(1)
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ln, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Shutdown() })
+	m, jwksFetches := startMockOIDCCounting(t, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "jwks.json") })
 
 	var mu sync.Mutex
 	clock := time.Now()

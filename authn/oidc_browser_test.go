@@ -618,18 +618,28 @@ func TestBrowserConfigChecks(t *testing.T) {
 // startCountingMockOIDC starts mockoidc and counts refresh grants.
 func startCountingMockOIDC(t *testing.T) (*mockoidc.MockOIDC, *atomic.Int32) {
 	t.Helper()
+	return startMockOIDCCounting(t, func(r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/token") {
+			return false
+		}
+		_ = r.ParseForm()
+		return r.PostForm.Get("grant_type") == "refresh_token"
+	})
+}
+
+// startMockOIDCCounting starts mockoidc on 127.0.0.1:0 and counts the
+// requests that match.
+func startMockOIDCCounting(t *testing.T, match func(*http.Request) bool) (*mockoidc.MockOIDC, *atomic.Int32) {
+	t.Helper()
 	m, err := mockoidc.NewServer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var refreshes atomic.Int32
+	var n atomic.Int32
 	m.AddMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/token") {
-				r.ParseForm()
-				if r.PostForm.Get("grant_type") == "refresh_token" {
-					refreshes.Add(1)
-				}
+			if match(r) {
+				n.Add(1)
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -642,7 +652,7 @@ func startCountingMockOIDC(t *testing.T) (*mockoidc.MockOIDC, *atomic.Int32) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Shutdown() })
-	return m, &refreshes
+	return m, &n
 }
 
 func TestBrowserRefresh(t *testing.T) {
