@@ -3,7 +3,7 @@
 # loopback, OPA's raw evaluation), compares them with benchstat, prints the
 # ratio tables and draws benchmarks/latency.svg.
 #
-#   bash benchmarks/run.sh            # 6 counts of 1s each benchmark
+#   bash benchmarks/run.sh            # 6 interleaved rounds of 1s per benchmark
 #   COUNT=10 BENCHTIME=2s bash benchmarks/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,9 +19,15 @@ command -v benchstat >/dev/null || go install golang.org/x/perf/cmd/benchstat@v0
 
 out=benchmarks/results
 mkdir -p "$out"
+go test -c -o "$out/benchmarks.test" ./benchmarks/
+# The rounds are interleaved (every benchmark once per round) rather than
+# -count N in a row, so that a change in the machine's load hits every mode
+# alike: the comparisons are made within rounds.
 {
-	echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(go version) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
-	go test -run '^$' -bench "${BENCH:-.}" -benchmem -count "$COUNT" -benchtime "$BENCHTIME" ./benchmarks/
+	echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(go version) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
+	for round in $(seq "$COUNT"); do
+		(cd benchmarks && "../$out/benchmarks.test" -test.run '^$' -test.bench "${BENCH:-.}" -test.benchmem -test.benchtime "$BENCHTIME")
+	done
 } | tee "$out/bench.txt"
 
 echo

@@ -28,6 +28,9 @@ type policyOptions struct {
 	corsPreflight  bool
 	denyBuiltins   []string
 	nonStrict      bool
+	cacheSize      int
+	cacheTTL       time.Duration
+	cacheKey       []string
 }
 
 func (o *policyOptions) register(fs *pflag.FlagSet) {
@@ -44,6 +47,9 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.corsPreflight, "cors-preflight", false, "let CORS pre-flight requests (OPTIONS with Origin and Access-Control-Request-Method) through")
 	fs.StringArrayVar(&o.denyBuiltins, "deny-builtin", nil, "built-in function the policy may not call, such as http.send (repeatable)")
 	fs.BoolVar(&o.nonStrict, "non-strict", false, "turn off OPA's strict compilation checks")
+	fs.IntVar(&o.cacheSize, "decision-cache", 0, "keep up to this many decisions, for deterministic policies (0: no cache)")
+	fs.DurationVar(&o.cacheTTL, "decision-cache-ttl", 10*time.Second, "how long a cached decision is kept")
+	fs.StringSliceVar(&o.cacheKey, "decision-cache-key", nil, "input fields decisions are cached by, such as method,path,user (default: the whole input); the policy must read no other field")
 	envAlias(fs, "opa-url", "OPA_HOST")
 }
 
@@ -53,6 +59,9 @@ func (o *policyOptions) validate() error {
 	}
 	if o.denyStatus < 400 || o.denyStatus > 599 {
 		return configErrorf("--deny-status: %d is not an HTTP error status (400-599)", o.denyStatus)
+	}
+	if o.cacheSize < 0 || o.cacheTTL <= 0 {
+		return configErrorf("--decision-cache and --decision-cache-ttl must not be negative")
 	}
 	if o.maxBodyBytes <= 0 {
 		return configErrorf("--max-body-bytes: must be positive, got %d", o.maxBodyBytes)
@@ -83,6 +92,18 @@ func (o *policyOptions) remote() (*authz.Remote, error) {
 		return nil, configErrorf("--opa-url: %w", err)
 	}
 	return r, nil
+}
+
+// cached puts the decision cache in front of eval when it is asked for.
+func (o *policyOptions) cached(eval authz.Evaluator) (authz.Evaluator, error) {
+	if o.cacheSize == 0 || eval == nil {
+		return eval, nil
+	}
+	c, err := authz.NewCache(eval, authz.CacheConfig{Size: o.cacheSize, TTL: o.cacheTTL, KeyFields: o.cacheKey})
+	if err != nil {
+		return nil, configErrorf("--decision-cache: %w", err)
+	}
+	return c, nil
 }
 
 // middlewareConfig is the part of authz.Config these flags decide.

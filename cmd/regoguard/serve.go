@@ -141,6 +141,9 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		if eval, ready, err = o.evaluator(ctx, demoing, dl, reg, logger); err != nil {
 			return err
 		}
+		if eval, err = o.cached(eval); err != nil {
+			return err
+		}
 	}
 	auth, err := o.authenticator(ctx, demoing, logger)
 	if err != nil {

@@ -377,3 +377,39 @@ func TestServeAuthenticationOnly(t *testing.T) {
 		t.Error("no warning that authorization is off")
 	}
 }
+
+// With the decision cache on, a new policy revision (here: a file change
+// picked up by --watch) is obeyed at once, not after the cache's TTL.
+func TestServeDecisionCacheFollowsPolicyReloads(t *testing.T) {
+	up := newUpstream(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.rego")
+	if err := os.WriteFile(file, []byte("package httpapi.authz\nallow := true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", dir, "--watch",
+		"--api-keys", keys, "--decision-cache", "100", "--decision-cache-ttl", "1h", "--decision-cache-key", "method,path,user")
+	alice := map[string]string{"X-API-Key": "alice-key-0123456789"}
+	for range 3 {
+		if status, _, _ := s.get(t, "GET", "/x", alice); status != 200 {
+			t.Fatalf("before the change: %d", status)
+		}
+	}
+	if err := os.WriteFile(file+".tmp", []byte("package httpapi.authz\nallow := false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".tmp", file); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for status := 200; status == 200; sleep() {
+		if time.Now().After(deadline) {
+			t.Fatal("the cached allow outlived the policy that gave it")
+		}
+		status, _, _ = s.get(t, "GET", "/x", alice)
+		if status != 200 && status != 403 {
+			t.Fatalf("status %d during the reload", status)
+		}
+	}
+}
