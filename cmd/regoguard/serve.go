@@ -41,6 +41,8 @@ type serveOptions struct {
 	logDecisions    bool
 	pprof           bool
 	readTimeout     time.Duration
+	headerTimeout   time.Duration
+	maxHeaderBytes  int
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
 }
@@ -84,6 +86,8 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&o.pprof, "admin-pprof", false, "serve Go's profiler at /debug/pprof/ on --admin-listen, for latency tuning")
 	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log one line per decision at info level (otherwise at debug)")
+	fs.DurationVar(&o.headerTimeout, "read-header-timeout", 10*time.Second, "longest time to read a request's headers (slow clients are cut off)")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block; larger ones get 431")
 	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 0, "longest time to write a response (0: none, for streaming upstreams)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
@@ -305,11 +309,11 @@ func (o *serveOptions) next(demoing bool, logger *slog.Logger) (http.Handler, er
 func (o *serveOptions) server(h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: o.headerTimeout,
 		ReadTimeout:       o.readTimeout,
 		WriteTimeout:      o.writeTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 }

@@ -3,7 +3,9 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -411,5 +413,55 @@ func TestServeDecisionCacheFollowsPolicyReloads(t *testing.T) {
 		if status != 200 && status != 403 {
 			t.Fatalf("status %d during the reload", status)
 		}
+	}
+}
+
+// Hostile clients: an oversized header block (431), an oversized body the
+// policy would have to read (413), and a client that never finishes its
+// headers (cut off by the header timeout). None reaches the upstream.
+func TestServeHostileClients(t *testing.T) {
+	up := newUpstream(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package httpapi.authz\nallow if input.body.ok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", dir, "--api-keys", keys,
+		"--body", "--max-body-bytes", "1024", "--max-header-bytes", "4096", "--read-header-timeout", "300ms")
+	addr := strings.TrimPrefix(s.addr, "http://")
+
+	big := "GET /x HTTP/1.1\r\nHost: a\r\nX-API-Key: alice-key-0123456789\r\nX-Big: " + strings.Repeat("a", 64<<10) + "\r\n\r\n"
+	if status := rawRequest(t, addr, big); status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("64 KiB header: %d, want 431", status)
+	}
+	body := `{"ok": true, "pad": "` + strings.Repeat("x", 4096) + `"}`
+	req := fmt.Sprintf("POST /x HTTP/1.1\r\nHost: a\r\nX-API-Key: alice-key-0123456789\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	if status := rawRequest(t, addr, req); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("4 KiB body over a 1 KiB limit: %d, want 413", status)
+	}
+	small := `{"ok": true}`
+	req = fmt.Sprintf("POST /x HTTP/1.1\r\nHost: a\r\nX-API-Key: alice-key-0123456789\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(small), small)
+	if status := rawRequest(t, addr, req); status != 200 {
+		t.Errorf("a body within the limit: %d, want 200", status)
+	}
+
+	// A slow client: half a request line, then nothing. The server must
+	// close the connection on its own (the read ends with EOF, not with
+	// this test's own deadline).
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /x HTTP/1.1\r\nHost: a\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err = io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Error("the server kept a slow client's connection open past its header timeout")
+	}
+	if up.hits() != 1 {
+		t.Errorf("the upstream saw %d requests, want only the one within limits", up.hits())
 	}
 }
