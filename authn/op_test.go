@@ -6,9 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -37,54 +34,10 @@ func startZitadel(t *testing.T, redirectURIs ...string) *testOP {
 	return testoidc.StartZitadel(t, redirectURIs...)
 }
 
-// zitadelLogin runs the authorization code flow against a zitadel OP without
-// a browser: it submits the login form and exchanges the code.
+// zitadelLogin runs the code flow against a zitadel OP without a browser.
 func zitadelLogin(t *testing.T, op *testOP, redirectURI string, scopes ...string) *oauth2.Token {
 	t.Helper()
-	ctx := context.Background()
-	p, err := oidc.NewProvider(ctx, op.Issuer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := oauth2.Config{ClientID: op.ClientID, ClientSecret: op.ClientSecret, Endpoint: p.Endpoint(),
-		RedirectURL: redirectURI, Scopes: append([]string{oidc.ScopeOpenID}, scopes...)}
-	verifier := oauth2.GenerateVerifier()
-	authURL := conf.AuthCodeURL("st-"+randHex(8), oidc.Nonce("n-"+randHex(8)), oauth2.S256ChallengeOption(verifier))
-
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if strings.HasPrefix(req.URL.String(), redirectURI) {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
-	resp, err := client.Get(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	reqID := resp.Request.URL.Query().Get("authRequestID")
-	if reqID == "" {
-		t.Fatalf("no login page: ended at %s (%s)", resp.Request.URL, resp.Status)
-	}
-	resp, err = client.PostForm(op.Issuer+"/login/username", url.Values{"id": {reqID}, "username": {opUser}, "password": {opPassword}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := resp.Location()
-	if err != nil {
-		t.Fatalf("login did not redirect to the client: %s %v", resp.Status, err)
-	}
-	code := loc.Query().Get("code")
-	if code == "" {
-		t.Fatalf("no code in redirect %s", loc.Redacted())
-	}
-	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return op.Login(t, redirectURI, scopes...)
 }
 
 // startMockOIDC starts mockoidc on 127.0.0.1:0.

@@ -19,6 +19,7 @@ type policyOptions struct {
 	decision       string
 	opaURL         string
 	opaTimeout     time.Duration
+	remoteFirst    bool
 	layout         string
 	allowAnonymous bool
 	denyStatus     int
@@ -37,6 +38,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.policies, "policy", nil, "Rego and data files or directories (repeatable)")
 	fs.StringVar(&o.decision, "decision", policy.DefaultDecision, "decision path evaluated for each request")
 	fs.StringVar(&o.opaURL, "opa-url", "", "remote OPA server; alone, every decision is asked of it; with a local policy, it is the fallback")
+	fs.BoolVar(&o.remoteFirst, "remote-first", false, "with --policy and --opa-url: ask the remote OPA first and the local policy only when it fails")
 	fs.DurationVar(&o.opaTimeout, "opa-timeout", authz.DefaultRemoteTimeout, "time limit of one remote OPA decision")
 	fs.StringVar(&o.layout, "input-layout", string(authz.LayoutRegoguard), "policy input layout: regoguard or fastapi-opa")
 	fs.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let requests without credentials reach the policy (user.authenticated false)")

@@ -256,6 +256,9 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 		ready = engineReady(engine)
 	}
 	switch {
+	case engine != nil && remote != nil && o.remoteFirst:
+		logger.Info("the local policy is the fallback of the remote OPA", "opa", remote.Endpoint())
+		return &authz.Fallback{Primary: remote, Secondary: engine}, ready, nil
 	case engine != nil && remote != nil:
 		logger.Info("remote OPA is the fallback of the local policy", "opa", remote.Endpoint())
 		return &authz.Fallback{Primary: engine, Secondary: remote}, ready, nil
