@@ -220,7 +220,7 @@ func TestFaultBundleServerCorruptThenDownUnderLoad(t *testing.T) {
 		}
 		srv.CloseClientConnections()
 		srv.Config.SetKeepAlivesEnabled(false)
-		srv.Close() // the server is gone
+		srv.Close()                         // the server is gone
 		time.Sleep(1500 * time.Millisecond) // one more poll fails against nothing
 	})
 }
