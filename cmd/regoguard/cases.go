@@ -133,7 +133,8 @@ func (c *testCase) validate() error {
 	if c.Expect != nil && c.Expect.Allow == nil && c.Expect.Status == 0 {
 		return fmt.Errorf("expect needs allow or status")
 	}
-	return nil
+	_, err := c.httpRequest()
+	return err
 }
 
 // httpRequest builds the request the middleware will see.
@@ -171,7 +172,14 @@ func (c *testCase) httpRequest() (*http.Request, error) {
 		}
 		body, contentType = bytes.NewReader(data), "application/json"
 	}
-	r := httptest.NewRequest(c.Request.Method, target, body)
+	// http.NewRequest checks the method and target (httptest.NewRequest
+	// would panic on a bad one); the request is then shaped as a server
+	// would receive it.
+	r, err := http.NewRequest(c.Request.Method, "http://example.com"+target, body)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	r.RequestURI, r.Proto, r.ProtoMajor, r.ProtoMinor = target, "HTTP/1.1", 1, 1
 	if contentType != "" {
 		r.Header.Set("Content-Type", contentType)
 	}
