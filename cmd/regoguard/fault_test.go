@@ -174,6 +174,7 @@ type faultyBundles struct {
 	mu    sync.Mutex
 	body  []byte
 	code  int
+	delay time.Duration
 	fetch atomic.Int64
 }
 
@@ -186,12 +187,14 @@ func (f *faultyBundles) set(body []byte, code int) {
 func (f *faultyBundles) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	f.fetch.Add(1)
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	w.WriteHeader(f.code)
-	_, _ = w.Write(f.body)
+	body, code, delay := f.body, f.code, f.delay
+	f.mu.Unlock()
+	time.Sleep(delay) // a slow server
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
 }
 
-func TestFaultBundleServerCorruptThenDownUnderLoad(t *testing.T) {
+func TestFaultBundleServerSlowCorruptThenDownUnderLoad(t *testing.T) {
 	roots := []string{"httpapi"}
 	b := bundle.Bundle{Manifest: bundle.Manifest{Revision: "good", Roots: &roots}, Data: map[string]any{},
 		Modules: []bundle.ModuleFile{{URL: "/authz.rego", Path: "/authz.rego", Raw: []byte(faultPolicy)}}}
@@ -210,6 +213,17 @@ func TestFaultBundleServerCorruptThenDownUnderLoad(t *testing.T) {
 	waitReady(t, "http://"+s.logs.wait(t, adminLine, nil)+"/readyz")
 	underLoad(t, s.addr, apiKeyProbes(), 150, func() {
 		fetches := fb.fetch.Load()
+		fb.mu.Lock()
+		fb.delay = 2 * time.Second // the next checks hang for a while
+		fb.mu.Unlock()
+		for fb.fetch.Load() < fetches+1 {
+			sleep()
+		}
+		time.Sleep(time.Second) // the slow check is in flight
+		fb.mu.Lock()
+		fb.delay = 0
+		fb.mu.Unlock()
+		fetches = fb.fetch.Load()
 		fb.set([]byte("this is not a gzip archive"), 200)
 		for fb.fetch.Load() < fetches+2 { // the corrupt bundle was downloaded (and refused)
 			sleep()
