@@ -741,3 +741,57 @@ func TestBrowserSessionTrimmed(t *testing.T) {
 		t.Fatalf("trimmed: token kept=%v err=%v", id != nil && id.Token != "", err)
 	}
 }
+
+// Session fixation: a victim whose browser already holds a session cookie
+// that an attacker planted (the attacker's own, valid one) and who then logs
+// in gets a new session of their own; the planted value is not kept.
+func TestBrowserLoginReplacesAPlantedSession(t *testing.T) {
+	m := startMockOIDC(t)
+	m.QueueUser(&mockoidc.MockUser{Subject: "mallory", Email: "mallory@example.com"})
+	m.QueueUser(&mockoidc.MockUser{Subject: "bob", Email: "bob@example.com"})
+	cfg := m.Config()
+	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, func(c *BrowserConfig) { c.Now = m.Now })
+
+	// The attacker logs in and takes their session cookie.
+	if got := body(t, app.get(t, "/private", true)); !strings.Contains(got, "hello mallory") {
+		t.Fatalf("attacker's login: %s", got)
+	}
+	var planted *http.Cookie
+	for _, c := range app.cookies() {
+		if c.Name == "regoguard" {
+			planted = c
+		}
+	}
+	if planted == nil {
+		t.Fatal("no session cookie for the attacker")
+	}
+
+	// The victim's browser holds the planted cookie and logs in afresh.
+	victim := newJar(t)
+	u, _ := url.Parse(app.URL)
+	victim.SetCookies(u, []*http.Cookie{{Name: planted.Name, Value: planted.Value, Path: "/"}})
+	client := &http.Client{Jar: victim}
+	resp, err := client.Get(app.URL + DefaultLoginPath + "?rd=/private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := body(t, resp)
+	var after *http.Cookie
+	for _, c := range victim.Cookies(u) {
+		if c.Name == "regoguard" {
+			after = c
+		}
+	}
+	if !strings.Contains(got, "hello bob") || after == nil || after.Value == planted.Value {
+		t.Fatalf("after the victim's login: page %q, session cookie kept as planted: %v", got, after != nil && after.Value == planted.Value)
+	}
+}
+
+func newJar(t *testing.T) http.CookieJar {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jar
+}
