@@ -65,10 +65,13 @@ reason := "only id1 may read" if not allow
 		if err := chromedp.Do(ctx,
 			chromedp.SendKeys(chromedp.ID("username"), user),
 			chromedp.SendKeys(chromedp.ID("password"), testoidc.Password),
-			chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
-			chromedp.WaitVisible(chromedp.CSS("body")),
 		); err != nil {
 			t.Fatalf("login form: %v", err)
+		}
+		// RunResponse waits until the redirects after the form end in a
+		// loaded page (the provider, the callback, the page asked for).
+		if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`button[type="submit"]`))); err != nil {
+			t.Fatalf("login form submit: %v", err)
 		}
 	}
 
@@ -100,8 +103,8 @@ reason := "only id1 may read" if not allow
 	tab, cancel := chromedp.NewContext(ctx)
 	defer cancel()
 	login(tab, testoidc.User2)
-	if _, err := chromedp.Run(tab, chromedp.Poll[bool](`document.body !== null && document.body.innerText.includes("only id1 may read")`)); err != nil {
-		t.Fatalf("denied user: %v", err)
+	if text, _ := chromedp.Run(tab, chromedp.Text(chromedp.CSS("body"))); !strings.Contains(text, "only id1 may read") {
+		t.Fatalf("denied user sees %q, want the policy's reason", text)
 	}
 	resp, err := chromedp.RunResponse(tab, chromedp.Navigate(appURL+page))
 	if err != nil || resp.Status != http.StatusForbidden {
