@@ -37,10 +37,12 @@ type samlApp struct {
 func startSAMLApp(t *testing.T) *samlApp {
 	t.Helper()
 	key, cert := testsaml.KeyPair(t, "regoguard test SP")
-	return startSAMLAppWith(t, key, cert)
+	return startSAMLAppWith(t, key, cert, nil)
 }
 
-func startSAMLAppWith(t *testing.T, key crypto.Signer, cert *x509.Certificate) *samlApp {
+// startSAMLAppWith starts the app with this key pair and, when mutate is not
+// nil, the configuration it changes.
+func startSAMLAppWith(t *testing.T, key crypto.Signer, cert *x509.Certificate, mutate func(*authn.SAMLConfig)) *samlApp {
 	t.Helper()
 	idp := testsaml.StartIdP(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,8 +50,12 @@ func startSAMLAppWith(t *testing.T, key crypto.Signer, cert *x509.Certificate) *
 		t.Fatal(err)
 	}
 	app := &samlApp{URL: "http://" + ln.Addr().String(), IdP: idp}
-	app.SP, err = authn.NewSAML(authn.SAMLConfig{AppURI: app.URL, IDPMetadata: idp.Metadata, Key: key, Certificate: cert,
-		CookieKeys: [][]byte{bytes.Repeat([]byte("k"), 32)}, InsecureCookies: true})
+	cfg := authn.SAMLConfig{AppURI: app.URL, IDPMetadata: idp.Metadata, Key: key, Certificate: cert,
+		CookieKeys: [][]byte{bytes.Repeat([]byte("k"), 32)}, InsecureCookies: true}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	app.SP, err = authn.NewSAML(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +211,24 @@ func TestSAMLLogin(t *testing.T) {
 	}
 }
 
+// With FastAPIOPAClaims the identity carries fastapi-opa's SAML claims, so
+// that its policies run unchanged under the fastapi-opa input layout.
+func TestSAMLFastAPIOPAClaims(t *testing.T) {
+	key, cert := testsaml.KeyPair(t, "regoguard test SP")
+	app := startSAMLAppWith(t, key, cert, func(c *authn.SAMLConfig) { c.FastAPIOPAClaims = true })
+	c := newClient(t)
+	acs, fields := idpAnswer(t, c, app, "/", testsaml.User)
+	resp, err := c.PostForm(acs, fields)
+	readAll(t, resp, err)
+	status, id := whoAmI(t, c, app.URL+"/")
+	userdata, _ := id.Claims["samlUserdata"].(map[string]any)
+	groups, _ := userdata["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"].([]any) // eduPersonAffiliation, by Name as python3-saml keys it
+	if status != http.StatusOK || id.Claims["samlNameId"] != "alice@example.com" || len(groups) != 2 ||
+		id.Claims["samlSessionIndex"] == "" || id.Claims["samlNameIdFormat"] == nil {
+		t.Fatalf("claims %v", id.Claims)
+	}
+}
+
 // Every response that is not the IdP's signed answer to a login this browser
 // started is refused, and no session results.
 func TestSAMLRefusesForgedAndReplayedResponses(t *testing.T) {
@@ -212,7 +236,7 @@ func TestSAMLRefusesForgedAndReplayedResponses(t *testing.T) {
 	cases := map[string]func(t *testing.T, c *http.Client) (string, url.Values){
 		"attribute changed after signing": func(t *testing.T, c *http.Client) (string, url.Values) {
 			key, cert := testsaml.ECKeyPair(t, "regoguard test SP") // no encryption: the attributes are in the clear
-			app := startSAMLAppWith(t, key, cert)
+			app := startSAMLAppWith(t, key, cert, nil)
 			acs, f := idpAnswer(t, c, app, "/", testsaml.User2)
 			xml, _ := base64.StdEncoding.DecodeString(f.Get("SAMLResponse"))
 			if !bytes.Contains(xml, []byte(">contractors<")) {
