@@ -252,6 +252,13 @@ func (s *SAML) Metadata() ([]byte, error) {
 // samlContextKey marks a request whose session the middleware loaded.
 type samlContextKey struct{}
 
+// samlLoaded is what the middleware found: an identity, or the error
+// Authenticate returns (ErrNoCredential for no or a dropped cookie).
+type samlLoaded struct {
+	id  *Identity
+	err error
+}
+
 // Middleware serves the metadata, assertion consumer service and logout
 // routes and, for every other request, loads the session: an invalid,
 // expired or logged-out session cookie is dropped (the request continues
@@ -277,17 +284,13 @@ func (s *SAML) Middleware(next http.Handler) http.Handler {
 // session cookie itself. No cookie is ErrNoCredential; a tampered, expired or
 // logged-out session is a CredentialError.
 func (s *SAML) Authenticate(r *http.Request) (*Identity, error) {
-	if loaded, ok := r.Context().Value(samlContextKey{}).(*Identity); ok {
-		if loaded == nil {
-			return nil, ErrNoCredential
+	if loaded, ok := r.Context().Value(samlContextKey{}).(*samlLoaded); ok {
+		if loaded.err != nil {
+			return nil, loaded.err
 		}
-		return cloneIdentity(loaded), nil
+		return cloneIdentity(loaded.id), nil
 	}
-	id, err := s.readSession(r)
-	if err != nil {
-		return nil, err
-	}
-	return id, nil
+	return s.readSession(r)
 }
 
 func cloneIdentity(id *Identity) *Identity {
@@ -526,7 +529,7 @@ func (s *SAML) writeSession(w http.ResponseWriter, r *http.Request, id *Identity
 	if err != nil {
 		return fmt.Errorf("the assertion's attributes are too large for the session cookies: %w", err)
 	}
-	maxAge := int(time.Until(expiry).Seconds())
+	maxAge := int(expiry.Sub(s.cfg.Now()).Seconds())
 	for i, v := range chunks {
 		http.SetCookie(w, s.sessionCookie(chunkName(s.cfg.CookieName, i), v, maxAge))
 	}
@@ -596,12 +599,9 @@ func (s *SAML) loadSession(w http.ResponseWriter, r *http.Request) *http.Request
 	if errors.As(err, &ce) {
 		s.logger.InfoContext(r.Context(), "saml: dropped a session cookie", "reason", ce.Err)
 		s.clearSession(w, r)
+		err = ErrNoCredential // the browser is sent to log in again
 	}
-	ctx := context.WithValue(r.Context(), samlContextKey{}, id)
-	if err != nil && !errors.As(err, &ce) && !errors.Is(err, ErrNoCredential) {
-		ctx = r.Context() // a failing denylist: let Authenticate report it
-	}
-	r2 := r.WithContext(ctx)
+	r2 := r.WithContext(context.WithValue(r.Context(), samlContextKey{}, &samlLoaded{id: id, err: err}))
 	r2.Header = r.Header.Clone()
 	r2.Header.Del("Cookie")
 	for _, c := range r.Cookies() {
