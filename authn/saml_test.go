@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +19,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/beevik/etree"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/internal/testsaml"
@@ -277,6 +281,13 @@ func TestSAMLRefusesForgedAndReplayedResponses(t *testing.T) {
 			return idpAnswer(t, c, &samlApp{URL: app.URL, SP: app.SP, IdP: impostor}, "/", testsaml.User)
 		},
 	}
+	cases["signed Response around an unsigned assertion"] = func(t *testing.T, c *http.Client) (string, url.Values) {
+		key, cert := testsaml.ECKeyPair(t, "regoguard test SP") // no encryption: the assertion is in the clear
+		app := startSAMLAppWith(t, key, cert, nil)
+		acs, f := idpAnswer(t, c, app, "/", testsaml.User)
+		f.Set("SAMLResponse", resignWithoutAssertionSignature(t, app.IdP, f.Get("SAMLResponse")))
+		return acs, f
+	}
 	for name, answer := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := newClient(t)
@@ -292,6 +303,48 @@ func TestSAMLRefusesForgedAndReplayedResponses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resignWithoutAssertionSignature removes the assertion's signature from
+// the IdP's response and signs the whole Response again with the IdP's key,
+// as an IdP that signs only responses would: crewjam/saml accepts that, and
+// the service provider must not.
+func resignWithoutAssertionSignature(t *testing.T, idp *testsaml.IdP, encoded string) string {
+	t.Helper()
+	raw, _ := base64.StdEncoding.DecodeString(encoded)
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	resp := doc.Root()
+	assertion := resp.FindElement("./Assertion")
+	if assertion == nil {
+		t.Fatalf("no clear assertion in %s", raw)
+	}
+	for _, el := range []*etree.Element{resp, assertion} {
+		for _, child := range el.ChildElements() {
+			if child.Tag == "Signature" {
+				el.RemoveChild(child)
+			}
+		}
+	}
+	ctx := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{
+		Certificate: [][]byte{idp.Certificate.Raw}, PrivateKey: idp.Key}))
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := ctx.ConstructSignature(resp, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The signature goes right after the Issuer, as the schema wants.
+	resp.InsertChildAt(resp.FindElement("./Issuer").Index()+1, sig)
+	out, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(out)
 }
 
 // The service provider's metadata names its ACS and signing certificate.

@@ -39,8 +39,12 @@ type IdP struct {
 	URL string
 	// Metadata is the IdP's metadata document.
 	Metadata []byte
-	log      *syncBuffer
-	addr     string // where it listens
+	// Key and Certificate are what the IdP signs with, for tests that forge
+	// what only the IdP could sign.
+	Key         *rsa.PrivateKey
+	Certificate *x509.Certificate
+	log         *syncBuffer
+	addr        string // where it listens
 }
 
 // StartIdP starts the identity provider on 127.0.0.1:0 with the users User
@@ -71,7 +75,7 @@ func StartImpostor(tb testing.TB, publicURL string) (idp *IdP, addr string) {
 func start(tb testing.TB, ln net.Listener, publicURL string) *IdP {
 	tb.Helper()
 	key, cert := KeyPair(tb, "regoguard test IdP")
-	idp := &IdP{URL: publicURL, log: &syncBuffer{}, addr: ln.Addr().String()}
+	idp := &IdP{URL: publicURL, Key: key, Certificate: cert, log: &syncBuffer{}, addr: ln.Addr().String()}
 	u, _ := url.Parse(idp.URL)
 	srv, err := samlidp.New(samlidp.Options{URL: *u, Key: key, Certificate: cert,
 		Store: &samlidp.MemoryStore{}, Logger: log.New(idp.log, "samlidp: ", 0)})
