@@ -282,7 +282,8 @@ func (s *SAML) Middleware(next http.Handler) http.Handler {
 // Authenticate implements Authenticator. Behind SAML.Middleware it returns
 // the identity of the session the middleware loaded; otherwise it reads the
 // session cookie itself. No cookie is ErrNoCredential; a tampered, expired or
-// logged-out session is a CredentialError.
+// logged-out session is a CredentialError (the middleware drops such cookies
+// first, so browsers are sent to log in instead).
 func (s *SAML) Authenticate(r *http.Request) (*Identity, error) {
 	if loaded, ok := r.Context().Value(samlContextKey{}).(*samlLoaded); ok {
 		if loaded.err != nil {
