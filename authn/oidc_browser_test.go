@@ -592,7 +592,7 @@ func TestBrowserConfigChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.cfg.CookieName != "__Host-regoguard" || !b.secure || !strings.HasPrefix(b.loginCookieName("x"), "__Secure-") {
+	if b.cfg.CookieName != "__Host-regoguard" || !b.secure || !strings.HasPrefix(loginCookieName("regoguard_login_", b.secure, "x"), "__Secure-") {
 		t.Fatalf("secure defaults: %q %v", b.cfg.CookieName, b.secure)
 	}
 	for _, c := range []struct {

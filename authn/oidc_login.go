@@ -24,17 +24,6 @@ type loginState struct {
 	Expiry   int64  `json:"exp"`
 }
 
-// loginCookieName is the login cookie of the attempt with this state. Each
-// attempt has its own cookie, so two tabs logging in do not clash.
-func (b *Browser) loginCookieName(state string) string {
-	sum := sha256.Sum256([]byte(state))
-	prefix := "regoguard_login_"
-	if b.secure {
-		prefix = "__Secure-" + prefix
-	}
-	return prefix + hex.EncodeToString(sum[:8])
-}
-
 func (b *Browser) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
 	rt, ok := safeReturnPath(returnTo)
 	if !ok || b.isRoute(rt) {
@@ -50,7 +39,7 @@ func (b *Browser) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	ls := loginState{State: randomToken(32), Nonce: randomToken(32), Verifier: oauth2.GenerateVerifier(),
 		Return: rt, Expiry: b.now().Add(b.cfg.LoginTimeout).Unix()}
 	pt, _ := json.Marshal(ls)
-	name := b.loginCookieName(ls.State)
+	name := loginCookieName("regoguard_login_", b.secure, ls.State)
 	http.SetCookie(w, &http.Cookie{Name: name, Value: b.login.seal(name, pt), Path: b.cfg.CallbackPath,
 		MaxAge: int(b.cfg.LoginTimeout.Seconds()), HttpOnly: true, Secure: b.secure, SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
@@ -124,7 +113,7 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "Invalid sign-in response", "The sign-in response has no valid state.", nil)
 		return
 	}
-	name := b.loginCookieName(state)
+	name := loginCookieName("regoguard_login_", b.secure, state)
 	c, err := r.Cookie(name)
 	// The login cookie is consumed whatever happens next.
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: b.cfg.CallbackPath, MaxAge: -1,

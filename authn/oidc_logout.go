@@ -14,7 +14,7 @@ import (
 func (b *Browser) handleLogout(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		b.page(w, http.StatusOK, "Sign out", "Do you want to sign out?",
+		writePage(w, http.StatusOK, "Sign out", "Do you want to sign out?",
 			`<form method="post" action="`+htmlEscape(b.cfg.LogoutPath)+`"><button id="logout" type="submit">Sign out</button></form>`)
 		return
 	case http.MethodPost:

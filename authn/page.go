@@ -1,6 +1,8 @@
 package authn
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -15,18 +17,29 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 
 func htmlEscape(s string) string { return template.HTMLEscapeString(s) }
 
-// page writes a small self-contained HTML page. extra is trusted HTML.
-func (b *Browser) page(w http.ResponseWriter, status int, title, msg string, extra string) {
+// writePage writes a small self-contained HTML page, for the browser flows'
+// forms and errors. extra is trusted HTML.
+func writePage(w http.ResponseWriter, status int, title, msg string, extra string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.WriteHeader(status)
-	pageTmpl.Execute(w, struct {
+	_ = pageTmpl.Execute(w, struct {
 		Title, Message string
 		Extra          template.HTML
 	}{title, msg, template.HTML(extra)})
+}
+
+// loginCookieName names the cookie of one login attempt, from its state:
+// each attempt has its own cookie, so two tabs logging in do not clash.
+func loginCookieName(prefix string, secure bool, state string) string {
+	sum := sha256.Sum256([]byte(state))
+	if secure {
+		prefix = "__Secure-" + prefix
+	}
+	return prefix + hex.EncodeToString(sum[:8])
 }
 
 // errorPage explains a failed sign-in and offers to try again.
@@ -35,5 +48,5 @@ func (b *Browser) errorPage(w http.ResponseWriter, status int, title, msg, retry
 	if rt, ok := safeReturnPath(retry); ok {
 		link = `<p><a id="retry" href="` + htmlEscape(b.cfg.LoginPath+"?rd="+url.QueryEscape(rt)) + `">Try again</a></p>`
 	}
-	b.page(w, status, title, msg, link)
+	writePage(w, status, title, msg, link)
 }

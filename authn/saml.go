@@ -4,14 +4,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -318,17 +315,6 @@ type samlLogin struct {
 	Expiry    int64  `json:"exp"`
 }
 
-// loginCookieName is the login cookie of the attempt with this RelayState:
-// two tabs logging in do not clash.
-func (s *SAML) loginCookieName(state string) string {
-	sum := sha256.Sum256([]byte(state))
-	prefix := "regoguard_saml_login_"
-	if s.secure {
-		prefix = "__Secure-" + prefix
-	}
-	return prefix + hex.EncodeToString(sum[:8])
-}
-
 func (s *SAML) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
 	rt, ok := safeReturnPath(returnTo)
 	if !ok || s.isRoute(rt) {
@@ -348,7 +334,7 @@ func (s *SAML) startLogin(w http.ResponseWriter, r *http.Request, returnTo strin
 	}
 	pt, _ := json.Marshal(samlLogin{RequestID: req.ID, State: state, Return: rt,
 		Expiry: s.cfg.Now().Add(s.cfg.LoginTimeout).Unix()})
-	name := s.loginCookieName(state)
+	name := loginCookieName("regoguard_saml_login_", s.secure, state)
 	http.SetCookie(w, s.loginCookie(name, s.logins.seal(name, pt), int(s.cfg.LoginTimeout.Seconds())))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
@@ -410,7 +396,7 @@ func (s *SAML) serveACS(w http.ResponseWriter, r *http.Request) {
 			"This sign-in was not started here, or took too long. Please try again.", "/")
 		return
 	}
-	http.SetCookie(w, s.loginCookie(s.loginCookieName(state), "", -1))
+	http.SetCookie(w, s.loginCookie(loginCookieName("regoguard_saml_login_", s.secure, state), "", -1))
 	id, expiry, err := s.verify(r, login.RequestID)
 	if err != nil {
 		s.logger.WarnContext(r.Context(), "saml: refused an assertion", "error", err)
@@ -431,7 +417,7 @@ func (s *SAML) readLogin(r *http.Request, state string) (*samlLogin, error) {
 	if state == "" {
 		return nil, errors.New("no RelayState: IdP-initiated logins are not accepted")
 	}
-	name := s.loginCookieName(state)
+	name := loginCookieName("regoguard_saml_login_", s.secure, state)
 	c, err := r.Cookie(name)
 	if err != nil {
 		return nil, errors.New("no login cookie for this RelayState")
@@ -625,7 +611,7 @@ func (s *SAML) clearSession(w http.ResponseWriter, r *http.Request) {
 func (s *SAML) serveLogout(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		samlPage(w, http.StatusOK, "Sign out", "Sign out of this application?",
+		writePage(w, http.StatusOK, "Sign out", "Sign out of this application?",
 			`<form method="post" action="`+htmlEscape(s.cfg.LogoutPath)+`"><button id="logout" type="submit">Sign out</button></form>`)
 	case http.MethodPost:
 		if sess, err := s.openSession(r); err == nil {
@@ -636,7 +622,7 @@ func (s *SAML) serveLogout(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.clearSession(w, r)
-		samlPage(w, http.StatusOK, "Signed out", "You are signed out of this application.", "")
+		writePage(w, http.StatusOK, "Signed out", "You are signed out of this application.", "")
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -650,19 +636,5 @@ func samlError(w http.ResponseWriter, status int, title, msg, retry string) {
 	if rt, ok := safeReturnPath(retry); ok {
 		link = `<p><a id="retry" href="` + htmlEscape(rt) + `">Try again</a></p>`
 	}
-	samlPage(w, status, title, msg, link)
-}
-
-// samlPage writes a small HTML page; extra is trusted HTML.
-func samlPage(w http.ResponseWriter, status int, title, msg, extra string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-	w.WriteHeader(status)
-	_ = pageTmpl.Execute(w, struct {
-		Title, Message string
-		Extra          template.HTML
-	}{title, msg, template.HTML(extra)})
+	writePage(w, status, title, msg, link)
 }
