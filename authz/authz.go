@@ -159,10 +159,10 @@ func New(cfg Config) (*Middleware, error) {
 		cfg:        cfg,
 		logger:     logger,
 		ids:        newIDSource(),
-		denyStatus: cmp(cfg.DenyStatus, http.StatusForbidden),
-		maxBody:    cmp(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+		denyStatus: orDefault(cfg.DenyStatus, http.StatusForbidden),
+		maxBody:    orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 	}
-	layout := cmp(cfg.Layout, LayoutRegoguard)
+	layout := orDefault(cfg.Layout, LayoutRegoguard)
 	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA {
 		return nil, fmt.Errorf("authz: unknown input layout %q (want %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA)
 	}
@@ -207,7 +207,7 @@ func New(cfg Config) (*Middleware, error) {
 	return m, nil
 }
 
-func cmp[T comparable](v, def T) T {
+func orDefault[T comparable](v, def T) T {
 	var zero T
 	if v == zero {
 		return def
@@ -220,7 +220,7 @@ func dropHeaders(cfg Config) map[string]bool {
 	for _, h := range credentialHeaders {
 		drop[h] = true
 	}
-	drop[strings.ToLower(cmp(cfg.APIKeyHeader, "X-API-Key"))] = true
+	drop[strings.ToLower(orDefault(cfg.APIKeyHeader, "X-API-Key"))] = true
 	for _, h := range cfg.InputHeaders {
 		delete(drop, strings.ToLower(h))
 	}
@@ -302,7 +302,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			return
 		}
 		m.refuse(w, r, Refusal{
-			Status: cmp(d.Status, m.denyStatus), Code: "forbidden", Message: d.Reason,
+			Status: orDefault(d.Status, m.denyStatus), Code: "forbidden", Message: d.Reason,
 			Identity: id, Decision: &d,
 		})
 		return

@@ -58,12 +58,12 @@ func NewCache(eval Evaluator, cfg CacheConfig) (*Cache, error) {
 	if eval == nil {
 		return nil, errors.New("authz: cache needs an evaluator")
 	}
-	size := cmp(cfg.Size, 10000)
+	size := orDefault(cfg.Size, 10000)
 	entries, err := lru.New[[sha256.Size]byte, cached](size)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{eval: eval, ttl: cmp(cfg.TTL, 10*time.Second), entries: entries}
+	c := &Cache{eval: eval, ttl: orDefault(cfg.TTL, 10*time.Second), entries: entries}
 	if r, ok := eval.(interface{ Revision() string }); ok {
 		c.revision = r.Revision
 	}
