@@ -220,7 +220,7 @@ func dropHeaders(cfg Config) map[string]bool {
 	for _, h := range credentialHeaders {
 		drop[h] = true
 	}
-	drop[strings.ToLower(orDefault(cfg.APIKeyHeader, "X-API-Key"))] = true
+	drop[strings.ToLower(orDefault(cfg.APIKeyHeader, authn.DefaultAPIKeyHeader))] = true
 	for _, h := range cfg.InputHeaders {
 		delete(drop, strings.ToLower(h))
 	}
