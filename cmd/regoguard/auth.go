@@ -52,6 +52,8 @@ func (o *authOptions) register(fs *pflag.FlagSet) {
 	envAlias(fs, "oidc-client-id", "OIDC_CLIENT_ID")
 	envAlias(fs, "oidc-client-secret", "OIDC_CLIENT_SECRET")
 	envAlias(fs, "app-uri", "APP_URI")
+	// The name authn.ConfigFromEnv reads, for deployments configured for it.
+	envAlias(fs, "session-key", "REGOGUARD_SESSION_KEYS")
 }
 
 // authConfigured reports whether any way of authenticating was asked for.

@@ -48,7 +48,12 @@ func envName(flag string) string {
 func applyLayers(cmd *cobra.Command, environ []string) error {
 	fs := cmd.Flags()
 	known := map[string]bool{envName("config"): true}
-	fs.VisitAll(func(f *pflag.Flag) { known[envName(f.Name)] = true })
+	fs.VisitAll(func(f *pflag.Flag) {
+		known[envName(f.Name)] = true
+		for _, alias := range f.Annotations["env"] {
+			known[alias] = true
+		}
+	})
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, envPrefix) && !known[name] {

@@ -266,3 +266,14 @@ func TestBenchRemoteSideBySide(t *testing.T) {
 		t.Errorf("remote decisions failed:\n%s", res.stdout)
 	}
 }
+
+// authn.ConfigFromEnv's REGOGUARD_SESSION_KEYS is accepted by serve as the
+// --session-key list, not refused as an unknown variable.
+func TestSessionKeysEnvironmentName(t *testing.T) {
+	res := run(t, []string{"REGOGUARD_SESSION_KEYS=tooshort"}, "serve", "--listen", "127.0.0.1:0",
+		"--upstream", "http://127.0.0.1:1", "--policy", "testdata/policy",
+		"--oidc-well-known", "http://127.0.0.1:1", "--oidc-client-id", "c", "--app-uri", "http://127.0.0.1:2")
+	if res.code != 2 || !strings.Contains(res.stderr, "--session-key #1") {
+		t.Errorf("exit %d, stderr %q; want the key checked as --session-key (and refused as too short)", res.code, res.stderr)
+	}
+}
