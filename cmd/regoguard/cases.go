@@ -23,7 +23,7 @@ import (
 //
 //	cases:
 //	  - name: readers may read
-//	    request: {method: GET, path: /docs/1?page=2, headers: {Accept: application/json}}
+//	    request: {method: GET, path: "/docs/1?page=2", headers: {Accept: application/json}}
 //	    identity: {sub: alice, method: oidc, claims: {groups: [reader]}}
 //	    expect: {allow: true}
 //	  - name: anonymous callers are asked to log in

@@ -40,7 +40,7 @@ outcome; status is the HTTP status serve would answer:
 
   cases:
     - name: readers may read
-      request: {method: GET, path: /docs/1?page=2, headers: {Accept: application/json}}
+      request: {method: GET, path: "/docs/1?page=2", headers: {Accept: application/json}}
       identity: {sub: alice, method: oidc, claims: {groups: [reader]}}
       expect: {allow: true}
     - name: writers only
