@@ -163,7 +163,6 @@ var (
 		return m
 	}()
 	httpTerm, httpsTerm = ast.StringTerm("http"), ast.StringTerm("https")
-	emptyObjectTerm     = func() ast.Value { return ast.NewObject() }
 	trueTerm, falseTerm = ast.BooleanTerm(true), ast.BooleanTerm(false)
 	noneMethodTerm      = ast.StringTerm(authn.MethodNone)
 )
@@ -187,7 +186,7 @@ func (b *inputBuilder) userObject(id *authn.Identity) (ast.Object, error) {
 		return ast.NewObject(
 			[2]*ast.Term{keyAuthenticated, falseTerm},
 			[2]*ast.Term{keyMethod, noneMethodTerm},
-			[2]*ast.Term{keyClaims, ast.NewTerm(emptyObjectTerm())},
+			[2]*ast.Term{keyClaims, ast.NewTerm(ast.NewObject())},
 		), nil
 	}
 	claims, err := claimsObject(id.Claims)
