@@ -202,9 +202,11 @@ func (s *bundleServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, bytes.NewReader(s.body))
 }
 
+// newEngine evaluates the whole decision document, so that tests can read
+// the rules rule of allowed decisions.
 func newEngine(t testing.TB) *policy.Engine {
 	t.Helper()
-	e, err := policy.NewEngine(policy.Config{Logger: quiet})
+	e, err := policy.NewEngine(policy.Config{Logger: quiet, WholeDocument: true})
 	if err != nil {
 		t.Fatal(err)
 	}

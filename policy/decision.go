@@ -17,7 +17,8 @@ import (
 type Decision struct {
 	// Allow is true only when the policy explicitly allowed the request.
 	Allow bool
-	// Reason is the policy's explanation, safe to show to the caller.
+	// Reason is the policy's explanation, safe to show to the caller. An
+	// allowed decision has one only with Config.WholeDocument.
 	Reason string
 	// Status is the HTTP status the policy asks for on a deny (0: the default).
 	Status int
@@ -34,6 +35,8 @@ type Decision struct {
 	// ID identifies this decision in logs; set by the caller that logs it.
 	ID string
 	// Result is the raw decision document, as JSON-compatible Go values.
+	// For an allowed decision on a package it is {"allow": true} unless the
+	// Engine evaluates whole documents (see Config.WholeDocument).
 	Result any
 }
 

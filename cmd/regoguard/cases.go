@@ -276,7 +276,11 @@ func (e *caseExpect) mismatch(got outcome) string {
 		diffs = append(diffs, fmt.Sprintf("status %d, want %d", got.Status, e.Status))
 	}
 	if e.Reason != "" && e.Reason != got.Reason {
-		diffs = append(diffs, fmt.Sprintf("reason %q, want %q", got.Reason, e.Reason))
+		d := fmt.Sprintf("reason %q, want %q", got.Reason, e.Reason)
+		if got.Allow && got.Reason == "" {
+			d += " (an allowed decision has a reason only with --whole-decision)"
+		}
+		diffs = append(diffs, d)
 	}
 	return strings.Join(diffs, "; ")
 }

@@ -17,6 +17,7 @@ import (
 type policyOptions struct {
 	policies       []string
 	decision       string
+	wholeDecision  bool
 	opaURL         string
 	opaTimeout     time.Duration
 	remoteFirst    bool
@@ -37,6 +38,7 @@ type policyOptions struct {
 func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.policies, "policy", nil, "Rego and data files or directories (repeatable)")
 	fs.StringVar(&o.decision, "decision", policy.DefaultDecision, "decision path evaluated for each request")
+	fs.BoolVar(&o.wholeDecision, "whole-decision", false, "evaluate every rule of the decision package for every request (by default an allowed request evaluates only allow; reason and status are computed for refusals)")
 	fs.StringVar(&o.opaURL, "opa-url", "", "remote OPA server; alone, every decision is asked of it; with a local policy, it is the fallback")
 	fs.BoolVar(&o.remoteFirst, "remote-first", false, "with --policy and --opa-url: ask the remote OPA first and the local policy only when it fails")
 	fs.DurationVar(&o.opaTimeout, "opa-timeout", authz.DefaultRemoteTimeout, "time limit of one remote OPA decision")
@@ -72,7 +74,8 @@ func (o *policyOptions) validate() error {
 }
 
 func (o *policyOptions) engineConfig(logger *slog.Logger) policy.Config {
-	return policy.Config{Decision: o.decision, DenyBuiltins: o.denyBuiltins, NonStrict: o.nonStrict, Logger: logger}
+	return policy.Config{Decision: o.decision, DenyBuiltins: o.denyBuiltins, NonStrict: o.nonStrict,
+		WholeDocument: o.wholeDecision, Logger: logger}
 }
 
 // loadEngine compiles the policy files into a new engine.
