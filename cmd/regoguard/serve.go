@@ -46,6 +46,7 @@ type serveOptions struct {
 	maxHeaderBytes  int
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
+	gcFloorMiB      int
 }
 
 func newServeCommand() *cobra.Command {
@@ -92,6 +93,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 0, "longest time to write a response (0: none, for streaming upstreams)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
+	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor", 64, "MiB the heap may grow to before Go's garbage collector runs (0: Go's default; ignored when GOGC is set)")
 	return withLayers(cmd)
 }
 
@@ -120,10 +122,14 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	if o.gcFloorMiB < 0 {
+		return configErrorf("--gc-heap-floor: must not be negative, got %d", o.gcFloorMiB)
+	}
 	logger, err := o.logger(os.Stderr)
 	if err != nil {
 		return err
 	}
+	defer startGCTuner(uint64(o.gcFloorMiB)<<20, logger)()
 	demoing := o.demoMode()
 	if demoing {
 		o.allowAnonymous = true
