@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
@@ -370,6 +371,37 @@ func TestEvaluatorErrorFailsClosed(t *testing.T) {
 	h = newMiddleware(t, authz.Config{Evaluator: unloaded})
 	if res := do(t, h, request("GET", "/api/x", "alice")); res.status != 503 {
 		t.Errorf("engine with no policy: %d, want 503", res.status)
+	}
+}
+
+// A client that goes away while a (real, slow) policy is evaluating stops
+// the evaluation: still no allow, but neither an evaluator error nor an
+// error log line, which would page someone for every impatient client.
+func TestAbandonedRequestIsNoEvaluatorError(t *testing.T) {
+	p := policy.MustParse(map[string]string{"slow.rego": `package httpapi.authz
+allow if count([x | some x in numbers.range(1, 100000000); x % 7 == 0]) > 0
+`}, nil)
+	slow, err := policy.New(context.Background(), policy.Config{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	var logs bytes.Buffer
+	h := newMiddleware(t, authz.Config{Evaluator: slow, Metrics: reg, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	res := do(t, h, request("GET", "/api/x", "alice").WithContext(ctx))
+	if res.status == 200 {
+		t.Fatal("an abandoned evaluation let the request through")
+	}
+	if n := metricValue(t, reg, "regoguard_requests_total", "canceled"); n != 1 {
+		t.Errorf("canceled outcome %v, want 1", n)
+	}
+	if n := metricValue(t, reg, "regoguard_evaluator_errors_total", ""); n != 0 {
+		t.Errorf("evaluator errors %v, want 0", n)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("an abandoned request was logged as an error: %s", logs.String())
 	}
 }
 

@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regoguard_requests_total",
-			Help: "Requests seen by the middleware, by outcome: allow, deny, error, unauthenticated, skipped.",
+			Help: "Requests seen by the middleware, by outcome: allow, deny, error, canceled (the client went away during the decision), unauthenticated, skipped.",
 		}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "regoguard_decision_duration_seconds",
@@ -55,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	// Resolve the labelled counters once, not per request.
-	for _, o := range []string{"allow", "deny", "error", "unauthenticated", "skipped"} {
+	for _, o := range []string{"allow", "deny", "error", "canceled", "unauthenticated", "skipped"} {
 		m.outcomes[o] = m.decisions.WithLabelValues(o)
 	}
 	return m, nil
@@ -69,8 +69,11 @@ func (m *metrics) count(outcome string) {
 
 // record counts, logs and ships one decision.
 func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) {
+	ctx := r.Context()
 	outcome := "deny"
 	switch {
+	case err != nil && abandoned(r):
+		outcome = "canceled"
 	case err != nil:
 		outcome = "error"
 	case d.Allow:
@@ -79,13 +82,12 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 	if m.metrics != nil {
 		m.metrics.count(outcome)
 		m.metrics.latency.Observe(elapsed.Seconds())
-		if err != nil {
+		if outcome == "error" {
 			m.metrics.errors.Inc()
 		}
 	}
-	ctx := r.Context()
 	level := m.cfg.DecisionLogLevel
-	if err != nil {
+	if outcome == "error" {
 		level = slog.LevelError
 	}
 	if m.logger.Enabled(ctx, level) {
@@ -116,6 +118,10 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 		}
 	}
 }
+
+// abandoned reports whether the client went away (or the server is shutting
+// the request down): an evaluation stopped for that is no evaluator error.
+func abandoned(r *http.Request) bool { return r.Context().Err() != nil }
 
 // maskInput returns the input as JSON-compatible values without the fields
 // at the given slash-separated paths.

@@ -35,7 +35,7 @@ type errorBody struct {
 }
 
 func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, ref Refusal) {
-	if ref.Status == http.StatusServiceUnavailable {
+	if ref.Status == http.StatusServiceUnavailable && !abandoned(r) {
 		m.logger.ErrorContext(r.Context(), "request refused: no decision", "error", ref.Err, "path", r.URL.Path)
 	}
 	if m.cfg.OnRefuse != nil {
