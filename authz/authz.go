@@ -134,6 +134,9 @@ type Middleware struct {
 	maxBody     int64
 	readsBody   bool
 	decisionRef string
+	// engine is the Evaluator when it is the in-process engine and the input
+	// is not logged: the input then holds only the fields the policy reads.
+	engine *policy.Engine
 }
 
 type compiledSkip struct {
@@ -202,6 +205,9 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	if e, ok := cfg.Evaluator.(interface{ Decision() ast.Ref }); ok {
 		m.decisionRef = e.Decision().String()
+	}
+	if e, ok := cfg.Evaluator.(*policy.Engine); ok && !cfg.LogInput && cfg.DecisionLogger == nil {
+		m.engine = e
 	}
 	m.warn()
 	return m, nil
@@ -313,13 +319,14 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 // decide builds the input and evaluates it. When it cannot (a bad body, an
 // evaluator error) it writes the refusal and reports false.
 func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Identity) (policy.Decision, bool) {
-	input, err := m.Input(r, id)
+	eval, fields := m.plan()
+	input, err := m.buildInput(r, id, fields)
 	if err != nil {
 		m.refuseInput(w, r, err)
 		return policy.Decision{}, false
 	}
 	start := time.Now()
-	d, err := m.eval.Eval(r.Context(), input)
+	d, err := eval.Eval(r.Context(), input)
 	elapsed := time.Since(start)
 	d.ID = m.ids.next()
 	m.record(r, id, input, d, err, start, elapsed)
@@ -333,11 +340,34 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 	return d, true
 }
 
+// fieldReader tells which top-level input fields a policy reads.
+type fieldReader interface{ Reads(field string) bool }
+
+// plan returns the evaluator for one request and the input fields to build
+// for it (nil: all). With the in-process engine that is a snapshot of the
+// revision being served, so that the fields built and the policy that
+// judges them always match, even across a reload; the input then costs
+// nothing for what the policy never reads (headers, query, a body to parse,
+// an enricher's call).
+func (m *Middleware) plan() (Evaluator, fieldReader) {
+	if m.engine != nil {
+		if s, err := m.engine.Snapshot(); err == nil {
+			return s, s
+		}
+	}
+	return m.eval, nil
+}
+
 // Input returns the policy input the middleware builds for r made by id (nil
 // for an anonymous caller): the same document for the check command as for
 // live requests. It reads the body when the configuration needs it, and puts
 // it back for the handler.
 func (m *Middleware) Input(r *http.Request, id *authn.Identity) (ast.Value, error) {
+	return m.buildInput(r, id, nil)
+}
+
+// buildInput builds the fields that fields reads (all when nil).
+func (m *Middleware) buildInput(r *http.Request, id *authn.Identity, fields fieldReader) (ast.Value, error) {
 	var body []byte
 	if m.readsBody {
 		b, err := readBody(r, m.maxBody)
@@ -346,7 +376,7 @@ func (m *Middleware) Input(r *http.Request, id *authn.Identity) (ast.Value, erro
 		}
 		body = b
 	}
-	return m.input.build(r, id, body)
+	return m.input.build(r, id, body, fields)
 }
 
 // Evaluator returns the evaluator the middleware asks.

@@ -82,9 +82,10 @@ var (
 
 // build returns the input document for r, made by the identity id (nil when
 // the caller is anonymous). body is the request body when it was read.
-func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte) (ast.Value, error) {
+// Only the top-level fields that fields reads are built (all when nil).
+func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, fields fieldReader) (ast.Value, error) {
 	var parsedBody ast.Value
-	if b.withBody && body != nil {
+	if b.withBody && body != nil && wants(fields, "body") {
 		v, err := parseBody(r.Header.Get("Content-Type"), body)
 		if err != nil {
 			return nil, err
@@ -94,9 +95,9 @@ func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte) (
 	var in ast.Object
 	var err error
 	if b.layout == LayoutFastAPIOPA {
-		in, err = b.fastAPIInput(r, id)
+		in, err = b.fastAPIInput(r, id, fields)
 	} else {
-		in, err = b.regoguardInput(r, id)
+		in, err = b.regoguardInput(r, id, fields)
 	}
 	if err != nil {
 		return nil, err
@@ -105,7 +106,7 @@ func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte) (
 		in.Insert(keyBody, ast.NewTerm(parsedBody))
 	}
 	for _, e := range b.enrichers {
-		if e.skips(r.URL.Path) {
+		if e.skips(r.URL.Path) || !wants(fields, e.Key) {
 			continue
 		}
 		v, err := e.Func(r, body)
@@ -121,35 +122,55 @@ func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte) (
 	return in, nil
 }
 
-func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity) (ast.Object, error) {
-	user, err := b.userObject(id)
-	if err != nil {
-		return nil, err
-	}
+// wants reports whether the input needs field: always when fields is nil.
+func wants(fields fieldReader, field string) bool { return fields == nil || fields.Reads(field) }
+
+func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity, fields fieldReader) (ast.Object, error) {
 	// One block for the value terms, and ast.NewObject's single block for
 	// the entries: a decision on a small policy costs about as much as
 	// building its input, so the input is built with as few allocations
-	// as OPA's API allows.
-	v := make([]ast.Term, 7)
-	v[0].Value = ast.String(r.Method)
-	v[1].Value = ast.String(r.URL.Path)
-	v[2].Value = pathSegments(r.URL.Path)
-	v[3].Value = queryObject(r)
-	v[4].Value = b.headersObject(r.Header)
-	v[5].Value = ast.String(r.Host)
-	v[6].Value = ast.String(r.RemoteAddr)
-	in := ast.NewObject(
-		[2]*ast.Term{keyMethod, methodTerm(r.Method, &v[0])},
-		[2]*ast.Term{keyPath, &v[1]},
-		[2]*ast.Term{keyPathSegments, &v[2]},
-		[2]*ast.Term{keyQuery, &v[3]},
-		[2]*ast.Term{keyHeaders, &v[4]},
-		[2]*ast.Term{keyHost, &v[5]},
-		[2]*ast.Term{keyScheme, schemeTerm(r)},
-		[2]*ast.Term{keyRemoteAddr, &v[6]},
-		[2]*ast.Term{keyUser, ast.NewTerm(user)},
-	)
-	return in, nil
+	// as OPA's API allows, and without the fields the policy never reads.
+	v := make([]ast.Term, 8)
+	items := make([][2]*ast.Term, 0, 9)
+	if wants(fields, "method") {
+		items = append(items, [2]*ast.Term{keyMethod, methodTerm(r.Method, &v[0])})
+	}
+	if wants(fields, "path") {
+		v[1].Value = ast.String(r.URL.Path)
+		items = append(items, [2]*ast.Term{keyPath, &v[1]})
+	}
+	if wants(fields, "path_segments") {
+		v[2].Value = pathSegments(r.URL.Path)
+		items = append(items, [2]*ast.Term{keyPathSegments, &v[2]})
+	}
+	if wants(fields, "query") {
+		v[3].Value = queryObject(r)
+		items = append(items, [2]*ast.Term{keyQuery, &v[3]})
+	}
+	if wants(fields, "headers") {
+		v[4].Value = b.headersObject(r.Header)
+		items = append(items, [2]*ast.Term{keyHeaders, &v[4]})
+	}
+	if wants(fields, "host") {
+		v[5].Value = ast.String(r.Host)
+		items = append(items, [2]*ast.Term{keyHost, &v[5]})
+	}
+	if wants(fields, "scheme") {
+		items = append(items, [2]*ast.Term{keyScheme, schemeTerm(r)})
+	}
+	if wants(fields, "remote_addr") {
+		v[6].Value = ast.String(r.RemoteAddr)
+		items = append(items, [2]*ast.Term{keyRemoteAddr, &v[6]})
+	}
+	if wants(fields, "user") {
+		user, err := b.userObject(id)
+		if err != nil {
+			return nil, err
+		}
+		v[7].Value = user
+		items = append(items, [2]*ast.Term{keyUser, &v[7]})
+	}
+	return ast.NewObject(items...), nil
 }
 
 // Terms that recur on every request, built once. Terms are never modified
@@ -167,11 +188,14 @@ var (
 	noneMethodTerm      = ast.StringTerm(authn.MethodNone)
 )
 
-func methodTerm(method string, fallback *ast.Term) *ast.Term {
+// methodTerm returns the shared term of a standard method, or spare holding
+// any other.
+func methodTerm(method string, spare *ast.Term) *ast.Term {
 	if t, ok := methodTerms[method]; ok {
 		return t
 	}
-	return fallback
+	spare.Value = ast.String(method)
+	return spare
 }
 
 func schemeTerm(r *http.Request) *ast.Term {
@@ -189,7 +213,7 @@ func (b *inputBuilder) userObject(id *authn.Identity) (ast.Object, error) {
 			[2]*ast.Term{keyClaims, ast.NewTerm(ast.NewObject())},
 		), nil
 	}
-	claims, err := claimsObject(id.Claims)
+	claims, err := claimsObject(id.Claims, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -214,30 +238,38 @@ func (b *inputBuilder) userObject(id *authn.Identity) (ast.Object, error) {
 
 // fastAPIInput is the input fastapi-opa sends: claims at the top level, then
 // request_method and request_path, which win over claims of the same name.
-func (b *inputBuilder) fastAPIInput(r *http.Request, id *authn.Identity) (ast.Object, error) {
+func (b *inputBuilder) fastAPIInput(r *http.Request, id *authn.Identity, fields fieldReader) (ast.Object, error) {
 	in := ast.NewObject()
 	if id != nil {
-		claims, err := claimsObject(id.Claims)
+		claims, err := claimsObject(id.Claims, fields)
 		if err != nil {
 			return nil, err
 		}
 		in = claims
-		if b.preserveToken && id.Token != "" {
+		if b.preserveToken && id.Token != "" && wants(fields, "token") {
 			in.Insert(keyToken, ast.StringTerm(id.Token))
 		}
 	}
-	in.Insert(keyRequestMethod, ast.StringTerm(r.Method))
-	in.Insert(keyRequestPath, ast.NewTerm(fastAPIPath(r.URL.Path)))
+	if wants(fields, "request_method") {
+		in.Insert(keyRequestMethod, ast.StringTerm(r.Method))
+	}
+	if wants(fields, "request_path") {
+		in.Insert(keyRequestPath, ast.NewTerm(fastAPIPath(r.URL.Path)))
+	}
 	return in, nil
 }
 
-func claimsObject(claims map[string]any) (ast.Object, error) {
+// claimsObject converts the claims that fields reads (all when nil).
+func claimsObject(claims map[string]any, fields fieldReader) (ast.Object, error) {
 	if len(claims) == 0 {
 		return ast.NewObject(), nil
 	}
 	items := make([][2]*ast.Term, 0, len(claims))
 	terms := make([]ast.Term, 2*len(claims))
 	for k, v := range claims {
+		if !wants(fields, k) {
+			continue
+		}
 		val, err := toValue(v)
 		if err != nil {
 			return nil, fmt.Errorf("identity claim %q: %w", k, err)
@@ -421,7 +453,7 @@ func toValue(v any) (ast.Value, error) {
 		}
 		return ast.NewArray(terms...), nil
 	case map[string]any:
-		return claimsObject(x)
+		return claimsObject(x, nil)
 	}
 	return ast.InterfaceToValue(v)
 }

@@ -81,9 +81,12 @@ type compiled struct {
 	query rego.PreparedEvalQuery
 	// allow, when set, evaluates the decision package's allow rule alone:
 	// a true answer is the whole decision (see Config.WholeDocument).
-	allow    *rego.PreparedEvalQuery
-	revision string
-	bundles  map[string]string
+	allow *rego.PreparedEvalQuery
+	// inputFields are the top-level input fields the policy reads; nil when
+	// it reads the input whole or by a computed key.
+	inputFields map[string]bool
+	revision    string
+	bundles     map[string]string
 }
 
 // Status reports what an Engine is serving and how its last load went.
@@ -231,7 +234,8 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if err != nil {
 		return nil, locate(err)
 	}
-	c := &compiled{query: pq, revision: p.revision(), bundles: maps.Clone(p.Bundles)}
+	c := &compiled{query: pq, revision: p.revision(), bundles: maps.Clone(p.Bundles),
+		inputFields: inputFields(compiler.Modules)}
 	if allow, ok := e.allowFirst(compiler, p.Data); ok {
 		aq, err := rego.New(append(e.evalSetup(store, compiler), rego.Query(allow.String()))...).PrepareForEval(ctx)
 		if err != nil {
@@ -330,6 +334,10 @@ func (e *Engine) EvalWith(ctx context.Context, input ast.Value, opts ...rego.Eva
 	if c == nil {
 		return Decision{}, ErrNoPolicy
 	}
+	return e.eval(ctx, c, input, opts)
+}
+
+func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, opts []rego.EvalOption) (Decision, error) {
 	// OPA watches ctx with a goroutine per evaluation unless it is given a
 	// cancel of its own: context.AfterFunc keeps the cancellation (a request
 	// that goes away stops its evaluation) without the goroutine.

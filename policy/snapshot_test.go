@@ -1,0 +1,103 @@
+package policy_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/regoguard/regoguard/policy"
+)
+
+func TestSnapshotReadsTheFieldsThePolicyRefersTo(t *testing.T) {
+	cases := []struct {
+		name, src  string
+		reads      []string
+		doesntRead []string
+	}{
+		{"refs", `package httpapi.authz
+allow if {
+	input.method == "GET"
+	"admin" in input.user.claims.groups
+}`, []string{"method", "user"}, []string{"headers", "query", "body", "path"}},
+		{"import", `package httpapi.authz
+import input.headers as h
+allow if h["x-ok"] == "yes"`, []string{"headers"}, []string{"method", "user"}},
+		{"function and nested ref", `package httpapi.authz
+allowed_paths := {"a": ["x"]}
+is_get(m) if m == "GET"
+allow if {
+	is_get(input.method)
+	allowed_paths[input.user.sub][_] == input.path_segments[0]
+}`, []string{"method", "user", "path_segments"}, []string{"headers", "host"}},
+		{"computed key", `package httpapi.authz
+allow if input[data.field] == "GET"`, []string{"method", "headers", "anything"}, nil},
+		{"whole input", `package httpapi.authz
+allow if count(input) > 2`, []string{"method", "headers", "anything"}, nil},
+		{"walk", `package httpapi.authz
+allow if {
+	some path, value
+	walk(input, [path, value])
+	value == "admin"
+}`, []string{"headers", "anything"}, nil},
+		{"with", `package httpapi.authz
+inner if input.method == "GET"
+allow if inner with input.method as "GET"`, []string{"method"}, []string{"headers"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := policy.New(context.Background(), policy.Config{NonStrict: true}, policy.MustParse(map[string]string{"p.rego": c.src}, map[string]any{"field": "method"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := e.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range c.reads {
+				if !s.Reads(f) {
+					t.Errorf("Reads(%q) false, want true", f)
+				}
+			}
+			for _, f := range c.doesntRead {
+				if s.Reads(f) {
+					t.Errorf("Reads(%q) true, want false", f)
+				}
+			}
+		})
+	}
+}
+
+func TestSnapshotEvaluatesItsOwnRevision(t *testing.T) {
+	ctx := context.Background()
+	v1 := policy.MustParse(map[string]string{"p.rego": "package httpapi.authz\nallow if input.method == \"GET\"\n"}, nil)
+	v2 := policy.MustParse(map[string]string{"p.rego": "package httpapi.authz\nallow if input.headers[\"x-ok\"] == \"yes\"\n"}, nil)
+	e, err := policy.New(ctx, policy.Config{}, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Load(ctx, v2); err != nil {
+		t.Fatal(err)
+	}
+	// An input built for the snapshot (method only) is judged by the
+	// snapshot's policy, not by v2, which reads a field it lacks.
+	d, err := s.Eval(ctx, input(t, `{"method": "GET"}`))
+	if err != nil || !d.Allow || d.Revision != s.Revision() || d.Revision == e.Revision() {
+		t.Errorf("snapshot eval: %+v, %v; want allow at the snapshot's revision %s (engine now %s)", d, err, s.Revision(), e.Revision())
+	}
+	if s2, _ := e.Snapshot(); !s2.Reads("headers") || s2.Reads("method") {
+		t.Error("a new snapshot does not follow the new revision's fields")
+	}
+}
+
+func TestSnapshotBeforeTheFirstPolicy(t *testing.T) {
+	e, err := policy.NewEngine(policy.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Snapshot(); err != policy.ErrNoPolicy {
+		t.Errorf("got %v, want ErrNoPolicy", err)
+	}
+}
