@@ -184,17 +184,28 @@ var (
 		return m
 	}()
 	httpTerm, httpsTerm = ast.StringTerm("http"), ast.StringTerm("https")
+	authMethodTerms     = func() map[string]*ast.Term {
+		m := map[string]*ast.Term{}
+		for _, meth := range []string{authn.MethodOIDC, authn.MethodAPIKey, authn.MethodHeader, authn.MethodNone, authn.MethodSAML} {
+			m[meth] = ast.StringTerm(meth)
+		}
+		return m
+	}()
 	trueTerm, falseTerm = ast.BooleanTerm(true), ast.BooleanTerm(false)
-	noneMethodTerm      = ast.StringTerm(authn.MethodNone)
 )
 
-// methodTerm returns the shared term of a standard method, or spare holding
-// any other.
+// methodTerm returns the shared term of a standard HTTP method, or spare
+// holding any other.
 func methodTerm(method string, spare *ast.Term) *ast.Term {
-	if t, ok := methodTerms[method]; ok {
+	return sharedTerm(methodTerms, method, spare)
+}
+
+// sharedTerm returns the term of s in shared, or spare holding s.
+func sharedTerm(shared map[string]*ast.Term, s string, spare *ast.Term) *ast.Term {
+	if t, ok := shared[s]; ok {
 		return t
 	}
-	spare.Value = ast.String(method)
+	spare.Value = ast.String(s)
 	return spare
 }
 
@@ -209,7 +220,7 @@ func (b *inputBuilder) userObject(id *authn.Identity) (ast.Object, error) {
 	if id == nil {
 		return ast.NewObject(
 			[2]*ast.Term{keyAuthenticated, falseTerm},
-			[2]*ast.Term{keyMethod, noneMethodTerm},
+			[2]*ast.Term{keyMethod, authMethodTerms[authn.MethodNone]},
 			[2]*ast.Term{keyClaims, ast.NewTerm(ast.NewObject())},
 		), nil
 	}
@@ -222,10 +233,10 @@ func (b *inputBuilder) userObject(id *authn.Identity) (ast.Object, error) {
 		authenticated = falseTerm
 	}
 	v := make([]ast.Term, 4)
-	v[0].Value, v[1].Value, v[2].Value = ast.String(id.Method), ast.String(id.Subject), claims
+	v[1].Value, v[2].Value = ast.String(id.Subject), claims
 	items := [][2]*ast.Term{
 		{keyAuthenticated, authenticated},
-		{keyMethod, &v[0]},
+		{keyMethod, sharedTerm(authMethodTerms, id.Method, &v[0])},
 		{keySub, &v[1]},
 		{keyClaims, &v[2]},
 	}
@@ -443,15 +454,17 @@ func toValue(v any) (ast.Value, error) {
 		}
 		return ast.NewArray(terms...), nil
 	case []any:
-		terms := make([]*ast.Term, len(x))
+		// One block for the terms, as in stringArray.
+		terms := make([]ast.Term, len(x))
+		ptrs := make([]*ast.Term, len(x))
 		for i, e := range x {
 			val, err := toValue(e)
 			if err != nil {
 				return nil, err
 			}
-			terms[i] = ast.NewTerm(val)
+			terms[i].Value, ptrs[i] = val, &terms[i]
 		}
-		return ast.NewArray(terms...), nil
+		return ast.NewArray(ptrs...), nil
 	case map[string]any:
 		return claimsObject(x, nil)
 	}

@@ -17,27 +17,27 @@ type Snapshot struct {
 
 // Snapshot returns the revision being served, or ErrNoPolicy before the
 // first successful Load.
-func (e *Engine) Snapshot() (Snapshot, error) {
+func (e *Engine) Snapshot() (*Snapshot, error) {
 	c := e.current.Load()
 	if c == nil {
-		return Snapshot{}, ErrNoPolicy
+		return nil, ErrNoPolicy
 	}
-	return Snapshot{e: e, c: c}, nil
+	return &Snapshot{e: e, c: c}, nil
 }
 
 // Reads reports whether the policy may read the top-level input field
 // (input.<field>). It is false only when no rule, function or test of the
 // policy refers to that field and none reads the input as a whole (such as
 // walk(input, ...)) or by a computed key (input[k]).
-func (s Snapshot) Reads(field string) bool {
+func (s *Snapshot) Reads(field string) bool {
 	return s.c.inputFields == nil || s.c.inputFields[field]
 }
 
 // Revision is the snapshot's policy revision.
-func (s Snapshot) Revision() string { return s.c.revision }
+func (s *Snapshot) Revision() string { return s.c.revision }
 
 // Eval is [Engine.Eval] on the snapshot's revision.
-func (s Snapshot) Eval(ctx context.Context, input ast.Value) (Decision, error) {
+func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (Decision, error) {
 	return s.e.eval(ctx, s.c, input, nil)
 }
 
