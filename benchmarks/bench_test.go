@@ -43,6 +43,7 @@ var (
 // setup is everything a benchmark of one workload needs.
 type setup struct {
 	raw        rego.PreparedEvalQuery
+	whole      *policy.Engine // evaluates every rule of the package, as raw does
 	engine     *policy.Engine
 	input      ast.Value
 	request    *http.Request
@@ -67,6 +68,9 @@ func newSetup(tb testing.TB, w workload, withRemote bool) *setup {
 	}
 	s := &setup{request: w.request(), app: app}
 	if s.engine, err = policy.New(ctx, policy.Config{}, p); err != nil {
+		tb.Fatal(err)
+	}
+	if s.whole, err = policy.New(ctx, policy.Config{WholeDocument: true}, p); err != nil {
 		tb.Fatal(err)
 	}
 	auth := authn.AuthenticatorFunc(func(*http.Request) (*authn.Identity, error) { return w.user, nil })
@@ -169,7 +173,9 @@ func (d *discard) reset() {
 }
 
 // BenchmarkDecision measures one decision alone: OPA's raw prepared query
-// (the floor), regoguard's engine, and the remote OPA server over loopback.
+// of the decision document (the floor), regoguard's engine (allow first),
+// the engine evaluating the whole document as raw does (engine-whole: the
+// engine's own overhead), and the remote OPA server over loopback.
 func BenchmarkDecision(b *testing.B) {
 	ctx := context.Background()
 	for _, w := range workloads {
@@ -187,6 +193,14 @@ func BenchmarkDecision(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if d, err := s.engine.Eval(ctx, s.input); err != nil || !d.Allow {
+					b.Fatal(d, err)
+				}
+			}
+		})
+		b.Run("policy="+w.name+"/mode=engine-whole", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if d, err := s.whole.Eval(ctx, s.input); err != nil || !d.Allow {
 					b.Fatal(d, err)
 				}
 			}
