@@ -128,6 +128,11 @@ func cloneClaims(m map[string]any) map[string]any {
 	return out
 }
 
+// MaxAPIKeyFileBytes bounds an API key file (some ten thousand keys): YAML
+// parsing time grows with the input, and a key file has no reason to be
+// larger.
+const MaxAPIKeyFileBytes = 1 << 20
+
 // LoadAPIKeys reads API keys from a YAML file of the form
 //
 //	keys:
@@ -135,7 +140,8 @@ func cloneClaims(m map[string]any) map[string]any {
 //	    subject: billing-service
 //	    claims: {roles: [billing]}
 //
-// Errors name the file and, where possible, the line.
+// Errors name the file and, where possible, the line. A file larger than
+// MaxAPIKeyFileBytes is refused.
 func LoadAPIKeys(path string) ([]APIKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -148,6 +154,9 @@ func LoadAPIKeys(path string) ([]APIKey, error) {
 // used in error messages (a file name, or the environment variable the text
 // came from).
 func ParseAPIKeys(name string, data []byte) ([]APIKey, error) {
+	if len(data) > MaxAPIKeyFileBytes {
+		return nil, fmt.Errorf("authn: apikey: %s: %d bytes, more than the %d an API key file may hold", name, len(data), MaxAPIKeyFileBytes)
+	}
 	var doc struct {
 		Keys []yaml.Node `yaml:"keys"`
 	}

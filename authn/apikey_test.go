@@ -100,6 +100,7 @@ func TestAPIKeyFileErrors(t *testing.T) {
 		"unknown field": {"keys:\n  - subject: a\n    key: plain-key-0123456789\n    role: x\n", "line 4: unknown field \"role\""},
 		"empty":         {"keys: []\n", "no keys"},
 		"top level":     {"kyes: []\n", "line 1"},
+		"too large":     {"keys:\n" + strings.Repeat("# padding\n", MaxAPIKeyFileBytes/10+1), "more than the 1048576"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
