@@ -12,8 +12,10 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -240,6 +242,7 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 			<-ctx.Done()
 			stopWithin(m.Stop, o.shutdownTimeout)
 		}()
+		onHangup(ctx, logger, "bundles", m.Trigger)
 		ready = m.Check
 	case demoing:
 		p, err := demo.Policy()
@@ -258,6 +261,14 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 				return nil, nil, err
 			}
 		}
+		onHangup(ctx, logger, "policy", func(ctx context.Context) error {
+			p, err := policy.LoadFiles(o.policies...)
+			if err != nil {
+				engine.RecordFailure(err)
+				return err
+			}
+			return engine.Load(ctx, p)
+		})
 	}
 	if engine != nil && len(o.bundles) == 0 {
 		ready = engineReady(engine)
@@ -285,6 +296,30 @@ func (o *serveOptions) hasRemoteBundle() bool {
 		}
 	}
 	return false
+}
+
+// onHangup calls reload on every SIGHUP until ctx ends: the usual way to
+// tell a daemon to re-read what it serves (policy files without --watch,
+// local bundles that are never polled). A failed reload keeps the previous
+// revision serving.
+func onHangup(ctx context.Context, logger *slog.Logger, what string, reload func(context.Context) error) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := reload(ctx); err != nil {
+					logger.Error("reload on SIGHUP failed; the previous revision keeps serving", "what", what, "error", err)
+					continue
+				}
+				logger.Info("reloaded on SIGHUP", "what", what)
+			}
+		}
+	}()
 }
 
 // stopWithin calls stop with a context that ends after d.

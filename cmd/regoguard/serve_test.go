@@ -465,3 +465,48 @@ func TestServeHostileClients(t *testing.T) {
 		t.Errorf("the upstream saw %d requests, want only the one within limits", up.hits())
 	}
 }
+
+// SIGHUP re-reads policy files served without --watch and local bundles
+// (which are never polled); a broken file keeps the previous revision.
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	for _, flag := range []string{"--policy", "--bundle"} {
+		t.Run(flag, func(t *testing.T) {
+			up := newUpstream(t)
+			keys := writeFile(t, "keys.yaml", keysFile)
+			dir := t.TempDir()
+			write := func(src string) {
+				t.Helper()
+				if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("package httpapi.authz\nallow := true\n")
+			s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, flag, dir, "--api-keys", keys)
+			alice := map[string]string{"X-API-Key": "alice-key-0123456789"}
+			if status, _, _ := s.get(t, "GET", "/x", alice); status != 200 {
+				t.Fatalf("before the change: %d", status)
+			}
+			write("package httpapi.authz\nallow := false\n")
+			// Without a signal nothing changes: no watch, no polling.
+			time.Sleep(200 * time.Millisecond)
+			if status, _, _ := s.get(t, "GET", "/x", alice); status != 200 {
+				t.Fatalf("changed without SIGHUP: %d", status)
+			}
+			if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			s.logs.wait(t, regexp.MustCompile(`(reloaded on SIGHUP)`), nil)
+			if status, _, _ := s.get(t, "GET", "/x", alice); status != 403 {
+				t.Fatalf("after SIGHUP: %d, want the new policy's 403", status)
+			}
+			write("package httpapi.authz\nallow := \n")
+			if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			s.logs.wait(t, regexp.MustCompile(`(reload on SIGHUP failed).*p\.rego:\d+`), nil)
+			if status, _, _ := s.get(t, "GET", "/x", alice); status != 403 {
+				t.Fatalf("after a broken policy: %d, want the previous revision's 403", status)
+			}
+		})
+	}
+}
