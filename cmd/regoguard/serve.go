@@ -95,7 +95,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 0, "longest time to write a response (0: none, for streaming upstreams)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
-	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor", 64, "MiB the heap may grow to before Go's garbage collector runs (0: Go's default; ignored when GOGC is set)")
+	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor", 32, "MiB the heap may grow to before Go's garbage collector runs (0: Go's default; ignored when GOGC is set)")
 	return withLayers(cmd)
 }
 
