@@ -344,8 +344,11 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, opts []
 	cancel := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, cancel.Cancel)
 	defer stop()
+	vc := getVirtualCache()
+	defer vc.release()
 	// The full slice expression copies: a caller's spare capacity is not ours to write.
-	opts = append(opts[:len(opts):len(opts)], e.noMetrics, rego.EvalExternalCancel(cancel), rego.EvalParsedInput(input))
+	opts = append(opts[:len(opts):len(opts)], e.noMetrics, rego.EvalExternalCancel(cancel), rego.EvalParsedInput(input),
+		rego.EvalVirtualCache(vc))
 	if c.allow != nil {
 		rs, err := c.allow.Eval(ctx, opts...)
 		if err != nil {
@@ -354,6 +357,9 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, opts []
 		if v, _ := firstValue(rs).(bool); v {
 			return Decision{Allow: true, Defined: true, Result: map[string]any{"allow": true}, Revision: c.revision, Bundles: c.bundles}, nil
 		}
+		// Each query starts with an empty memo, as with OPA's own cache.
+		vc.Pop()
+		vc.Push()
 	}
 	rs, err := c.query.Eval(ctx, opts...)
 	if err != nil {
