@@ -163,5 +163,8 @@ func newIDSource() *idSource {
 }
 
 func (s *idSource) next() string {
-	return s.prefix + strconv.FormatUint(s.n.Add(1), 36)
+	// One allocation: the prefix and the counter are put together on the
+	// stack and copied once.
+	var buf [48]byte
+	return string(strconv.AppendUint(append(buf[:0], s.prefix...), s.n.Add(1), 36))
 }
