@@ -69,8 +69,9 @@ type Config struct {
 	// APIKeyHeader is left out of the input headers; default X-API-Key.
 	APIKeyHeader string
 	// Body adds the request body, parsed as JSON, to the input as body.
-	// A body that is not valid JSON is refused with 400. The handler still
-	// reads the whole body.
+	// A body that is not valid JSON is refused with 400 when the input needs
+	// it: with the in-process engine, only if the policy reads input.body
+	// (see policy.Snapshot). The handler still reads the whole body.
 	Body bool
 	// MaxBodyBytes bounds the body read for Body and for enrichers; a
 	// longer body is refused with 413. Default DefaultMaxBodyBytes.

@@ -94,6 +94,14 @@ broken := 2 if input.method
 `},
 			data: map[string]any{"httpapi": map[string]any{"authz": map[string]any{"headers": map[string]any{"X-Policy": "v1"}}}},
 		},
+		"headers in typed data": {
+			modules: map[string]string{"p.rego": `package httpapi.authz
+allow := true
+broken := 1 if input.method
+broken := 2 if input.method
+`},
+			data: map[string]any{"httpapi": map[string]any{"authz": map[string]map[string]string{"headers": {"X-Frame-Options": "DENY"}}}},
+		},
 		"allow is a set": {modules: map[string]string{"p.rego": `package httpapi.authz
 allow contains "yes"
 broken := 1 if input.method

@@ -54,8 +54,15 @@ type Config struct {
 	// WholeDocument. Evaluating one rule instead of every rule of the
 	// package halves the cost of an allowed request on a policy with reason
 	// rules. Set WholeDocument when a handler or a decision log needs the
-	// other rules of allowed decisions. A package with a headers rule is
-	// always evaluated whole, since headers apply to allowed requests too.
+	// other rules of allowed decisions. A package with a headers rule or
+	// headers data is always evaluated whole, since headers apply to allowed
+	// requests too.
+	//
+	// One consequence to know: an error in another rule of the package (two
+	// values for reason, a status out of range) fails a refused request
+	// (with WholeDocument, every request) but not one that allow allows,
+	// since that rule is not evaluated. Errors in allow itself, or in the
+	// rules allow reads, fail every request.
 	WholeDocument bool
 }
 
@@ -210,14 +217,14 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if p == nil || len(p.Modules) == 0 {
 		return nil, errors.New("policy: no modules to compile")
 	}
-	if !e.defines(p) {
-		return nil, fmt.Errorf("policy: no rule or data defines %s (is the package name right?)", e.query)
-	}
 	data := p.Data
 	if data == nil {
 		data = map[string]any{}
 	}
 	store := inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))
+	if !e.defines(ctx, p, store) {
+		return nil, fmt.Errorf("policy: no rule or data defines %s (is the package name right?)", e.query)
+	}
 	// The compiler is made here, with the options rego.New would give it,
 	// so that the allow query below can share the compiled policy.
 	compiler := ast.NewCompiler().
@@ -235,8 +242,8 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 		return nil, locate(err)
 	}
 	c := &compiled{query: pq, revision: p.revision(), bundles: maps.Clone(p.Bundles),
-		inputFields: inputFields(compiler.Modules)}
-	if allow, ok := e.allowFirst(compiler, p.Data); ok {
+		inputFields: inputFields(compiler.Modules, e.query)}
+	if allow, ok := e.allowFirst(ctx, compiler, store); ok {
 		aq, err := rego.New(append(e.evalSetup(store, compiler), rego.Query(allow.String()))...).PrepareForEval(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("policy: prepare %s: %w", allow, err)
@@ -264,7 +271,7 @@ func (e *Engine) evalSetup(store storage.Store, compiler *ast.Compiler) []func(*
 // is a package (not a rule or data), allow is a complete rule of it, and
 // neither rules nor data give the package headers, which allowed requests
 // also receive.
-func (e *Engine) allowFirst(c *ast.Compiler, data map[string]any) (ast.Ref, bool) {
+func (e *Engine) allowFirst(ctx context.Context, c *ast.Compiler, store storage.Store) (ast.Ref, bool) {
 	if e.whole || len(c.GetRulesForVirtualDocument(e.query)) > 0 {
 		return nil, false
 	}
@@ -272,7 +279,7 @@ func (e *Engine) allowFirst(c *ast.Compiler, data map[string]any) (ast.Ref, bool
 	headers := e.query.Append(ast.StringTerm("headers"))
 	rules := c.GetRulesExact(allow)
 	if len(rules) == 0 || len(c.GetRulesWithPrefix(allow)) != len(rules) ||
-		len(c.GetRulesWithPrefix(headers)) > 0 || dataAt(data, headers) {
+		len(c.GetRulesWithPrefix(headers)) > 0 || dataAt(ctx, store, headers) {
 		return nil, false
 	}
 	for _, r := range rules {
@@ -286,34 +293,41 @@ func (e *Engine) allowFirst(c *ast.Compiler, data map[string]any) (ast.Ref, bool
 // defines reports whether some module's package or some data document could
 // produce the decision document: the package is the decision path, a prefix
 // of it, or below it.
-func (e *Engine) defines(p *Policy) bool {
+func (e *Engine) defines(ctx context.Context, p *Policy, store storage.Store) bool {
+	query := staticPrefix(e.query)
 	for _, m := range p.Modules {
 		if m.Package == nil {
 			continue
 		}
 		pkg := m.Package.Path
-		if pkg.HasPrefix(e.query) || e.query.HasPrefix(pkg) {
+		if pkg.HasPrefix(query) || query.HasPrefix(pkg) {
 			return true
 		}
 	}
-	return dataAt(p.Data, e.query)
+	return dataAt(ctx, store, e.query)
 }
 
-// dataAt reports whether data has a document at ref (data.a.b: data["a"]["b"]).
-func dataAt(data map[string]any, ref ast.Ref) bool {
-	var node any = data
-	for _, t := range ref[1:] {
-		obj, ok := node.(map[string]any)
-		if !ok {
-			return false
+// staticPrefix is the part of ref known before evaluation: of
+// data.tenants[input.tenant], data.tenants.
+func staticPrefix(ref ast.Ref) ast.Ref {
+	for i, t := range ref[1:] {
+		if _, ok := t.Value.(ast.String); !ok {
+			return ref[:i+1]
 		}
-		s, ok := t.Value.(ast.String)
-		if !ok {
-			return false
-		}
-		if node, ok = obj[string(s)]; !ok {
-			return false
-		}
+	}
+	return ref
+}
+
+// dataAt reports whether the store has a base document at ref (data.a.b),
+// whatever Go types Policy.Data was given in. For a ref that is not ground
+// (data.a[input.x]) it looks at the ground prefix (data.a).
+func dataAt(ctx context.Context, store storage.Store, ref ast.Ref) bool {
+	path, err := storage.NewPathForRef(staticPrefix(ref))
+	if err != nil {
+		return false
+	}
+	if _, err := storage.ReadOne(ctx, store, path); err != nil {
+		return false
 	}
 	return true
 }

@@ -41,11 +41,12 @@ func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (Decision, error) 
 	return s.e.eval(ctx, s.c, input, nil)
 }
 
-// inputFields returns the top-level input fields that modules refer to, or
-// nil when some module reads the input whole or by a key computed at
-// evaluation time. It walks compiled modules, in which imports such as
-// "import input.user" are already resolved to input.user refs.
-func inputFields(modules map[string]*ast.Module) map[string]bool {
+// inputFields returns the top-level input fields that modules and the
+// decision reference (data.tenants[input.tenant]) refer to, or nil when
+// some module reads the input whole or by a key computed at evaluation time.
+// It walks compiled modules, in which imports such as "import input.user"
+// are already resolved to input.user refs.
+func inputFields(modules map[string]*ast.Module, decision ast.Ref) map[string]bool {
 	fields := map[string]bool{}
 	whole := false
 	var visit func(t *ast.Term) bool
@@ -81,6 +82,7 @@ func inputFields(modules map[string]*ast.Module) map[string]bool {
 	for _, m := range modules {
 		ast.WalkTerms(m, visit)
 	}
+	ast.WalkTerms(decision, visit)
 	if whole {
 		return nil
 	}

@@ -66,6 +66,25 @@ allow if inner with input.method as "GET"`, []string{"method"}, []string{"header
 	}
 }
 
+// A decision path may read the input too: data.tenants[input.tenant].
+func TestSnapshotReadsTheFieldsOfTheDecisionPath(t *testing.T) {
+	p := policy.MustParse(map[string]string{"p.rego": "package tenants.acme\nallow := true\n"}, nil)
+	e, err := policy.New(context.Background(), policy.Config{Decision: "data.tenants[input.tenant]"}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Reads("tenant") || s.Reads("headers") {
+		t.Errorf("Reads(tenant) %v, Reads(headers) %v; want true, false", s.Reads("tenant"), s.Reads("headers"))
+	}
+	if d := mustEval(t, e, `{"tenant": "acme"}`); !d.Allow {
+		t.Errorf("tenant acme: %+v, want allow", d)
+	}
+}
+
 func TestSnapshotEvaluatesItsOwnRevision(t *testing.T) {
 	ctx := context.Background()
 	v1 := policy.MustParse(map[string]string{"p.rego": "package httpapi.authz\nallow if input.method == \"GET\"\n"}, nil)
