@@ -74,39 +74,30 @@ func TestRefusalCarriesReasonAndStatus(t *testing.T) {
 	}
 }
 
+// broken is a rule whose evaluation fails: a package that has it can only
+// be evaluated whole if the decision comes out as an error.
+const broken = `
+broken := 1 if input.method
+broken := 2 if input.method
+`
+
 func TestWholeDocumentWhenAllowIsNotTheWholeStory(t *testing.T) {
+	allowTrue := map[string]string{"p.rego": "package httpapi.authz\nallow := true\n" + broken}
 	cases := map[string]struct {
 		decision string
 		modules  map[string]string
 		data     map[string]any
 	}{
-		"headers rule": {modules: map[string]string{"p.rego": `package httpapi.authz
-allow := true
-headers["X-Policy"] := "v1"
-broken := 1 if input.method
-broken := 2 if input.method
-`}},
+		"headers rule": {modules: map[string]string{"p.rego": "package httpapi.authz\nallow := true\nheaders[\"X-Policy\"] := \"v1\"\n" + broken}},
 		"headers in data": {
-			modules: map[string]string{"p.rego": `package httpapi.authz
-allow := true
-broken := 1 if input.method
-broken := 2 if input.method
-`},
-			data: map[string]any{"httpapi": map[string]any{"authz": map[string]any{"headers": map[string]any{"X-Policy": "v1"}}}},
+			modules: allowTrue,
+			data:    map[string]any{"httpapi": map[string]any{"authz": map[string]any{"headers": map[string]any{"X-Policy": "v1"}}}},
 		},
 		"headers in typed data": {
-			modules: map[string]string{"p.rego": `package httpapi.authz
-allow := true
-broken := 1 if input.method
-broken := 2 if input.method
-`},
-			data: map[string]any{"httpapi": map[string]any{"authz": map[string]map[string]string{"headers": {"X-Frame-Options": "DENY"}}}},
+			modules: allowTrue,
+			data:    map[string]any{"httpapi": map[string]any{"authz": map[string]map[string]string{"headers": {"X-Frame-Options": "DENY"}}}},
 		},
-		"allow is a set": {modules: map[string]string{"p.rego": `package httpapi.authz
-allow contains "yes"
-broken := 1 if input.method
-broken := 2 if input.method
-`}},
+		"allow is a set": {modules: map[string]string{"p.rego": "package httpapi.authz\nallow contains \"yes\"\n" + broken}},
 		"decision is a rule": {decision: "httpapi/authz", modules: map[string]string{"p.rego": `package httpapi
 authz := {"allow": true, "extra": 1} if input.method
 `}},
