@@ -103,14 +103,21 @@ func (e *Engine) watchLoop(ctx context.Context, w *fsnotify.Watcher, debounce ti
 }
 
 func (e *Engine) reloadFiles(ctx context.Context, paths []string) {
-	p, err := LoadFiles(paths...)
-	if err == nil {
-		err = e.Load(ctx, p)
-	} else {
-		e.RecordFailure(err)
-	}
-	if err != nil {
+	if err := e.ReloadFiles(ctx, paths...); err != nil {
 		e.logger.ErrorContext(ctx, "policy reload failed; the previous policy keeps serving",
 			"error", err, "revision", e.Revision())
 	}
+}
+
+// ReloadFiles loads the policy in paths (see [LoadFiles]) and, as [Engine.Load]
+// does, serves it only if it compiles. A file that cannot be read or parsed
+// is an error recorded in [Engine.Status], and the previous policy keeps
+// serving.
+func (e *Engine) ReloadFiles(ctx context.Context, paths ...string) error {
+	p, err := LoadFiles(paths...)
+	if err != nil {
+		e.RecordFailure(err)
+		return err
+	}
+	return e.Load(ctx, p)
 }

@@ -261,14 +261,7 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 				return nil, nil, err
 			}
 		}
-		onHangup(ctx, logger, "policy", func(ctx context.Context) error {
-			p, err := policy.LoadFiles(o.policies...)
-			if err != nil {
-				engine.RecordFailure(err)
-				return err
-			}
-			return engine.Load(ctx, p)
-		})
+		onHangup(ctx, logger, "policy", func(ctx context.Context) error { return engine.ReloadFiles(ctx, o.policies...) })
 	}
 	if engine != nil && len(o.bundles) == 0 {
 		ready = engineReady(engine)
