@@ -304,7 +304,7 @@ func (e *Engine) defines(ctx context.Context, p *Policy, store storage.Store) bo
 			return true
 		}
 	}
-	return dataAt(ctx, store, e.query)
+	return dataAt(ctx, store, query)
 }
 
 // staticPrefix is the part of ref known before evaluation: of
@@ -319,8 +319,8 @@ func staticPrefix(ref ast.Ref) ast.Ref {
 }
 
 // dataAt reports whether the store has a base document at ref (data.a.b),
-// whatever Go types Policy.Data was given in. For a ref that is not ground
-// (data.a[input.x]) it looks at the ground prefix (data.a).
+// whatever Go types Policy.Data was given in. For a ref with a part known
+// only at evaluation (data.a[input.x]) it looks at the static prefix (data.a).
 func dataAt(ctx context.Context, store storage.Store, ref ast.Ref) bool {
 	path, err := storage.NewPathForRef(staticPrefix(ref))
 	if err != nil {
@@ -363,10 +363,13 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, opts []
 	// The full slice expression copies: a caller's spare capacity is not ours to write.
 	opts = append(opts[:len(opts):len(opts)], e.noMetrics, rego.EvalExternalCancel(cancel), rego.EvalParsedInput(input),
 		rego.EvalVirtualCache(vc))
+	failed := func(err error) (Decision, error) {
+		return Decision{Revision: c.revision, Bundles: c.bundles}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
+	}
 	if c.allow != nil {
 		rs, err := c.allow.Eval(ctx, opts...)
 		if err != nil {
-			return Decision{Revision: c.revision, Bundles: c.bundles}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
+			return failed(err)
 		}
 		if v, _ := firstValue(rs).(bool); v {
 			return Decision{Allow: true, Defined: true, Result: map[string]any{"allow": true}, Revision: c.revision, Bundles: c.bundles}, nil
@@ -377,7 +380,7 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, opts []
 	}
 	rs, err := c.query.Eval(ctx, opts...)
 	if err != nil {
-		return Decision{Revision: c.revision, Bundles: c.bundles}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
+		return failed(err)
 	}
 	d, err := ParseResult(firstValue(rs))
 	d.Revision, d.Bundles = c.revision, c.bundles
