@@ -27,7 +27,6 @@ type vcFrame struct {
 
 type vcEntry struct {
 	start, n  int // the reference is terms[start : start+n]
-	hash      int // of the reference, once the frame is indexed
 	value     *ast.Term
 	undefined bool
 }
@@ -110,7 +109,7 @@ func (c *virtualCache) Keys() []ast.Ref {
 	var keys []ast.Ref
 	for _, e := range f.entries {
 		if e.value != nil {
-			keys = append(keys, ast.Ref(f.terms[e.start:e.start+e.n]).Copy())
+			keys = append(keys, f.key(e).Copy())
 		}
 	}
 	return keys
@@ -138,7 +137,7 @@ func (f *vcFrame) equal(i int, ref ast.Ref) bool {
 	if e.n != len(ref) {
 		return false
 	}
-	for j, t := range f.terms[e.start : e.start+e.n] {
+	for j, t := range f.key(e) {
 		if !t.Equal(ref[j]) {
 			return false
 		}
@@ -154,17 +153,19 @@ func (f *vcFrame) add(ref ast.Ref) int {
 	i := len(f.entries) - 1
 	switch {
 	case f.index != nil:
-		f.entries[i].hash = ref.Hash()
-		f.index[f.entries[i].hash] = append(f.index[f.entries[i].hash], i)
+		h := ref.Hash()
+		f.index[h] = append(f.index[h], i)
 	case len(f.entries) > indexFrom:
 		f.index = make(map[int][]int, 2*len(f.entries))
-		for k := range f.entries {
-			h := ast.Ref(f.terms[f.entries[k].start : f.entries[k].start+f.entries[k].n]).Hash()
-			f.entries[k].hash = h
+		for k, e := range f.entries {
+			h := f.key(e).Hash()
 			f.index[h] = append(f.index[h], k)
 		}
 	}
 	return i
 }
+
+// key is the reference e was put under.
+func (f *vcFrame) key(e vcEntry) ast.Ref { return f.terms[e.start : e.start+e.n] }
 
 var _ topdown.VirtualCache = (*virtualCache)(nil)
