@@ -29,7 +29,9 @@ type gcTuner struct {
 }
 
 // gcSentinel is garbage that reports each collection: its cleanup runs after
-// the cycle that found it unreachable, and arms the next one.
+// the cycle that found it unreachable, and arms the next one. The pointer
+// field keeps it out of the tiny allocator, whose objects may never be
+// cleaned up.
 type gcSentinel struct{ _ *gcTuner }
 
 // startGCTuner sets a heap floor for the garbage collector, unless floor is 0
