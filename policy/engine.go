@@ -17,7 +17,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 )
 
@@ -352,22 +351,13 @@ func (e *Engine) EvalWith(ctx context.Context, input ast.Value, opts ...rego.Eva
 }
 
 func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, opts []rego.EvalOption) (Decision, error) {
-	// OPA watches ctx with a goroutine per evaluation unless it is given a
-	// cancel of its own: context.AfterFunc keeps the cancellation (a request
-	// that goes away stops its evaluation) without the goroutine.
-	cancel := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, cancel.Cancel)
-	defer stop()
-	vc := getVirtualCache()
-	defer vc.release()
-	// The full slice expression copies: a caller's spare capacity is not ours to write.
-	opts = append(opts[:len(opts):len(opts)], e.noMetrics, rego.EvalExternalCancel(cancel), rego.EvalParsedInput(input),
-		rego.EvalVirtualCache(vc))
+	st := getEvalState(ctx, input, opts, e.noMetrics)
+	defer st.release()
 	failed := func(err error) (Decision, error) {
 		return Decision{Revision: c.revision, Bundles: c.bundles}, fmt.Errorf("policy: evaluate %s at revision %s: %w", e.query, c.revision, err)
 	}
 	if c.allow != nil {
-		rs, err := c.allow.Eval(ctx, opts...)
+		rs, err := c.allow.Eval(ctx, st.opts...)
 		if err != nil {
 			return failed(err)
 		}
@@ -375,10 +365,10 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, opts []
 			return Decision{Allow: true, Defined: true, Result: map[string]any{"allow": true}, Revision: c.revision, Bundles: c.bundles}, nil
 		}
 		// Each query starts with an empty memo, as with OPA's own cache.
-		vc.Pop()
-		vc.Push()
+		st.memo.Pop()
+		st.memo.Push()
 	}
-	rs, err := c.query.Eval(ctx, opts...)
+	rs, err := c.query.Eval(ctx, st.opts...)
 	if err != nil {
 		return failed(err)
 	}

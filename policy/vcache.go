@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"sync"
-
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
@@ -35,23 +33,12 @@ type vcEntry struct {
 // by reference hash.
 const indexFrom = 16
 
-var virtualCaches = sync.Pool{New: func() any { return &virtualCache{} }}
-
-// getVirtualCache returns an empty cache with one frame, as
-// topdown.NewVirtualCache does.
-func getVirtualCache() *virtualCache {
-	c := virtualCaches.Get().(*virtualCache)
-	c.Push()
-	return c
-}
-
-// release empties c and returns it to the pool. The terms it held are
-// dropped, so that a pooled cache keeps no policy value alive.
-func (c *virtualCache) release() {
+// reset empties c for the next evaluation. The terms it held are dropped,
+// so that a pooled cache keeps no policy value alive.
+func (c *virtualCache) reset() {
 	for len(c.frames) > 0 {
 		c.Pop()
 	}
-	virtualCaches.Put(c)
 }
 
 // Push implements topdown.VirtualCache.

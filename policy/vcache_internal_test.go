@@ -7,8 +7,8 @@ import (
 )
 
 func TestVirtualCacheFramesAndIndex(t *testing.T) {
-	c := getVirtualCache()
-	defer c.release()
+	c := &virtualCache{}
+	c.Push()
 	ref := func(i int) ast.Ref { return ast.MustParseRef("data.a.b").Append(ast.IntNumberTerm(i)) }
 	for i := range 3 * indexFrom {
 		if i%5 == 0 {
