@@ -93,6 +93,8 @@ type compiled struct {
 	inputFields map[string]bool
 	revision    string
 	bundles     map[string]string
+	// snapshot is this revision's Snapshot, made once rather than per request.
+	snapshot *Snapshot
 }
 
 // Status reports what an Engine is serving and how its last load went.
@@ -249,6 +251,7 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 		}
 		c.allow = &aq
 	}
+	c.snapshot = &Snapshot{e: e, c: c}
 	return c, nil
 }
 

@@ -9,7 +9,9 @@ import (
 // Snapshot is the revision an Engine served when it was taken. It tells
 // which fields of the input that revision reads, so that a caller builds
 // only those, and evaluates with that same revision even if a new one is
-// loaded in between: the fields and the policy always match.
+// loaded in between: the fields and the policy always match. A Snapshot
+// never changes and is safe for concurrent use; the same revision always
+// gives the same one.
 type Snapshot struct {
 	e *Engine
 	c *compiled
@@ -22,7 +24,7 @@ func (e *Engine) Snapshot() (*Snapshot, error) {
 	if c == nil {
 		return nil, ErrNoPolicy
 	}
-	return &Snapshot{e: e, c: c}, nil
+	return c.snapshot, nil
 }
 
 // Reads reports whether the policy may read the top-level input field
