@@ -341,19 +341,16 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 	return d, true
 }
 
-// fieldReader tells which top-level input fields a policy reads.
-type fieldReader interface{ Reads(field string) bool }
-
 // plan returns the evaluator for one request and the input fields to build
 // for it (nil: all). With the in-process engine that is a snapshot of the
 // revision being served, so that the fields built and the policy that
 // judges them always match, even across a reload; the input then costs
 // nothing for what the policy never reads (headers, query, a body to parse,
 // an enricher's call).
-func (m *Middleware) plan() (Evaluator, fieldReader) {
+func (m *Middleware) plan() (Evaluator, *policy.InputFields) {
 	if m.engine != nil {
 		if s, err := m.engine.Snapshot(); err == nil {
-			return s, s
+			return s, s.Fields()
 		}
 	}
 	return m.eval, nil
@@ -368,7 +365,7 @@ func (m *Middleware) Input(r *http.Request, id *authn.Identity) (ast.Value, erro
 }
 
 // buildInput builds the fields that fields reads (all when nil).
-func (m *Middleware) buildInput(r *http.Request, id *authn.Identity, fields fieldReader) (ast.Value, error) {
+func (m *Middleware) buildInput(r *http.Request, id *authn.Identity, fields *policy.InputFields) (ast.Value, error) {
 	var body []byte
 	if m.readsBody {
 		b, err := readBody(r, m.maxBody)

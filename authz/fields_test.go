@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/policy"
 )
@@ -71,5 +72,44 @@ func TestInputHoldsOnlyWhatThePolicyReads(t *testing.T) {
 	r.Body = io.NopCloser(strings.NewReader(`{"n": 1}`))
 	if res := do(t, h, r); res.status != 200 {
 		t.Errorf("allowed request: %d %v", res.status, res.body)
+	}
+}
+
+// countingClaim counts its conversions into the policy input (a claim of a
+// type OPA converts through JSON).
+type countingClaim struct{ n *atomic.Int64 }
+
+func (c countingClaim) MarshalJSON() ([]byte, error) {
+	c.n.Add(1)
+	return []byte(`{"theme": "dark"}`), nil
+}
+
+// The user object holds only what the policy reads of it: a token's other
+// claims are never converted. A policy that reads the claims by a computed
+// key, or the user whole, gets every claim.
+func TestInputHoldsOnlyTheClaimsThePolicyReads(t *testing.T) {
+	cases := []struct {
+		name, rules string
+		conversions int64
+	}{
+		{"one claim", `allow if "staff" in input.user.claims.groups`, 0},
+		{"claims by a computed key", "allow if {\n\tsome k\n\t\"staff\" in input.user.claims[k]\n}", 1},
+		{"the user whole", "allow if {\n\tu := input.user\n\t\"staff\" in u.claims.groups\n}", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var n atomic.Int64
+			auth := authn.AuthenticatorFunc(func(*http.Request) (*authn.Identity, error) {
+				return &authn.Identity{Subject: "alice", Method: authn.MethodOIDC,
+					Claims: map[string]any{"groups": []any{"staff"}, "profile": countingClaim{&n}}}, nil
+			})
+			h := newMiddleware(t, authz.Config{Authenticator: auth, Evaluator: policyOf(t, "package httpapi.authz\n"+c.rules+"\n")})
+			if res := do(t, h, request("GET", "/api/items", "")); res.status != 200 {
+				t.Fatalf("status %d %v, want 200", res.status, res.body)
+			}
+			if got := n.Load(); got != c.conversions {
+				t.Errorf("the unread claim was converted %d times, want %d", got, c.conversions)
+			}
+		})
 	}
 }

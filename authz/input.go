@@ -13,6 +13,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/policy"
 )
 
 // Layout chooses the shape of the policy input document.
@@ -83,7 +84,7 @@ var (
 // build returns the input document for r, made by the identity id (nil when
 // the caller is anonymous). body is the request body when it was read.
 // Only the top-level fields that fields reads are built (all when nil).
-func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, fields fieldReader) (ast.Value, error) {
+func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, fields *policy.InputFields) (ast.Value, error) {
 	var parsedBody ast.Value
 	if b.withBody && body != nil && wants(fields, "body") {
 		v, err := parseBody(r.Header.Get("Content-Type"), body)
@@ -123,9 +124,9 @@ func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, f
 }
 
 // wants reports whether the input needs field: always when fields is nil.
-func wants(fields fieldReader, field string) bool { return fields == nil || fields.Reads(field) }
+func wants(fields *policy.InputFields, field string) bool { return fields.Reads(field) }
 
-func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity, fields fieldReader) (ast.Object, error) {
+func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity, fields *policy.InputFields) (ast.Object, error) {
 	// One block for the value terms, and ast.NewObject's single block for
 	// the entries: a decision on a small policy costs about as much as
 	// building its input, so the input is built with as few allocations
@@ -163,7 +164,7 @@ func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity, field
 		items = append(items, [2]*ast.Term{keyRemoteAddr, &v[6]})
 	}
 	if wants(fields, "user") {
-		user, err := b.userObject(id)
+		user, err := b.userObject(id, fields.Under("user"))
 		if err != nil {
 			return nil, err
 		}
@@ -216,31 +217,38 @@ func schemeTerm(r *http.Request) *ast.Term {
 	return httpTerm
 }
 
-func (b *inputBuilder) userObject(id *authn.Identity) (ast.Object, error) {
-	if id == nil {
-		return ast.NewObject(
-			[2]*ast.Term{keyAuthenticated, falseTerm},
-			[2]*ast.Term{keyMethod, authMethodTerms[authn.MethodNone]},
-			[2]*ast.Term{keyClaims, ast.NewTerm(ast.NewObject())},
-		), nil
-	}
-	claims, err := claimsObject(id.Claims, nil)
-	if err != nil {
-		return nil, err
-	}
-	authenticated := trueTerm
-	if id.Method == authn.MethodNone {
-		authenticated = falseTerm
+// userObject builds input.user, holding only what fields reads of it (all
+// when nil): a token's many claims cost nothing when the policy reads one.
+func (b *inputBuilder) userObject(id *authn.Identity, fields *policy.InputFields) (ast.Object, error) {
+	anonymous := id == nil
+	if anonymous {
+		id = &authn.Identity{Method: authn.MethodNone}
 	}
 	v := make([]ast.Term, 4)
-	v[1].Value, v[2].Value = ast.String(id.Subject), claims
-	items := [][2]*ast.Term{
-		{keyAuthenticated, authenticated},
-		{keyMethod, sharedTerm(authMethodTerms, id.Method, &v[0])},
-		{keySub, &v[1]},
-		{keyClaims, &v[2]},
+	items := make([][2]*ast.Term, 0, 5)
+	if wants(fields, "authenticated") {
+		authenticated := trueTerm
+		if anonymous || id.Method == authn.MethodNone {
+			authenticated = falseTerm
+		}
+		items = append(items, [2]*ast.Term{keyAuthenticated, authenticated})
 	}
-	if b.preserveToken && id.Token != "" {
+	if wants(fields, "method") {
+		items = append(items, [2]*ast.Term{keyMethod, sharedTerm(authMethodTerms, id.Method, &v[0])})
+	}
+	if !anonymous && wants(fields, "sub") {
+		v[1].Value = ast.String(id.Subject)
+		items = append(items, [2]*ast.Term{keySub, &v[1]})
+	}
+	if wants(fields, "claims") {
+		claims, err := claimsObject(id.Claims, fields.Under("claims"))
+		if err != nil {
+			return nil, err
+		}
+		v[2].Value = claims
+		items = append(items, [2]*ast.Term{keyClaims, &v[2]})
+	}
+	if b.preserveToken && id.Token != "" && wants(fields, "token") {
 		v[3].Value = ast.String(id.Token)
 		items = append(items, [2]*ast.Term{keyToken, &v[3]})
 	}
@@ -249,7 +257,7 @@ func (b *inputBuilder) userObject(id *authn.Identity) (ast.Object, error) {
 
 // fastAPIInput is the input fastapi-opa sends: claims at the top level, then
 // request_method and request_path, which win over claims of the same name.
-func (b *inputBuilder) fastAPIInput(r *http.Request, id *authn.Identity, fields fieldReader) (ast.Object, error) {
+func (b *inputBuilder) fastAPIInput(r *http.Request, id *authn.Identity, fields *policy.InputFields) (ast.Object, error) {
 	in := ast.NewObject()
 	if id != nil {
 		claims, err := claimsObject(id.Claims, fields)
@@ -271,7 +279,7 @@ func (b *inputBuilder) fastAPIInput(r *http.Request, id *authn.Identity, fields 
 }
 
 // claimsObject converts the claims that fields reads (all when nil).
-func claimsObject(claims map[string]any, fields fieldReader) (ast.Object, error) {
+func claimsObject(claims map[string]any, fields *policy.InputFields) (ast.Object, error) {
 	if len(claims) == 0 {
 		return ast.NewObject(), nil
 	}

@@ -88,9 +88,9 @@ type compiled struct {
 	// allow, when set, evaluates the decision package's allow rule alone:
 	// a true answer is the whole decision (see Config.WholeDocument).
 	allow *rego.PreparedEvalQuery
-	// inputFields are the top-level input fields the policy reads; nil when
-	// it reads the input whole or by a computed key.
-	inputFields map[string]bool
+	// inputFields is what the policy reads of the input; nil when it reads
+	// the input whole or by a computed key.
+	inputFields *InputFields
 	revision    string
 	bundles     map[string]string
 	// snapshot is this revision's Snapshot, made once rather than per request.
@@ -311,14 +311,7 @@ func (e *Engine) defines(ctx context.Context, p *Policy, store storage.Store) bo
 
 // staticPrefix is the part of ref known before evaluation: of
 // data.tenants[input.tenant], data.tenants.
-func staticPrefix(ref ast.Ref) ast.Ref {
-	for i, t := range ref[1:] {
-		if _, ok := t.Value.(ast.String); !ok {
-			return ref[:i+1]
-		}
-	}
-	return ref
-}
+func staticPrefix(ref ast.Ref) ast.Ref { return ref[:1+len(staticKeys(ref[1:]))] }
 
 // dataAt reports whether the store has a base document at ref (data.a.b),
 // whatever Go types Policy.Data was given in. For a ref with a part known

@@ -31,9 +31,11 @@ func (e *Engine) Snapshot() (*Snapshot, error) {
 // (input.<field>). It is false only when no rule, function or test of the
 // policy refers to that field and none reads the input as a whole (such as
 // walk(input, ...)) or by a computed key (input[k]).
-func (s *Snapshot) Reads(field string) bool {
-	return s.c.inputFields == nil || s.c.inputFields[field]
-}
+func (s *Snapshot) Reads(field string) bool { return s.c.inputFields.Reads(field) }
+
+// Fields is what the policy may read of its input, key by key: nil when it
+// reads the input as a whole.
+func (s *Snapshot) Fields() *InputFields { return s.c.inputFields }
 
 // Revision is the snapshot's policy revision.
 func (s *Snapshot) Revision() string { return s.c.revision }
@@ -43,13 +45,63 @@ func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (Decision, error) 
 	return s.e.eval(ctx, s.c, input, nil)
 }
 
-// inputFields returns the top-level input fields that modules and the
-// decision reference (data.tenants[input.tenant]) refer to, or nil when
-// some module reads the input whole or by a key computed at evaluation time.
-// It walks compiled modules, in which imports such as "import input.user"
-// are already resolved to input.user refs.
-func inputFields(modules map[string]*ast.Module, decision ast.Ref) map[string]bool {
-	fields := map[string]bool{}
+// InputFields is what a policy may read of an object in its input, as a
+// tree of keys: for a policy that refers to input.method and
+// input.user.claims.groups, the input's tree holds method, and user, under
+// which claims, under which groups. Reading stops at the first part of a
+// reference that is not a string known before evaluation: input.user.claims[k]
+// reads all of claims, input.path_segments[0] all of path_segments. A nil
+// *InputFields is an object read as a whole: every key, and all below it.
+type InputFields struct {
+	keys map[string]*InputFields // a key read whole maps to nil
+}
+
+// Reads reports whether the policy may read key, or anything under it.
+func (f *InputFields) Reads(key string) bool {
+	if f == nil {
+		return true
+	}
+	_, ok := f.keys[key]
+	return ok
+}
+
+// Under returns what the policy may read under key: nil (everything) when it
+// reads key as a whole. Ask Reads first: a key never read has nothing under it
+// either.
+func (f *InputFields) Under(key string) *InputFields {
+	if f == nil {
+		return nil
+	}
+	return f.keys[key]
+}
+
+// add records that the policy reads path (string keys below input) and
+// everything under its end.
+func (f *InputFields) add(path ast.Ref) {
+	for i, t := range path {
+		key := string(t.Value.(ast.String))
+		next, seen := f.keys[key]
+		switch {
+		case seen && next == nil:
+			return // already read whole
+		case i == len(path)-1:
+			f.keys[key] = nil
+			return
+		case !seen:
+			next = &InputFields{keys: map[string]*InputFields{}}
+			f.keys[key] = next
+		}
+		f = next
+	}
+}
+
+// inputFields returns what modules and the decision reference
+// (data.tenants[input.tenant]) read of the input, or nil when some module
+// reads the input whole or by a key computed at evaluation time. It walks
+// compiled modules, in which imports such as "import input.user" are already
+// resolved to input.user refs.
+func inputFields(modules map[string]*ast.Module, decision ast.Ref) *InputFields {
+	root := &InputFields{keys: map[string]*InputFields{}}
 	whole := false
 	var visit func(t *ast.Term) bool
 	visit = func(t *ast.Term) bool {
@@ -64,17 +116,14 @@ func inputFields(modules map[string]*ast.Module, decision ast.Ref) map[string]bo
 			if !v[0].Equal(ast.InputRootDocument) {
 				return false
 			}
-			var name ast.String
-			if len(v) > 1 {
-				name, _ = v[1].Value.(ast.String)
-			}
-			if name == "" {
+			path := staticKeys(v[1:])
+			if len(path) == 0 {
 				// input, or input[k] with k known only at evaluation.
 				whole = true
 				return true
 			}
-			fields[string(name)] = true
-			for _, x := range v[2:] {
+			root.add(path)
+			for _, x := range v[1+len(path):] {
 				ast.WalkTerms(x, visit)
 			}
 			return true
@@ -88,5 +137,16 @@ func inputFields(modules map[string]*ast.Module, decision ast.Ref) map[string]bo
 	if whole {
 		return nil
 	}
-	return fields
+	return root
+}
+
+// staticKeys is the leading part of ref made of strings: the object keys
+// known before evaluation.
+func staticKeys(ref ast.Ref) ast.Ref {
+	for i, t := range ref {
+		if _, ok := t.Value.(ast.String); !ok {
+			return ref[:i]
+		}
+	}
+	return ref
 }

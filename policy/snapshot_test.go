@@ -120,3 +120,75 @@ func TestSnapshotBeforeTheFirstPolicy(t *testing.T) {
 		t.Errorf("got %v, want ErrNoPolicy", err)
 	}
 }
+
+// What a policy reads is kept key by key below the top level, so that a
+// token's many claims cost nothing when the policy reads one: reading stops
+// at the first key not known before evaluation, and a part read whole wins
+// over the keys under it, whichever comes first.
+func TestSnapshotFieldsBelowTheTopLevel(t *testing.T) {
+	type want struct {
+		path  []string // keys below input
+		reads []string
+		not   []string
+	}
+	cases := []struct {
+		name, src string
+		wants     []want
+	}{
+		{"one claim", `package httpapi.authz
+allow if "admin" in input.user.claims.groups`, []want{
+			{nil, []string{"user"}, []string{"method"}},
+			{[]string{"user"}, []string{"claims"}, []string{"sub", "authenticated"}},
+			{[]string{"user", "claims"}, []string{"groups"}, []string{"email"}},
+		}},
+		{"claims by a computed key", `package httpapi.authz
+allow if {
+	some k
+	input.user.claims[k] == "admin"
+}`, []want{{[]string{"user", "claims"}, []string{"groups", "email"}, nil}}},
+		{"user whole after a claim", `package httpapi.authz
+allow if input.user.claims.groups[0] == "admin"
+allow if input.user.sub == "root"
+ok(u) if u.authenticated
+allow if ok(input.user)`, []want{{[]string{"user"}, []string{"claims", "sub", "anything"}, nil}}},
+		{"user whole before a claim", `package httpapi.authz
+allow if count(input.user) > 0
+allow if input.user.claims.groups[0] == "admin"`, []want{{[]string{"user"}, []string{"token"}, nil}}},
+		{"an array read whole by index", `package httpapi.authz
+allow if input.path_segments[0] == "public"`, []want{{[]string{"path_segments"}, []string{"0"}, nil}}},
+		{"import", `package httpapi.authz
+import input.user.claims as c
+allow if c.email == "a@example.com"`, []want{{[]string{"user", "claims"}, []string{"email"}, []string{"groups"}}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := policy.New(context.Background(), policy.Config{}, policy.MustParse(map[string]string{"p.rego": c.src}, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := e.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.wants {
+				f := s.Fields()
+				for _, k := range w.path {
+					if !f.Reads(k) {
+						t.Fatalf("%v: %q not read", w.path, k)
+					}
+					f = f.Under(k)
+				}
+				for _, k := range w.reads {
+					if !f.Reads(k) {
+						t.Errorf("under %v: Reads(%q) false, want true", w.path, k)
+					}
+				}
+				for _, k := range w.not {
+					if f.Reads(k) {
+						t.Errorf("under %v: Reads(%q) true, want false", w.path, k)
+					}
+				}
+			}
+		})
+	}
+}
