@@ -83,7 +83,7 @@ var (
 
 // build returns the input document for r, made by the identity id (nil when
 // the caller is anonymous). body is the request body when it was read.
-// Only the top-level fields that fields reads are built (all when nil).
+// Only what fields reads is built (everything when nil).
 func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, fields *policy.InputFields) (ast.Value, error) {
 	var parsedBody ast.Value
 	if b.withBody && body != nil && wants(fields, "body") {

@@ -72,3 +72,33 @@ func ExampleEngine_Load() {
 	// true policy: app.rego:3:20: rego_parse_error: unexpected eq token
 	// true
 }
+
+// A Snapshot tells a caller what to build of the input: only what the
+// revision it evaluates with reads, down to single claims.
+func ExampleEngine_Snapshot() {
+	engine, err := policy.New(context.Background(), policy.Config{}, policy.MustParse(map[string]string{"authz.rego": `
+package httpapi.authz
+
+allow if input.method == "GET"
+
+allow if "admin" in input.user.claims.groups
+`}, nil))
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := engine.Snapshot()
+	if err != nil {
+		log.Fatal(err)
+	}
+	claims := s.Fields().Under("user").Under("claims")
+	fmt.Println(s.Reads("method"), s.Reads("headers"), claims.Reads("groups"), claims.Reads("email"))
+
+	d, err := s.Eval(context.Background(), ast.NewObject(ast.Item(ast.StringTerm("method"), ast.StringTerm("GET"))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(d.Allow)
+	// Output:
+	// true false true false
+	// true
+}
