@@ -26,13 +26,13 @@ func startApp(t *testing.T) (string, *testoidc.OP) {
 	appURI := "http://" + ln.Addr().String()
 	op := testoidc.StartZitadel(t, appURI+"/oauth2/callback")
 	env := map[string]string{
-		"APP_URI":            appURI,
-		"OIDC_WELL_KNOWN":    op.Issuer + "/.well-known/openid-configuration",
-		"OIDC_CLIENT_ID":     op.ClientID,
-		"OIDC_CLIENT_SECRET": op.ClientSecret,
-		"SESSION_KEY":        strings.Repeat("5e", 32),
+		"APP_URI":                appURI,
+		"OIDC_WELL_KNOWN":        op.Issuer + "/.well-known/openid-configuration",
+		"OIDC_CLIENT_ID":         op.ClientID,
+		"OIDC_CLIENT_SECRET":     op.ClientSecret,
+		"REGOGUARD_SESSION_KEYS": strings.Repeat("5e", 32),
 	}
-	cfg, err := configFromEnv(func(k string) string { return env[k] })
+	cfg, err := configFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,10 +141,20 @@ func TestOIDCWithoutSession(t *testing.T) {
 }
 
 func TestOIDCConfigFromEnv(t *testing.T) {
-	_, err := configFromEnv(func(k string) string {
-		return map[string]string{"APP_URI": "http://127.0.0.1:4000", "OIDC_CLIENT_ID": "app"}[k]
-	})
-	if err == nil || !strings.Contains(err.Error(), "OIDC_WELL_KNOWN") {
-		t.Fatalf("err = %v, want one naming OIDC_WELL_KNOWN", err)
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string // in the error
+	}{
+		{"no provider", map[string]string{"APP_URI": "http://127.0.0.1:4000", "OIDC_CLIENT_ID": "app"}, "OIDC_WELL_KNOWN"},
+		{"no browser flow", map[string]string{"OIDC_WELL_KNOWN": "https://idp.example.com", "OIDC_CLIENT_ID": "app"}, "APP_URI"},
+		{"no session key", map[string]string{"OIDC_WELL_KNOWN": "https://idp.example.com", "OIDC_CLIENT_ID": "app",
+			"APP_URI": "http://127.0.0.1:4000"}, "REGOGUARD_SESSION_KEYS"},
+	}
+	for _, c := range cases {
+		_, err := configFromEnv(func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want one naming %s", c.name, err, c.want)
+		}
 	}
 }
