@@ -7,6 +7,20 @@ import (
 	"github.com/regoguard/regoguard/policy"
 )
 
+// snapshotOf compiles p and returns the snapshot of that revision.
+func snapshotOf(t *testing.T, cfg policy.Config, p *policy.Policy) *policy.Snapshot {
+	t.Helper()
+	e, err := policy.New(context.Background(), cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestSnapshotReadsTheFieldsThePolicyRefersTo(t *testing.T) {
 	cases := []struct {
 		name, src  string
@@ -44,14 +58,7 @@ allow if inner with input.method as "GET"`, []string{"method"}, []string{"header
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e, err := policy.New(context.Background(), policy.Config{NonStrict: true}, policy.MustParse(map[string]string{"p.rego": c.src}, map[string]any{"field": "method"}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := e.Snapshot()
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := snapshotOf(t, policy.Config{NonStrict: true}, policy.MustParse(map[string]string{"p.rego": c.src}, map[string]any{"field": "method"}))
 			for _, f := range c.reads {
 				if !s.Reads(f) {
 					t.Errorf("Reads(%q) false, want true", f)
@@ -162,14 +169,7 @@ allow if c.email == "a@example.com"`, []want{{[]string{"user", "claims"}, []stri
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e, err := policy.New(context.Background(), policy.Config{}, policy.MustParse(map[string]string{"p.rego": c.src}, nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := e.Snapshot()
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := snapshotOf(t, policy.Config{}, policy.MustParse(map[string]string{"p.rego": c.src}, nil))
 			for _, w := range c.wants {
 				f := s.Fields()
 				for _, k := range w.path {
