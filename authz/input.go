@@ -86,7 +86,7 @@ var (
 // Only what fields reads is built (everything when nil).
 func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, fields *policy.InputFields) (ast.Value, error) {
 	var parsedBody ast.Value
-	if b.withBody && body != nil && wants(fields, "body") {
+	if b.withBody && body != nil && fields.Reads("body") {
 		v, err := parseBody(r.Header.Get("Content-Type"), body)
 		if err != nil {
 			return nil, err
@@ -107,7 +107,7 @@ func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, f
 		in.Insert(keyBody, ast.NewTerm(parsedBody))
 	}
 	for _, e := range b.enrichers {
-		if e.skips(r.URL.Path) || !wants(fields, e.Key) {
+		if e.skips(r.URL.Path) || !fields.Reads(e.Key) {
 			continue
 		}
 		v, err := e.Func(r, body)
@@ -123,9 +123,6 @@ func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, f
 	return in, nil
 }
 
-// wants reports whether the input needs field: always when fields is nil.
-func wants(fields *policy.InputFields, field string) bool { return fields.Reads(field) }
-
 func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity, fields *policy.InputFields) (ast.Object, error) {
 	// One block for the value terms, and ast.NewObject's single block for
 	// the entries: a decision on a small policy costs about as much as
@@ -133,37 +130,37 @@ func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity, field
 	// as OPA's API allows, and without the fields the policy never reads.
 	v := make([]ast.Term, 8)
 	items := make([][2]*ast.Term, 0, 9)
-	if wants(fields, "method") {
+	if fields.Reads("method") {
 		items = append(items, [2]*ast.Term{keyMethod, methodTerm(r.Method, &v[0])})
 	}
-	if wants(fields, "path") {
+	if fields.Reads("path") {
 		v[1].Value = ast.String(r.URL.Path)
 		items = append(items, [2]*ast.Term{keyPath, &v[1]})
 	}
-	if wants(fields, "path_segments") {
+	if fields.Reads("path_segments") {
 		v[2].Value = pathSegments(r.URL.Path)
 		items = append(items, [2]*ast.Term{keyPathSegments, &v[2]})
 	}
-	if wants(fields, "query") {
+	if fields.Reads("query") {
 		v[3].Value = queryObject(r)
 		items = append(items, [2]*ast.Term{keyQuery, &v[3]})
 	}
-	if wants(fields, "headers") {
+	if fields.Reads("headers") {
 		v[4].Value = b.headersObject(r.Header)
 		items = append(items, [2]*ast.Term{keyHeaders, &v[4]})
 	}
-	if wants(fields, "host") {
+	if fields.Reads("host") {
 		v[5].Value = ast.String(r.Host)
 		items = append(items, [2]*ast.Term{keyHost, &v[5]})
 	}
-	if wants(fields, "scheme") {
+	if fields.Reads("scheme") {
 		items = append(items, [2]*ast.Term{keyScheme, schemeTerm(r)})
 	}
-	if wants(fields, "remote_addr") {
+	if fields.Reads("remote_addr") {
 		v[6].Value = ast.String(r.RemoteAddr)
 		items = append(items, [2]*ast.Term{keyRemoteAddr, &v[6]})
 	}
-	if wants(fields, "user") {
+	if fields.Reads("user") {
 		user, err := b.userObject(id, fields.Under("user"))
 		if err != nil {
 			return nil, err
@@ -226,21 +223,21 @@ func (b *inputBuilder) userObject(id *authn.Identity, fields *policy.InputFields
 	}
 	v := make([]ast.Term, 4)
 	items := make([][2]*ast.Term, 0, 5)
-	if wants(fields, "authenticated") {
+	if fields.Reads("authenticated") {
 		authenticated := trueTerm
-		if anonymous || id.Method == authn.MethodNone {
+		if id.Method == authn.MethodNone {
 			authenticated = falseTerm
 		}
 		items = append(items, [2]*ast.Term{keyAuthenticated, authenticated})
 	}
-	if wants(fields, "method") {
+	if fields.Reads("method") {
 		items = append(items, [2]*ast.Term{keyMethod, sharedTerm(authMethodTerms, id.Method, &v[0])})
 	}
-	if !anonymous && wants(fields, "sub") {
+	if !anonymous && fields.Reads("sub") {
 		v[1].Value = ast.String(id.Subject)
 		items = append(items, [2]*ast.Term{keySub, &v[1]})
 	}
-	if wants(fields, "claims") {
+	if fields.Reads("claims") {
 		claims, err := claimsObject(id.Claims, fields.Under("claims"))
 		if err != nil {
 			return nil, err
@@ -248,7 +245,7 @@ func (b *inputBuilder) userObject(id *authn.Identity, fields *policy.InputFields
 		v[2].Value = claims
 		items = append(items, [2]*ast.Term{keyClaims, &v[2]})
 	}
-	if b.preserveToken && id.Token != "" && wants(fields, "token") {
+	if b.preserveToken && id.Token != "" && fields.Reads("token") {
 		v[3].Value = ast.String(id.Token)
 		items = append(items, [2]*ast.Term{keyToken, &v[3]})
 	}
@@ -265,14 +262,14 @@ func (b *inputBuilder) fastAPIInput(r *http.Request, id *authn.Identity, fields 
 			return nil, err
 		}
 		in = claims
-		if b.preserveToken && id.Token != "" && wants(fields, "token") {
+		if b.preserveToken && id.Token != "" && fields.Reads("token") {
 			in.Insert(keyToken, ast.StringTerm(id.Token))
 		}
 	}
-	if wants(fields, "request_method") {
+	if fields.Reads("request_method") {
 		in.Insert(keyRequestMethod, ast.StringTerm(r.Method))
 	}
-	if wants(fields, "request_path") {
+	if fields.Reads("request_path") {
 		in.Insert(keyRequestPath, ast.NewTerm(fastAPIPath(r.URL.Path)))
 	}
 	return in, nil
@@ -286,7 +283,7 @@ func claimsObject(claims map[string]any, fields *policy.InputFields) (ast.Object
 	items := make([][2]*ast.Term, 0, len(claims))
 	terms := make([]ast.Term, 2*len(claims))
 	for k, v := range claims {
-		if !wants(fields, k) {
+		if !fields.Reads(k) {
 			continue
 		}
 		val, err := toValue(v)
