@@ -77,6 +77,9 @@ const (
 	MethodAPIKey = "apikey"
 	MethodHeader = "header"
 	MethodNone   = "none"
+	// MethodSAML names identities established by a SAML assertion (package
+	// authn/saml).
+	MethodSAML = "saml"
 )
 
 // Identity is an authenticated caller.

@@ -1,6 +1,8 @@
 package authn
 
 import (
+	"github.com/regoguard/regoguard/authn/internal/websession"
+
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -62,7 +64,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (*EnvConfig, error) {
 		return nil, fmt.Errorf("authn: %s is not a URL", EnvAppURI)
 	}
 	out.Browser = &BrowserConfig{Issuer: wk, ClientID: id, ClientSecret: get(EnvClientSecret), AppURI: app, CookieKeys: keys,
-		InsecureCookies: u.Scheme == "http" && isLoopbackHost(u.Hostname())}
+		InsecureCookies: u.Scheme == "http" && websession.IsLoopbackHost(u.Hostname())}
 	return out, nil
 }
 

@@ -1,14 +1,13 @@
 package authn
 
 import (
+	"github.com/regoguard/regoguard/authn/internal/websession"
+
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -62,7 +61,7 @@ type BrowserConfig struct {
 	// plain http on localhost, 127.0.0.1 or [::1] (development and tests).
 	InsecureCookies bool
 	// SessionLifetime bounds a session from login, refreshes included.
-	// Default 12h.
+	// Default 12h (as for SAML).
 	SessionLifetime time.Duration
 	// LoginTimeout bounds the time between the redirect to the provider and
 	// the callback. Default 10m.
@@ -75,9 +74,9 @@ type BrowserConfig struct {
 	// Algorithms and ClockSkew as in [BearerConfig].
 	Algorithms []string
 	ClockSkew  time.Duration
-	// Denylist records consumed logins and revoked sessions. Default: in
-	// memory (one process).
-	Denylist Denylist
+	// Store records used logins and sessions revoked by logout. Default: a
+	// [NewMemorySessionStore] (one process); replicas share one.
+	Store SessionStore
 	// HTTPClient talks to the provider. Default: 10s timeout.
 	HTTPClient *http.Client
 	// Logger. Default slog.Default(). Tokens and cookies are never logged.
@@ -95,21 +94,25 @@ type BrowserConfig struct {
 // clients get a 401 from the middleware), and serves its routes (LoginPath,
 // CallbackPath, LogoutPath) through [Browser.Middleware], which also refreshes
 // sessions whose ID token expired and drops invalid session cookies so that
-// the browser is sent to log in again. Mount the middleware outside the
-// authorization middleware:
+// the browser is sent to log in again. A middleware of package authz whose
+// authenticator is (or chains) a Browser mounts it itself, in front of
+// authorization ([SessionRoutes]); elsewhere mount it outside whatever
+// authenticates:
 //
-//	handler := browser.Middleware(authzMiddleware(app))
+//	handler := browser.Middleware(protected)
 type Browser struct {
 	cfg       BrowserConfig
 	disc      *discovery
 	logger    *slog.Logger
 	now       func() time.Time
-	session   *cookieCodec
-	login     *cookieCodec
+	session   *websession.Codec
+	login     *websession.Codec
+	jar       websession.Jar
+	routes    websession.Routes
 	secure    bool
 	origin    string // scheme://host[:port] of AppURI
 	redirect  string // AppURI + CallbackPath
-	deny      Denylist
+	store     SessionStore
 	verifier  sync.Once
 	idV       *oidc.IDTokenVerifier
 	oauth     *oauth2.Config
@@ -123,33 +126,26 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	if cfg.ClientID == "" {
 		return nil, errors.New("authn: browser: ClientID is required")
 	}
-	app, err := url.Parse(strings.TrimSuffix(cfg.AppURI, "/"))
-	if err != nil || app.Host == "" || (app.Scheme != "https" && app.Scheme != "http") {
-		return nil, fmt.Errorf("authn: browser: AppURI %q is not an absolute http(s) URL", cfg.AppURI)
+	app, err := websession.ParseApp("authn: browser", cfg.AppURI, cfg.InsecureCookies)
+	if err != nil {
+		return nil, err
 	}
 	b := &Browser{cfg: cfg, logger: cfg.Logger, now: cfg.Now, refreshes: map[string]*refreshCall{}}
-	b.secure = true
-	if app.Scheme == "http" {
-		if !isLoopbackHost(app.Hostname()) {
-			return nil, fmt.Errorf("authn: browser: AppURI %q is plain http on a non-local host; use https", cfg.AppURI)
-		}
-		if !cfg.InsecureCookies {
-			return nil, errors.New("authn: browser: AppURI is plain http: set InsecureCookies (allowed for localhost only)")
-		}
-		b.secure = false
-	} else if cfg.InsecureCookies {
-		return nil, errors.New("authn: browser: InsecureCookies is allowed only for a plain-http localhost AppURI")
-	}
-	b.origin = app.Scheme + "://" + app.Host
+	b.secure, b.origin = app.Secure, app.Origin
 	defaults(&b.cfg.LoginPath, DefaultLoginPath)
 	defaults(&b.cfg.CallbackPath, DefaultCallbackPath)
 	defaults(&b.cfg.LogoutPath, DefaultLogoutPath)
 	for _, p := range []string{b.cfg.LoginPath, b.cfg.CallbackPath, b.cfg.LogoutPath} {
-		if _, ok := safeReturnPath(p); !ok {
+		if _, ok := websession.SafeReturnPath(p); !ok {
 			return nil, fmt.Errorf("authn: browser: route %q is not an absolute path", p)
 		}
 	}
-	b.redirect = strings.TrimSuffix(app.String(), "/") + b.cfg.CallbackPath
+	b.redirect = app.URL.String() + b.cfg.CallbackPath
+	b.routes = websession.Routes{b.cfg.LoginPath: b.handleLogin, b.cfg.CallbackPath: b.handleCallback,
+		b.cfg.LogoutPath: b.handleLogout}
+	if len(b.routes) != 3 {
+		return nil, errors.New("authn: browser: LoginPath, CallbackPath and LogoutPath must differ")
+	}
 	if b.cfg.CookieName == "" {
 		b.cfg.CookieName = "regoguard"
 		if b.secure {
@@ -163,13 +159,13 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 		b.cfg.Scopes = append([]string{oidc.ScopeOpenID}, b.cfg.Scopes...)
 	}
 	if b.cfg.SessionLifetime <= 0 {
-		b.cfg.SessionLifetime = 12 * time.Hour
+		b.cfg.SessionLifetime = websession.DefaultLifetime
 	}
 	if b.cfg.LoginTimeout <= 0 {
-		b.cfg.LoginTimeout = 10 * time.Minute
+		b.cfg.LoginTimeout = websession.DefaultLoginTimeout
 	}
 	if b.cfg.MaxCookies <= 0 {
-		b.cfg.MaxCookies = 4
+		b.cfg.MaxCookies = websession.DefaultMaxCookies
 	}
 	if b.cfg.ClockSkew == 0 {
 		b.cfg.ClockSkew = 30 * time.Second
@@ -183,15 +179,16 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	if b.logger == nil {
 		b.logger = slog.Default()
 	}
-	if b.session, err = newCookieCodec(cfg.CookieKeys, "session"); err != nil {
-		return nil, err
+	if b.session, err = websession.NewCodec(cfg.CookieKeys, "session"); err != nil {
+		return nil, fmt.Errorf("authn: browser: %w", err)
 	}
-	if b.login, err = newCookieCodec(cfg.CookieKeys, "login"); err != nil {
-		return nil, err
+	if b.login, err = websession.NewCodec(cfg.CookieKeys, "login"); err != nil {
+		return nil, fmt.Errorf("authn: browser: %w", err)
 	}
-	b.deny = cfg.Denylist
-	if b.deny == nil {
-		b.deny = NewMemoryDenylist(0, b.now)
+	b.jar = websession.Jar{Name: b.cfg.CookieName, Max: b.cfg.MaxCookies, Secure: b.secure}
+	b.store = cfg.Store
+	if b.store == nil {
+		b.store = NewMemorySessionStore(MemorySessionStoreConfig{Now: b.now})
 	}
 	if b.disc, err = newDiscovery(cfg.Issuer, cfg.HTTPClient, b.now); err != nil {
 		return nil, err
@@ -203,14 +200,6 @@ func defaults(s *string, d string) {
 	if *s == "" {
 		*s = d
 	}
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Discover fetches the provider's discovery document now.
@@ -248,8 +237,12 @@ func (b *Browser) provider(ctx context.Context) (*oidc.Provider, *oauth2.Config,
 // [CredentialError] (the middleware drops such cookies first, so browsers are
 // sent to log in instead).
 func (b *Browser) Authenticate(r *http.Request) (*Identity, error) {
-	if s, ok := r.Context().Value(sessionKey{b}).(*session); ok {
-		return s.identity(), nil
+	if v, ok := websession.Loaded(r.Context(), b); ok {
+		l := v.(*loadedSession)
+		if l.err != nil {
+			return nil, l.err
+		}
+		return l.s.identity(), nil
 	}
 	s, err := b.loadSession(r)
 	if errors.Is(err, ErrNoCredential) {
@@ -261,44 +254,15 @@ func (b *Browser) Authenticate(r *http.Request) (*Identity, error) {
 	return s.identity(), nil
 }
 
-// wantsHTML reports whether r is a browser navigation that can follow a
-// redirect to a login page.
-func wantsHTML(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	if r.Header.Get("X-Requested-With") != "" {
-		return false
-	}
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		mt = strings.ToLower(strings.TrimSpace(mt))
-		if mt != "text/html" && mt != "application/xhtml+xml" {
-			continue
-		}
-		if q := strings.ReplaceAll(params, " ", ""); strings.Contains(q, "q=0") && !strings.Contains(q, "q=0.") {
-			continue
-		}
-		return true
-	}
-	return false
-}
-
 // Challenge implements [Challenger]: a GET or HEAD that accepts text/html is
 // redirected to the provider to log in and will come back to the same path and
 // query. Other requests are left to the middleware (401, WWW-Authenticate:
 // Bearer).
 func (b *Browser) Challenge(w http.ResponseWriter, r *http.Request) bool {
-	if !wantsHTML(r) {
+	if !websession.WantsHTML(r) {
 		return false
 	}
-	// r.RequestURI is the target as the client sent it, before any
-	// http.StripPrefix; fall back to r.URL for absolute-form targets.
-	target := r.RequestURI
-	if !strings.HasPrefix(target, "/") {
-		target = r.URL.RequestURI()
-	}
-	b.startLogin(w, r, target)
+	b.startLogin(w, r, websession.ReturnTarget(r))
 	return true
 }
 
@@ -311,7 +275,7 @@ func (b *Browser) Challenge(w http.ResponseWriter, r *http.Request) bool {
 // [Browser.Authenticate].
 func (b *Browser) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if b.serveRoute(w, r) {
+		if b.routes.Serve(w, r) {
 			return
 		}
 		s, err := b.loadSession(r)
@@ -326,61 +290,33 @@ func (b *Browser) Middleware(next http.Handler) http.Handler {
 		}
 		switch {
 		case err == nil:
-			r = r.WithContext(context.WithValue(r.Context(), sessionKey{b}, s))
-			r = withoutCookies(r, b.isSessionCookie)
+			r = b.jar.Strip(websession.WithLoaded(r, b, &loadedSession{s: s}))
 		case errors.Is(err, ErrNoCredential):
+		case errors.Is(err, ErrUnavailable):
+			// Neither good nor bad yet (the provider or the session store
+			// cannot answer): keep the cookie and refuse with 503, never
+			// as if there were no session.
+			r = b.jar.Strip(websession.WithLoaded(r, b, &loadedSession{err: err}))
 		default:
-			if !errors.Is(err, ErrUnavailable) {
-				b.logger.DebugContext(r.Context(), "session cookie dropped", "error", err)
-				b.clearSession(w, r)
-			}
-			r = withoutCookies(r, b.isSessionCookie)
+			b.logger.DebugContext(r.Context(), "session cookie dropped", "error", err)
+			b.clearSession(w, r)
+			r = b.jar.Strip(r)
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
+// loadedSession is what Middleware found for a request: a session, or an
+// error Authenticate returns.
+type loadedSession struct {
+	s   *session
+	err error
+}
+
 // ServeHTTP serves only the browser-flow routes and answers 404 elsewhere;
 // prefer [Browser.Middleware], which also refreshes sessions.
 func (b *Browser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !b.serveRoute(w, r) {
+	if !b.routes.Serve(w, r) {
 		http.NotFound(w, r)
 	}
-}
-
-func (b *Browser) serveRoute(w http.ResponseWriter, r *http.Request) bool {
-	switch r.URL.Path {
-	case b.cfg.LoginPath:
-		b.handleLogin(w, r)
-	case b.cfg.CallbackPath:
-		b.handleCallback(w, r)
-	case b.cfg.LogoutPath:
-		b.handleLogout(w, r)
-	default:
-		return false
-	}
-	return true
-}
-
-// withoutCookies returns r without the cookies drop selects.
-func withoutCookies(r *http.Request, drop func(string) bool) *http.Request {
-	cookies := r.Cookies()
-	keep := cookies[:0]
-	changed := false
-	for _, c := range cookies {
-		if drop(c.Name) {
-			changed = true
-			continue
-		}
-		keep = append(keep, c)
-	}
-	if !changed {
-		return r
-	}
-	r2 := r.Clone(r.Context())
-	r2.Header.Del("Cookie")
-	for _, c := range keep {
-		r2.AddCookie(c)
-	}
-	return r2
 }

@@ -1,6 +1,8 @@
 package authn
 
 import (
+	"github.com/regoguard/regoguard/authn/internal/websession"
+
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -382,9 +384,11 @@ func TestBrowserCallbackRefusals(t *testing.T) {
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/a?b=c" || !isSession(resp) {
 			t.Fatalf("callback: %s %s", resp.Status, resp.Header.Get("Location"))
 		}
-		// The same callback with the same login cookie: refused before any token exchange.
+		// The same callback with the same login cookie: the provider refuses
+		// the used code (TestBrowserLoginRecordedAfterExchange covers a
+		// provider that does not).
 		resp, page := callback(t, cb, lc)
-		if resp.StatusCode != http.StatusBadRequest || isSession(resp) || !strings.Contains(page, "already used") {
+		if resp.StatusCode != http.StatusBadGateway || isSession(resp) || !strings.Contains(page, "did not confirm") {
 			t.Fatalf("replayed callback: %s %s", resp.Status, page)
 		}
 	})
@@ -419,7 +423,7 @@ func TestBrowserCallbackRefusals(t *testing.T) {
 		// Same state and PKCE verifier as the login cookie, but the provider is
 		// asked for another nonce: PKCE passes, the nonce check must refuse.
 		loc, lc := startAttempt(t, app, "/")
-		pt, err := app.B.login.open(lc.Name, lc.Value)
+		pt, err := app.B.login.Open(lc.Name, lc.Value)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -499,7 +503,7 @@ func TestBrowserReturnPaths(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"/ok", "/ok?a=b&c=%2F", "/a/b/c#frag", "/%2F%2Fevil.example", "/%0a/x"} {
-		if _, ok := safeReturnPath(s); !ok {
+		if _, ok := websession.SafeReturnPath(s); !ok {
 			t.Errorf("%q refused", s)
 		}
 	}
@@ -592,7 +596,7 @@ func TestBrowserConfigChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.cfg.CookieName != "__Host-regoguard" || !b.secure || !strings.HasPrefix(loginCookieName("regoguard_login_", b.secure, "x"), "__Secure-") {
+	if b.cfg.CookieName != "__Host-regoguard" || !b.secure || !strings.HasPrefix(websession.LoginCookieName("regoguard_login_", b.secure, "x"), "__Secure-") {
 		t.Fatalf("secure defaults: %q %v", b.cfg.CookieName, b.secure)
 	}
 	for _, c := range []struct {
@@ -608,7 +612,7 @@ func TestBrowserConfigChecks(t *testing.T) {
 	} {
 		r := httptest.NewRequest(c.method, "/", nil)
 		r.Header.Set("Accept", c.accept)
-		if got := wantsHTML(r); got != c.want {
+		if got := websession.WantsHTML(r); got != c.want {
 			t.Errorf("%s %q: %v", c.method, c.accept, got)
 		}
 	}

@@ -1,9 +1,8 @@
 package authn
 
 import (
-	"crypto/sha256"
+	"context"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/regoguard/regoguard/authn/internal/websession"
 )
 
 // login is what a login cookie holds, for one login attempt.
@@ -25,8 +26,8 @@ type loginState struct {
 }
 
 func (b *Browser) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
-	rt, ok := safeReturnPath(returnTo)
-	if !ok || b.isRoute(rt) {
+	rt, ok := websession.SafeReturnPath(returnTo)
+	if !ok || b.routes.Has(rt) {
 		rt = "/"
 	}
 	_, conf, err := b.provider(r.Context())
@@ -36,54 +37,26 @@ func (b *Browser) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 			"The identity provider could not be reached. Please try again in a moment.", rt)
 		return
 	}
-	ls := loginState{State: randomToken(32), Nonce: randomToken(32), Verifier: oauth2.GenerateVerifier(),
+	ls := loginState{State: websession.RandomToken(32), Nonce: websession.RandomToken(32), Verifier: oauth2.GenerateVerifier(),
 		Return: rt, Expiry: b.now().Add(b.cfg.LoginTimeout).Unix()}
 	pt, _ := json.Marshal(ls)
-	name := loginCookieName("regoguard_login_", b.secure, ls.State)
-	http.SetCookie(w, &http.Cookie{Name: name, Value: b.login.seal(name, pt), Path: b.cfg.CallbackPath,
+	name := websession.LoginCookieName("regoguard_login_", b.secure, ls.State)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: b.login.Seal(name, pt), Path: b.cfg.CallbackPath,
 		MaxAge: int(b.cfg.LoginTimeout.Seconds()), HttpOnly: true, Secure: b.secure, SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, conf.AuthCodeURL(ls.State, oidc.Nonce(ls.Nonce), oauth2.S256ChallengeOption(ls.Verifier)), http.StatusFound)
 }
 
-func (b *Browser) isRoute(p string) bool {
-	path, _, _ := strings.Cut(p, "?")
-	return path == b.cfg.LoginPath || path == b.cfg.CallbackPath || path == b.cfg.LogoutPath
-}
-
-// safeReturnPath accepts only same-origin, absolute paths (with an optional
-// query): no scheme, no host, no "//" or "/\" (which browsers read as another
-// host), no control characters (browsers drop tabs and newlines).
-func safeReturnPath(s string) (string, bool) {
-	if s == "" || s[0] != '/' || len(s) > 4096 {
-		return "", false
-	}
-	if strings.HasPrefix(s, "//") || strings.ContainsRune(s, '\\') {
-		return "", false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return "", false
-		}
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
-		return "", false
-	}
-	return s, true
-}
-
 func (b *Browser) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		websession.MethodNotAllowed(w, "GET, HEAD")
 		return
 	}
 	rd := r.URL.Query().Get("rd")
 	if rd == "" {
 		rd = "/"
 	}
-	if _, ok := safeReturnPath(rd); !ok {
+	if _, ok := websession.SafeReturnPath(rd); !ok {
 		b.errorPage(w, http.StatusBadRequest, "Invalid return address",
 			"Sign-in can only return to a page of this site.", "/")
 		return
@@ -94,8 +67,7 @@ func (b *Browser) handleLogin(w http.ResponseWriter, r *http.Request) {
 func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		websession.MethodNotAllowed(w, "GET")
 		return
 	}
 	q := r.URL.Query()
@@ -113,7 +85,7 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "Invalid sign-in response", "The sign-in response has no valid state.", nil)
 		return
 	}
-	name := loginCookieName("regoguard_login_", b.secure, state)
+	name := websession.LoginCookieName("regoguard_login_", b.secure, state)
 	c, err := r.Cookie(name)
 	// The login cookie is consumed whatever happens next.
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: b.cfg.CallbackPath, MaxAge: -1,
@@ -122,7 +94,7 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "Sign-in expired", "This sign-in attempt has expired or was already used. Please try again.", err)
 		return
 	}
-	pt, err := b.login.open(name, c.Value)
+	pt, err := b.login.Open(name, c.Value)
 	if err == nil {
 		err = json.Unmarshal(pt, &ls)
 	}
@@ -136,12 +108,6 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if b.now().Unix() >= ls.Expiry {
 		fail(http.StatusBadRequest, "Sign-in expired", "This sign-in attempt has expired. Please try again.", nil)
-		return
-	}
-	sum := sha256.Sum256([]byte(ls.State))
-	first, err := b.deny.Add(ctx, "login:"+hex.EncodeToString(sum[:]), time.Unix(ls.Expiry, 0))
-	if err != nil || !first {
-		fail(http.StatusBadRequest, "Sign-in expired", "This sign-in attempt was already used. Please try again.", err)
 		return
 	}
 	if e := q.Get("error"); e != "" {
@@ -161,6 +127,12 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 	tok, err := conf.Exchange(b.disc.clientContext(ctx), code, oauth2.VerifierOption(ls.Verifier))
 	if err != nil {
 		fail(http.StatusBadGateway, "Sign-in failed", "The identity provider did not confirm the sign-in. Please try again.", err)
+		return
+	}
+	// Recorded only now, after the provider confirmed the code: a callback
+	// without a valid code records nothing, so nobody can fill the store
+	// without signing in at the provider.
+	if !b.useLogin(ctx, ls, fail) {
 		return
 	}
 	rawID, _ := tok.Extra("id_token").(string)
@@ -201,12 +173,37 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.logger.InfoContext(ctx, "login", "sub", s.Subject)
-	rt, ok := safeReturnPath(ls.Return)
+	rt, ok := websession.SafeReturnPath(ls.Return)
 	if !ok {
 		rt = "/"
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, rt, http.StatusSeeOther)
+}
+
+// useLogin records the attempt as used, once; it writes the refusal and
+// reports false when the attempt was used before or cannot be recorded.
+func (b *Browser) useLogin(ctx context.Context, ls loginState, fail func(int, string, string, error)) bool {
+	ttl := time.Unix(ls.Expiry, 0).Sub(b.now()) + time.Minute
+	first, err := b.store.UseLogin(ctx, websession.LoginID("oidc-login", ls.State), ttl)
+	switch {
+	case err != nil:
+		fail(http.StatusServiceUnavailable, "Sign-in could not be completed", "The sign-in could not be recorded. Please try again in a moment.", err)
+		return false
+	case !first:
+		fail(http.StatusBadRequest, "Sign-in expired", "This sign-in attempt was already used. Please try again.", nil)
+		return false
+	}
+	return true
+}
+
+// errorPage explains a failed sign-in and offers to try again.
+func (b *Browser) errorPage(w http.ResponseWriter, status int, title, msg, retry string) {
+	link := ""
+	if rt, ok := websession.SafeReturnPath(retry); ok {
+		link = b.cfg.LoginPath + "?rd=" + url.QueryEscape(rt)
+	}
+	websession.ErrorPage(w, status, title, msg, link)
 }
 
 // safeErrorCode keeps an OAuth error code printable in a page and a log.

@@ -5,37 +5,45 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/regoguard/regoguard/authn/internal/websession"
 )
 
 // handleLogout: GET shows a confirmation form (a link or an image cannot log
 // anybody out); POST, from this origin only, revokes the session, clears its
 // cookies and continues to the provider's end_session_endpoint when it has
-// one.
+// one. A session that cannot be revoked (the store refuses or cannot be
+// reached) is not reported as logged out: 503, cookies kept, try again.
 func (b *Browser) handleLogout(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		writePage(w, http.StatusOK, "Sign out", "Do you want to sign out?",
-			`<form method="post" action="`+htmlEscape(b.cfg.LogoutPath)+`"><button id="logout" type="submit">Sign out</button></form>`)
+		websession.LogoutForm(w, b.cfg.LogoutPath, "Do you want to sign out?")
 		return
 	case http.MethodPost:
 	default:
-		w.Header().Set("Allow", "GET, HEAD, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		websession.MethodNotAllowed(w, "GET, HEAD, POST")
 		return
 	}
-	if !b.sameOrigin(r) {
+	if !websession.SameOrigin(r, b.origin) {
 		b.errorPage(w, http.StatusForbidden, "Sign-out refused", "Sign-out must be requested from this site.", "/")
 		return
 	}
 	var hint string
 	if s, err := b.loadSession(r); err == nil || errors.Is(err, errSessionExpired) {
 		hint = s.IDToken
-		if _, err := b.deny.Add(r.Context(), "sid:"+s.ID, time.Unix(s.End, 0)); err != nil {
-			b.logger.WarnContext(r.Context(), "logout: could not revoke the session", "error", err)
+		ttl := time.Unix(s.End, 0).Sub(b.now()) + b.cfg.ClockSkew
+		if err := b.store.Revoke(r.Context(), "oidc-session:"+s.ID, ttl); err != nil {
+			b.logger.WarnContext(r.Context(), "logout: could not revoke the session", "error", err, "sub", s.Subject)
+			websession.LogoutFailed(w, b.cfg.LogoutPath)
+			return
 		}
 		b.logger.InfoContext(r.Context(), "logout", "sub", s.Subject)
+	} else if errors.Is(err, ErrUnavailable) {
+		b.logger.WarnContext(r.Context(), "logout: cannot check the session", "error", err)
+		websession.LogoutFailed(w, b.cfg.LogoutPath)
+		return
 	}
-	b.clearSession(w, r)
+	b.jar.Clear(w, r)
 	w.Header().Set("Cache-Control", "no-store")
 	target := b.cfg.PostLogoutRedirectURI
 	if target == "" {
@@ -56,17 +64,4 @@ func (b *Browser) handleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-// sameOrigin checks a state-changing request's Origin (or Sec-Fetch-Site).
-// Requests without either header come from non-browser clients, which carry
-// no ambient credentials worth forging.
-func (b *Browser) sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" {
-		return o == b.origin
-	}
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
-		return s == "same-origin" || s == "none"
-	}
-	return true
 }

@@ -8,12 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
+
+	"github.com/regoguard/regoguard/authn/internal/websession"
 )
 
 // session is what the session cookie holds. When the raw ID token is kept,
@@ -50,20 +51,17 @@ func claimsFromIDToken(raw string) (map[string]any, error) {
 	return claims, nil
 }
 
-// sessionKey carries the session that Middleware loaded, per Browser.
-type sessionKey struct{ b *Browser }
-
 // errSessionExpired means the session's ID token expired (a refresh may help).
 var errSessionExpired = errors.New("session expired")
 
 // loadSession reads and checks the session cookie. ErrNoCredential: no
 // cookie. errSessionExpired (with the session): the ID token expired.
 func (b *Browser) loadSession(r *http.Request) (*session, error) {
-	raw := readChunks(r, b.cfg.CookieName, b.cfg.MaxCookies)
+	raw := b.jar.Read(r)
 	if raw == "" {
 		return nil, ErrNoCredential
 	}
-	pt, err := b.session.open(b.cfg.CookieName, raw)
+	pt, err := b.session.Open(b.cfg.CookieName, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +78,9 @@ func (b *Browser) loadSession(r *http.Request) (*session, error) {
 	if now.Unix() >= s.End {
 		return nil, errors.New("session lifetime is over")
 	}
-	revoked, err := b.deny.Contains(r.Context(), "sid:"+s.ID)
+	revoked, err := b.store.Revoked(r.Context(), "oidc-session:"+s.ID)
 	if err != nil {
-		return nil, fmt.Errorf("denylist: %w", err)
+		return nil, fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
 	}
 	if revoked {
 		return nil, errors.New("session was logged out")
@@ -93,18 +91,13 @@ func (b *Browser) loadSession(r *http.Request) (*session, error) {
 	return &s, nil
 }
 
-func (b *Browser) isSessionCookie(name string) bool {
-	base, _, _ := strings.Cut(name, ".")
-	return base == b.cfg.CookieName
-}
-
 func (b *Browser) newSession(idt *oidc.IDToken, rawID, refreshToken string) (*session, error) {
 	claims := map[string]any{}
 	if err := idt.Claims(&claims); err != nil {
 		return nil, err
 	}
 	now := b.now()
-	return &session{ID: randomToken(16), Subject: idt.Subject, Claims: claims, IDToken: rawID,
+	return &session{ID: websession.RandomToken(16), Subject: idt.Subject, Claims: claims, IDToken: rawID,
 		RefreshToken: refreshToken, Expiry: idt.Expiry.Unix(), End: now.Add(b.cfg.SessionLifetime).Unix()}, nil
 }
 
@@ -122,7 +115,7 @@ func (b *Browser) writeSession(w http.ResponseWriter, r *http.Request, s *sessio
 		if err != nil {
 			return err
 		}
-		chunks, err = splitChunks(b.session.seal(b.cfg.CookieName, pt), b.cfg.MaxCookies)
+		chunks, err = b.jar.Split(b.session.Seal(b.cfg.CookieName, pt))
 		if err == nil {
 			break
 		}
@@ -137,31 +130,12 @@ func (b *Browser) writeSession(w http.ResponseWriter, r *http.Request, s *sessio
 			return err
 		}
 	}
-	maxAge := int(s.End - b.now().Unix())
-	for i, v := range chunks {
-		http.SetCookie(w, b.sessionCookie(chunkName(b.cfg.CookieName, i), v, maxAge))
-	}
-	for i := len(chunks); i < b.cfg.MaxCookies; i++ {
-		if _, err := r.Cookie(chunkName(b.cfg.CookieName, i)); err == nil {
-			http.SetCookie(w, b.sessionCookie(chunkName(b.cfg.CookieName, i), "", -1))
-		}
-	}
+	b.jar.Write(w, r, chunks, int(s.End-b.now().Unix()))
 	return nil
 }
 
-func (b *Browser) sessionCookie(name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: b.secure, SameSite: http.SameSiteLaxMode}
-}
-
 // clearSession deletes every session cookie the browser sent.
-func (b *Browser) clearSession(w http.ResponseWriter, r *http.Request) {
-	for _, c := range r.Cookies() {
-		if b.isSessionCookie(c.Name) {
-			http.SetCookie(w, b.sessionCookie(c.Name, "", -1))
-		}
-	}
-}
+func (b *Browser) clearSession(w http.ResponseWriter, r *http.Request) { b.jar.Clear(w, r) }
 
 // refreshCall lets concurrent requests of one session share one refresh, so
 // that a provider rotating refresh tokens does not see the old one twice.

@@ -1,4 +1,4 @@
-package authn_test
+package saml_test
 
 import (
 	"bytes"
@@ -24,6 +24,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/authn/saml"
 	"github.com/regoguard/regoguard/internal/testsaml"
 )
 
@@ -32,7 +33,7 @@ import (
 // the caller's identity and the cookies it received, as JSON.
 type samlApp struct {
 	URL string
-	SP  *authn.SAML
+	SP  *saml.ServiceProvider
 	IdP *testsaml.IdP
 }
 
@@ -46,7 +47,7 @@ func startSAMLApp(t *testing.T) *samlApp {
 
 // startSAMLAppWith starts the app with this key pair and, when mutate is not
 // nil, the configuration it changes.
-func startSAMLAppWith(t *testing.T, key crypto.Signer, cert *x509.Certificate, mutate func(*authn.SAMLConfig)) *samlApp {
+func startSAMLAppWith(t *testing.T, key crypto.Signer, cert *x509.Certificate, mutate func(*saml.Config)) *samlApp {
 	t.Helper()
 	idp := testsaml.StartIdP(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -54,12 +55,12 @@ func startSAMLAppWith(t *testing.T, key crypto.Signer, cert *x509.Certificate, m
 		t.Fatal(err)
 	}
 	app := &samlApp{URL: "http://" + ln.Addr().String(), IdP: idp}
-	cfg := authn.SAMLConfig{AppURI: app.URL, IDPMetadata: idp.Metadata, Key: key, Certificate: cert,
+	cfg := saml.Config{AppURI: app.URL, IDPMetadata: idp.Metadata, Key: key, Certificate: cert,
 		CookieKeys: [][]byte{bytes.Repeat([]byte("k"), 32)}, InsecureCookies: true}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	app.SP, err = authn.NewSAML(cfg)
+	app.SP, err = saml.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func idpAnswer(t *testing.T, c *http.Client, app *samlApp, page, user string) (s
 		t.Fatalf("IdP login: %s %s (form %s at %s)\n%s", resp.Status, answer, loginPage, target, app.IdP.Log())
 	}
 	acs, fields := form(t, answer)
-	if acs != app.URL+authn.DefaultSAMLACSPath || fields.Get("SAMLResponse") == "" {
+	if acs != app.URL+saml.DefaultACSPath || fields.Get("SAMLResponse") == "" {
 		t.Fatalf("the IdP did not answer with a response for the ACS: %s\n%s", answer, app.IdP.Log())
 	}
 	return acs, fields
@@ -203,7 +204,7 @@ func TestSAMLLogin(t *testing.T) {
 
 	u, _ := url.Parse(app.URL)
 	stolen := c.Jar.Cookies(u)
-	resp, err = c.PostForm(app.URL+authn.DefaultSAMLLogoutPath, nil)
+	resp, err = c.PostForm(app.URL+saml.DefaultLogoutPath, nil)
 	readAll(t, resp, err)
 	if status, _ := whoAmI(t, c, app.URL+"/"); status != http.StatusUnauthorized {
 		t.Errorf("after logout: %d, want 401", status)
@@ -219,7 +220,7 @@ func TestSAMLLogin(t *testing.T) {
 // that its policies run unchanged under the fastapi-opa input layout.
 func TestSAMLFastAPIOPAClaims(t *testing.T) {
 	key, cert := testsaml.KeyPair(t, "regoguard test SP")
-	app := startSAMLAppWith(t, key, cert, func(c *authn.SAMLConfig) { c.FastAPIOPAClaims = true })
+	app := startSAMLAppWith(t, key, cert, func(c *saml.Config) { c.FastAPIOPAClaims = true })
 	c := newClient(t)
 	acs, fields := idpAnswer(t, c, app, "/", testsaml.User)
 	resp, err := c.PostForm(acs, fields)
@@ -253,7 +254,7 @@ func TestSAMLRefusesForgedAndReplayedResponses(t *testing.T) {
 			acs, old := idpAnswer(t, c, app, "/", testsaml.User)
 			first, err := c.PostForm(acs, old)
 			readAll(t, first, err)
-			logout, err := c.PostForm(app.URL+authn.DefaultSAMLLogoutPath, nil)
+			logout, err := c.PostForm(app.URL+saml.DefaultLogoutPath, nil)
 			readAll(t, logout, err)
 			_, fresh := idpAnswer(t, c, app, "/", testsaml.User)
 			old.Set("RelayState", fresh.Get("RelayState"))
@@ -350,7 +351,7 @@ func resignWithoutAssertionSignature(t *testing.T, idp *testsaml.IdP, encoded st
 // The service provider's metadata names its ACS and signing certificate.
 func TestSAMLMetadata(t *testing.T) {
 	app := startSAMLApp(t)
-	resp, err := http.Get(app.URL + authn.DefaultSAMLMetadataPath)
+	resp, err := http.Get(app.URL + saml.DefaultMetadataPath)
 	body := readAll(t, resp, err)
 	for _, want := range []string{`Location="` + app.URL + `/saml/acs"`, `entityID="` + app.URL + `/saml/metadata"`, "X509Certificate"} {
 		if !bytes.Contains(body, []byte(want)) {
@@ -361,19 +362,19 @@ func TestSAMLMetadata(t *testing.T) {
 
 func TestNewSAMLRefusesUnsafeConfigurations(t *testing.T) {
 	key, cert := testsaml.KeyPair(t, "sp")
-	ok := authn.SAMLConfig{AppURI: "https://app.example.com", IDPMetadata: []byte("<x/>"), Key: key, Certificate: cert,
+	ok := saml.Config{AppURI: "https://app.example.com", IDPMetadata: []byte("<x/>"), Key: key, Certificate: cert,
 		CookieKeys: [][]byte{bytes.Repeat([]byte("k"), 32)}}
-	cases := map[string]func(c *authn.SAMLConfig){
-		"plain http on a public host":       func(c *authn.SAMLConfig) { c.AppURI = "http://app.example.com"; c.InsecureCookies = true },
-		"insecure cookies with https":       func(c *authn.SAMLConfig) { c.InsecureCookies = true },
-		"no key":                            func(c *authn.SAMLConfig) { c.Key = nil },
-		"short cookie key":                  func(c *authn.SAMLConfig) { c.CookieKeys = [][]byte{[]byte("short")} },
-		"IdP metadata that is not metadata": func(*authn.SAMLConfig) {},
+	cases := map[string]func(c *saml.Config){
+		"plain http on a public host":       func(c *saml.Config) { c.AppURI = "http://app.example.com"; c.InsecureCookies = true },
+		"insecure cookies with https":       func(c *saml.Config) { c.InsecureCookies = true },
+		"no key":                            func(c *saml.Config) { c.Key = nil },
+		"short cookie key":                  func(c *saml.Config) { c.CookieKeys = [][]byte{[]byte("short")} },
+		"IdP metadata that is not metadata": func(*saml.Config) {},
 	}
 	for name, mutate := range cases {
 		c := ok
 		mutate(&c)
-		if _, err := authn.NewSAML(c); err == nil {
+		if _, err := saml.New(c); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

@@ -1,4 +1,11 @@
-package authn
+// Package saml is a SAML 2.0 service provider for browsers, built on
+// github.com/crewjam/saml: an [authn.Authenticator] whose identities come from
+// signed assertions of one identity provider.
+//
+// It lives in its own package so that programs that do not use SAML link no
+// XML-signature code: importing authn, authz and policy pulls in neither
+// crewjam/saml nor goxmldsig nor etree.
+package saml
 
 import (
 	"context"
@@ -12,29 +19,29 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlsp"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/authn/internal/websession"
 )
 
-// MethodSAML names identities established by a SAML assertion.
-const MethodSAML = "saml"
+// Method names identities established by a SAML assertion
+// ([authn.MethodSAML]).
+const Method = authn.MethodSAML
 
-// Default routes of the SAML service provider.
+// Default routes of the service provider.
 const (
-	DefaultSAMLMetadataPath = "/saml/metadata"
-	DefaultSAMLACSPath      = "/saml/acs"
-	DefaultSAMLLogoutPath   = "/saml/logout"
+	DefaultMetadataPath = "/saml/metadata"
+	DefaultACSPath      = "/saml/acs"
+	DefaultLogoutPath   = "/saml/logout"
 )
 
-// samlMaxCookies is how many cookies a SAML session may be split across.
-const samlMaxCookies = 4
-
-// SAMLConfig configures a SAML service provider.
-type SAMLConfig struct {
+// Config configures a [ServiceProvider].
+type Config struct {
 	// AppURI is the external base URL of the application, e.g.
 	// "https://app.example.com". The service provider's routes are below it.
 	AppURI string
@@ -76,8 +83,12 @@ type SAMLConfig struct {
 	// is plain http on localhost, 127.0.0.1 or [::1].
 	InsecureCookies bool
 	// SessionLifetime bounds a session; the assertion's SessionNotOnOrAfter
-	// bounds it further. Default 8h.
+	// bounds it further. Default 12h (as for the OIDC browser flow).
 	SessionLifetime time.Duration
+	// MaxCookies is how many cookies a session may be split across (name,
+	// name.1, ...). Default 4. A session that does not fit fails the login
+	// with a clear error page.
+	MaxCookies int
 	// LoginTimeout bounds the time between the redirect to the IdP and its
 	// response. Default 10m.
 	LoginTimeout time.Duration
@@ -87,16 +98,17 @@ type SAMLConfig struct {
 	// attribute, so that a fastapi-opa SAML policy runs unchanged under the
 	// fastapi-opa input layout.
 	FastAPIOPAClaims bool
-	// Denylist records consumed assertions (replay protection) and logged
-	// out sessions. Default: in memory (one process).
-	Denylist Denylist
+	// Store records used assertions (replay protection) and sessions
+	// revoked by logout. Default: an [authn.NewMemorySessionStore] (one
+	// process); replicas share one.
+	Store authn.SessionStore
 	// Logger. Default slog.Default(). Assertions and cookies are never logged.
 	Logger *slog.Logger
 	// Now is the clock of sessions. Default time.Now.
 	Now func() time.Time
 }
 
-// SAML is a SAML 2.0 service provider for browsers, built on
+// ServiceProvider is a SAML 2.0 service provider for browsers, built on
 // github.com/crewjam/saml: it sends users to the identity provider
 // (HTTP-Redirect binding), accepts the IdP's response on its
 // assertion consumer service (HTTP-POST binding) only when it answers a
@@ -105,33 +117,42 @@ type SAMLConfig struct {
 // before, and keeps the user's NameID and attributes in an encrypted session
 // cookie.
 //
-// It is an Authenticator (session cookie → identity whose claims are the
-// assertion's attributes), a Challenger (redirects GET requests that accept
-// text/html to the IdP), and serves its routes through SAML.Middleware,
-// which goes outside the authorization middleware:
-//
-//	handler := sp.Middleware(authzMiddleware(app))
-type SAML struct {
-	cfg      SAMLConfig
+// It is an [authn.Authenticator] (session cookie → identity whose claims are
+// the assertion's attributes), an [authn.Challenger] (redirects GET requests
+// that accept text/html to the IdP), and serves its routes through
+// [ServiceProvider.Middleware] ([authn.SessionRoutes]): a middleware of
+// package authz whose authenticator is (or chains) a ServiceProvider mounts
+// it itself; elsewhere mount it outside whatever authenticates.
+type ServiceProvider struct {
+	cfg      Config
 	sp       *saml.ServiceProvider
-	sessions *cookieCodec
-	logins   *cookieCodec
+	sessions *websession.Codec
+	logins   *websession.Codec
+	jar      websession.Jar
+	routes   websession.Routes
 	secure   bool
+	origin   string
 	logger   *slog.Logger
 }
 
-// NewSAML checks cfg and returns a SAML service provider.
-func NewSAML(cfg SAMLConfig) (*SAML, error) {
-	s := &SAML{cfg: cfg}
+// New checks cfg and returns a service provider.
+func New(cfg Config) (*ServiceProvider, error) {
+	s := &ServiceProvider{cfg: cfg}
 	if err := s.setDefaults(); err != nil {
 		return nil, err
 	}
 	var err error
-	if s.sessions, err = newCookieCodec(cfg.CookieKeys, "saml session"); err != nil {
+	if s.sessions, err = websession.NewCodec(cfg.CookieKeys, "saml session"); err != nil {
 		return nil, fmt.Errorf("authn: saml: %w", err)
 	}
-	if s.logins, err = newCookieCodec(cfg.CookieKeys, "saml login"); err != nil {
+	if s.logins, err = websession.NewCodec(cfg.CookieKeys, "saml login"); err != nil {
 		return nil, fmt.Errorf("authn: saml: %w", err)
+	}
+	s.jar = websession.Jar{Name: s.cfg.CookieName, Max: s.cfg.MaxCookies, Secure: s.secure}
+	s.routes = websession.Routes{s.cfg.MetadataPath: s.serveMetadata, s.cfg.ACSPath: s.serveACS,
+		s.cfg.LogoutPath: s.serveLogout}
+	if len(s.routes) != 3 {
+		return nil, errors.New("authn: saml: MetadataPath, ACSPath and LogoutPath must differ")
 	}
 	if s.sp, err = s.serviceProvider(); err != nil {
 		return nil, err
@@ -139,31 +160,28 @@ func NewSAML(cfg SAMLConfig) (*SAML, error) {
 	return s, nil
 }
 
-func (s *SAML) setDefaults() error {
+func (s *ServiceProvider) setDefaults() error {
 	c := &s.cfg
-	app, err := url.Parse(strings.TrimSuffix(c.AppURI, "/"))
-	if err != nil || (app.Scheme != "https" && app.Scheme != "http") || app.Host == "" {
-		return fmt.Errorf("authn: saml: AppURI %q is not an absolute http(s) URL", c.AppURI)
+	app, err := websession.ParseApp("authn: saml", c.AppURI, c.InsecureCookies)
+	if err != nil {
+		return err
 	}
-	s.secure = app.Scheme == "https"
-	switch {
-	case !s.secure && !isLoopbackHost(app.Hostname()):
-		return fmt.Errorf("authn: saml: AppURI %q is plain http on a non-local host; use https", c.AppURI)
-	case !s.secure && !c.InsecureCookies:
-		return errors.New("authn: saml: AppURI is plain http: set InsecureCookies (allowed for localhost only)")
-	case s.secure && c.InsecureCookies:
-		return errors.New("authn: saml: InsecureCookies is allowed only for a plain-http localhost AppURI")
-	}
-	c.AppURI = app.String()
+	s.secure, s.origin = app.Secure, app.Origin
+	c.AppURI = app.URL.String()
 	if c.Key == nil || c.Certificate == nil {
 		return errors.New("authn: saml: Key and Certificate are required")
 	}
 	if len(c.IDPMetadata) == 0 {
 		return errors.New("authn: saml: IDPMetadata is required")
 	}
-	defaults(&c.MetadataPath, DefaultSAMLMetadataPath)
-	defaults(&c.ACSPath, DefaultSAMLACSPath)
-	defaults(&c.LogoutPath, DefaultSAMLLogoutPath)
+	defaults(&c.MetadataPath, DefaultMetadataPath)
+	defaults(&c.ACSPath, DefaultACSPath)
+	defaults(&c.LogoutPath, DefaultLogoutPath)
+	for _, p := range []string{c.MetadataPath, c.ACSPath, c.LogoutPath} {
+		if _, ok := websession.SafeReturnPath(p); !ok {
+			return fmt.Errorf("authn: saml: route %q is not an absolute path", p)
+		}
+	}
 	defaults(&c.EntityID, c.AppURI+c.MetadataPath)
 	if s.secure {
 		defaults(&c.CookieName, "__Host-regoguard-saml")
@@ -171,16 +189,19 @@ func (s *SAML) setDefaults() error {
 		defaults(&c.CookieName, "regoguard-saml")
 	}
 	if c.SessionLifetime <= 0 {
-		c.SessionLifetime = 8 * time.Hour
+		c.SessionLifetime = websession.DefaultLifetime
 	}
 	if c.LoginTimeout <= 0 {
-		c.LoginTimeout = 10 * time.Minute
+		c.LoginTimeout = websession.DefaultLoginTimeout
+	}
+	if c.MaxCookies <= 0 {
+		c.MaxCookies = websession.DefaultMaxCookies
 	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Denylist == nil {
-		c.Denylist = NewMemoryDenylist(0, c.Now)
+	if c.Store == nil {
+		c.Store = authn.NewMemorySessionStore(authn.MemorySessionStoreConfig{Now: c.Now})
 	}
 	if s.logger = c.Logger; s.logger == nil {
 		s.logger = slog.Default()
@@ -188,9 +209,15 @@ func (s *SAML) setDefaults() error {
 	return nil
 }
 
+func defaults(s *string, d string) {
+	if *s == "" {
+		*s = d
+	}
+}
+
 // serviceProvider builds crewjam/saml's service provider: SHA-1 signatures
 // refused, no IdP-initiated logins, replay protection.
-func (s *SAML) serviceProvider() (*saml.ServiceProvider, error) {
+func (s *ServiceProvider) serviceProvider() (*saml.ServiceProvider, error) {
 	idp, err := samlsp.ParseMetadata(s.cfg.IDPMetadata)
 	if err != nil {
 		return nil, fmt.Errorf("authn: saml: IdP metadata: %w", err)
@@ -212,18 +239,29 @@ func (s *SAML) serviceProvider() (*saml.ServiceProvider, error) {
 		IDPMetadata:          idp,
 		SignatureMethod:      method,
 		RejectSHA1Signatures: true,
-		ReplayCache:          denylistReplayCache{s.cfg.Denylist},
+		// Set per request (see verify), with the request's context.
+		ReplayCache: nil,
 	}, nil
 }
 
-// denylistReplayCache records consumed assertion IDs in a Denylist.
-type denylistReplayCache struct{ d Denylist }
+// replayCache records used assertion IDs in the session store. crewjam/saml
+// calls it once an assertion is verified (signature, audience, validity,
+// InResponseTo), so only assertions the IdP signed for this SP are recorded.
+type replayCache struct {
+	ctx   context.Context
+	store authn.SessionStore
+	now   func() time.Time
+}
 
 // Consume implements saml.AssertionReplayCache.
-func (c denylistReplayCache) Consume(id string, until time.Time) error {
-	fresh, err := c.d.Add(context.Background(), "saml:"+id, until)
+func (c replayCache) Consume(id string, until time.Time) error {
+	ttl := until.Sub(c.now())
+	if ttl < time.Minute {
+		ttl = time.Minute
+	}
+	fresh, err := c.store.UseLogin(c.ctx, websession.LoginID("saml-assertion", id), ttl)
 	if err != nil {
-		return err
+		return fmt.Errorf("session store: %w", err)
 	}
 	if !fresh {
 		return saml.ErrAssertionReplayed
@@ -233,12 +271,12 @@ func (c denylistReplayCache) Consume(id string, until time.Time) error {
 
 // Routes returns the paths the service provider serves: metadata, assertion
 // consumer service, logout.
-func (s *SAML) Routes() []string {
+func (s *ServiceProvider) Routes() []string {
 	return []string{s.cfg.MetadataPath, s.cfg.ACSPath, s.cfg.LogoutPath}
 }
 
 // Metadata returns this service provider's metadata document, for the IdP.
-func (s *SAML) Metadata() ([]byte, error) {
+func (s *ServiceProvider) Metadata() ([]byte, error) {
 	out, err := xml.MarshalIndent(s.sp.Metadata(), "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("authn: saml: metadata: %w", err)
@@ -246,13 +284,10 @@ func (s *SAML) Metadata() ([]byte, error) {
 	return append([]byte(xml.Header), out...), nil
 }
 
-// samlContextKey marks a request whose session the middleware loaded.
-type samlContextKey struct{}
-
 // samlLoaded is what the middleware found: an identity, or the error
 // Authenticate returns (ErrNoCredential for no or a dropped cookie).
 type samlLoaded struct {
-	id  *Identity
+	id  *authn.Identity
 	err error
 }
 
@@ -261,28 +296,23 @@ type samlLoaded struct {
 // expired or logged-out session cookie is dropped (the request continues
 // unauthenticated, so the authorization middleware challenges it), and the
 // session cookies are removed from the request passed on.
-func (s *SAML) Middleware(next http.Handler) http.Handler {
+func (s *ServiceProvider) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case s.cfg.MetadataPath:
-			s.serveMetadata(w, r)
-		case s.cfg.ACSPath:
-			s.serveACS(w, r)
-		case s.cfg.LogoutPath:
-			s.serveLogout(w, r)
-		default:
+		if !s.routes.Serve(w, r) {
 			next.ServeHTTP(w, s.loadSession(w, r))
 		}
 	})
 }
 
-// Authenticate implements Authenticator. Behind SAML.Middleware it returns
+// Authenticate implements [authn.Authenticator]. Behind
+// [ServiceProvider.Middleware] it returns
 // the identity of the session the middleware loaded; otherwise it reads the
 // session cookie itself. No cookie is ErrNoCredential; a tampered, expired or
 // logged-out session is a CredentialError (the middleware drops such cookies
 // first, so browsers are sent to log in instead).
-func (s *SAML) Authenticate(r *http.Request) (*Identity, error) {
-	if loaded, ok := r.Context().Value(samlContextKey{}).(*samlLoaded); ok {
+func (s *ServiceProvider) Authenticate(r *http.Request) (*authn.Identity, error) {
+	if v, ok := websession.Loaded(r.Context(), s); ok {
+		loaded := v.(*samlLoaded)
 		if loaded.err != nil {
 			return nil, loaded.err
 		}
@@ -291,19 +321,47 @@ func (s *SAML) Authenticate(r *http.Request) (*Identity, error) {
 	return s.readSession(r)
 }
 
-func cloneIdentity(id *Identity) *Identity {
+func cloneIdentity(id *authn.Identity) *authn.Identity {
 	c := *id
 	c.Claims = cloneClaims(id.Claims)
 	return &c
 }
 
-// Challenge implements Challenger: a GET or HEAD that accepts text/html is
+// cloneClaims copies claims deeply enough that a handler changing them
+// cannot change the session another request sees.
+func cloneClaims(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = cloneValue(v)
+	}
+	return out
+}
+
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return cloneClaims(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = cloneValue(e)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+// Challenge implements [authn.Challenger]: a GET or HEAD that accepts text/html is
 // sent to the IdP to log in and comes back to the same path and query.
-func (s *SAML) Challenge(w http.ResponseWriter, r *http.Request) bool {
-	if !wantsHTML(r) {
+func (s *ServiceProvider) Challenge(w http.ResponseWriter, r *http.Request) bool {
+	if !websession.WantsHTML(r) {
 		return false
 	}
-	s.startLogin(w, r, r.URL.RequestURI())
+	s.startLogin(w, r, websession.ReturnTarget(r))
 	return true
 }
 
@@ -315,27 +373,27 @@ type samlLogin struct {
 	Expiry    int64  `json:"exp"`
 }
 
-func (s *SAML) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
-	rt, ok := safeReturnPath(returnTo)
-	if !ok || s.isRoute(rt) {
+func (s *ServiceProvider) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
+	rt, ok := websession.SafeReturnPath(returnTo)
+	if !ok || s.routes.Has(rt) {
 		rt = "/"
 	}
 	req, err := s.sp.MakeAuthenticationRequest(s.sp.GetSSOBindingLocation(saml.HTTPRedirectBinding),
 		saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	var redirect *url.URL
-	state := randomToken(16) // RelayState is limited to 80 bytes
+	state := websession.RandomToken(16) // RelayState is limited to 80 bytes
 	if err == nil {
 		redirect, err = req.Redirect(state, s.sp)
 	}
 	if err != nil {
 		s.logger.ErrorContext(r.Context(), "saml: cannot make an authentication request", "error", err)
-		samlError(w, http.StatusInternalServerError, "Sign-in failed", "The sign-in request could not be made.", "")
+		websession.ErrorPage(w, http.StatusInternalServerError, "Sign-in failed", "The sign-in request could not be made.", "")
 		return
 	}
 	pt, _ := json.Marshal(samlLogin{RequestID: req.ID, State: state, Return: rt,
 		Expiry: s.cfg.Now().Add(s.cfg.LoginTimeout).Unix()})
-	name := loginCookieName("regoguard_saml_login_", s.secure, state)
-	http.SetCookie(w, s.loginCookie(name, s.logins.seal(name, pt), int(s.cfg.LoginTimeout.Seconds())))
+	name := websession.LoginCookieName("regoguard_saml_login_", s.secure, state)
+	http.SetCookie(w, s.loginCookie(name, s.logins.Seal(name, pt), int(s.cfg.LoginTimeout.Seconds())))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
 }
@@ -343,7 +401,7 @@ func (s *SAML) startLogin(w http.ResponseWriter, r *http.Request, returnTo strin
 // loginCookie is sent back with the IdP's cross-site POST to the ACS: with
 // https it must be SameSite=None (and Secure); on plain-http localhost Lax
 // works, since another port of the same host is the same site.
-func (s *SAML) loginCookie(name, value string, maxAge int) *http.Cookie {
+func (s *ServiceProvider) loginCookie(name, value string, maxAge int) *http.Cookie {
 	c := &http.Cookie{Name: name, Value: value, Path: s.cfg.ACSPath, MaxAge: maxAge,
 		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode}
 	if s.secure {
@@ -352,15 +410,9 @@ func (s *SAML) loginCookie(name, value string, maxAge int) *http.Cookie {
 	return c
 }
 
-func (s *SAML) isRoute(p string) bool {
-	path, _, _ := strings.Cut(p, "?")
-	return path == s.cfg.MetadataPath || path == s.cfg.ACSPath || path == s.cfg.LogoutPath
-}
-
-func (s *SAML) serveMetadata(w http.ResponseWriter, r *http.Request) {
+func (s *ServiceProvider) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		websession.MethodNotAllowed(w, "GET, HEAD")
 		return
 	}
 	md, err := s.Metadata()
@@ -376,53 +428,58 @@ func (s *SAML) serveMetadata(w http.ResponseWriter, r *http.Request) {
 const maxSAMLResponseBytes = 1 << 20
 
 // serveACS accepts the IdP's response to a login this browser started.
-func (s *SAML) serveACS(w http.ResponseWriter, r *http.Request) {
+func (s *ServiceProvider) serveACS(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		websession.MethodNotAllowed(w, "POST")
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	r.Body = http.MaxBytesReader(w, r.Body, maxSAMLResponseBytes)
 	if err := r.ParseForm(); err != nil {
-		samlError(w, http.StatusBadRequest, "Sign-in failed", "The identity provider's answer could not be read.", "/")
+		websession.ErrorPage(w, http.StatusBadRequest, "Sign-in failed", "The identity provider's answer could not be read.", "/")
 		return
 	}
 	state := r.PostForm.Get("RelayState")
 	login, err := s.readLogin(r, state)
 	if err != nil {
 		s.logger.InfoContext(r.Context(), "saml: refused a response", "error", err)
-		samlError(w, http.StatusBadRequest, "Sign-in failed",
+		websession.ErrorPage(w, http.StatusBadRequest, "Sign-in failed",
 			"This sign-in was not started here, or took too long. Please try again.", "/")
 		return
 	}
-	http.SetCookie(w, s.loginCookie(loginCookieName("regoguard_saml_login_", s.secure, state), "", -1))
+	http.SetCookie(w, s.loginCookie(websession.LoginCookieName("regoguard_saml_login_", s.secure, state), "", -1))
 	id, expiry, err := s.verify(r, login.RequestID)
+	if errors.Is(err, errStore) {
+		s.logger.WarnContext(r.Context(), "saml: cannot record the assertion", "error", err)
+		websession.ErrorPage(w, http.StatusServiceUnavailable, "Sign-in could not be completed",
+			"The sign-in could not be recorded. Please try again in a moment.", login.Return)
+		return
+	}
 	if err != nil {
 		s.logger.WarnContext(r.Context(), "saml: refused an assertion", "error", err)
-		samlError(w, http.StatusForbidden, "Sign-in failed",
+		websession.ErrorPage(w, http.StatusForbidden, "Sign-in failed",
 			"The identity provider's answer could not be verified.", login.Return)
 		return
 	}
 	if err := s.writeSession(w, r, id, expiry); err != nil {
 		s.logger.WarnContext(r.Context(), "saml: cannot keep the session", "error", err, "sub", id.Subject)
-		samlError(w, http.StatusInternalServerError, "Sign-in failed", err.Error(), "")
+		websession.ErrorPage(w, http.StatusInternalServerError, "Sign-in failed", err.Error(), "")
 		return
 	}
-	s.logger.InfoContext(r.Context(), "login", "method", MethodSAML, "sub", id.Subject)
+	s.logger.InfoContext(r.Context(), "login", "method", Method, "sub", id.Subject)
 	http.Redirect(w, r, login.Return, http.StatusSeeOther)
 }
 
-func (s *SAML) readLogin(r *http.Request, state string) (*samlLogin, error) {
+func (s *ServiceProvider) readLogin(r *http.Request, state string) (*samlLogin, error) {
 	if state == "" {
 		return nil, errors.New("no RelayState: IdP-initiated logins are not accepted")
 	}
-	name := loginCookieName("regoguard_saml_login_", s.secure, state)
+	name := websession.LoginCookieName("regoguard_saml_login_", s.secure, state)
 	c, err := r.Cookie(name)
 	if err != nil {
 		return nil, errors.New("no login cookie for this RelayState")
 	}
-	pt, err := s.logins.open(name, c.Value)
+	pt, err := s.logins.Open(name, c.Value)
 	if err != nil {
 		return nil, fmt.Errorf("login cookie: %w", err)
 	}
@@ -439,8 +496,16 @@ func (s *SAML) readLogin(r *http.Request, state string) (*samlLogin, error) {
 // verify checks the posted response with crewjam/saml (signature against the
 // IdP's metadata, InResponseTo, destination, audience, validity window,
 // replay) and requires the assertion itself to be signed.
-func (s *SAML) verify(r *http.Request, requestID string) (*Identity, time.Time, error) {
-	a, err := s.sp.ParseResponse(r, []string{requestID})
+func (s *ServiceProvider) verify(r *http.Request, requestID string) (*authn.Identity, time.Time, error) {
+	// A shallow copy per request carries the request's context to the
+	// replay cache (crewjam/saml's interface takes none).
+	sp := *s.sp
+	rc := &storeErrCache{replayCache: replayCache{ctx: r.Context(), store: s.cfg.Store, now: s.cfg.Now}}
+	sp.ReplayCache = rc
+	a, err := sp.ParseResponse(r, []string{requestID})
+	if rc.err != nil {
+		return nil, time.Time{}, fmt.Errorf("%w: %w", errStore, rc.err)
+	}
 	if err != nil {
 		var ire *saml.InvalidResponseError
 		if errors.As(err, &ire) && ire.PrivateErr != nil {
@@ -460,8 +525,26 @@ func (s *SAML) verify(r *http.Request, requestID string) (*Identity, time.Time, 
 			expiry = *st.SessionNotOnOrAfter
 		}
 	}
-	id := &Identity{Subject: a.Subject.NameID.Value, Method: MethodSAML, Claims: samlClaims(a, s.cfg.FastAPIOPAClaims)}
+	id := &authn.Identity{Subject: a.Subject.NameID.Value, Method: Method, Claims: samlClaims(a, s.cfg.FastAPIOPAClaims)}
 	return id, expiry, nil
+}
+
+// errStore marks a response refused because the session store could not
+// record its assertion: the IdP's answer may be good, try again (503).
+var errStore = errors.New("session store unavailable")
+
+// storeErrCache remembers a store failure (as opposed to a replay).
+type storeErrCache struct {
+	replayCache
+	err error
+}
+
+func (c *storeErrCache) Consume(id string, until time.Time) error {
+	err := c.replayCache.Consume(id, until)
+	if err != nil && !errors.Is(err, saml.ErrAssertionReplayed) {
+		c.err = err
+	}
+	return err
 }
 
 // samlClaims turns the assertion's attributes into claims: one list of
@@ -507,134 +590,105 @@ type samlSession struct {
 	Expiry  int64          `json:"exp"`
 }
 
-func (s *SAML) writeSession(w http.ResponseWriter, r *http.Request, id *Identity, expiry time.Time) error {
-	pt, err := json.Marshal(samlSession{ID: randomToken(16), Subject: id.Subject, Claims: id.Claims, Expiry: expiry.Unix()})
+func (s *ServiceProvider) writeSession(w http.ResponseWriter, r *http.Request, id *authn.Identity, expiry time.Time) error {
+	pt, err := json.Marshal(samlSession{ID: websession.RandomToken(16), Subject: id.Subject, Claims: id.Claims, Expiry: expiry.Unix()})
 	if err != nil {
 		return fmt.Errorf("the assertion's attributes cannot be kept: %w", err)
 	}
-	chunks, err := splitChunks(s.sessions.seal(s.cfg.CookieName, pt), samlMaxCookies)
+	chunks, err := s.jar.Split(s.sessions.Seal(s.cfg.CookieName, pt))
 	if err != nil {
 		return fmt.Errorf("the assertion's attributes are too large for the session cookies: %w", err)
 	}
-	maxAge := int(expiry.Sub(s.cfg.Now()).Seconds())
-	for i, v := range chunks {
-		http.SetCookie(w, s.sessionCookie(chunkName(s.cfg.CookieName, i), v, maxAge))
-	}
-	for i := len(chunks); i < samlMaxCookies; i++ {
-		if _, err := r.Cookie(chunkName(s.cfg.CookieName, i)); err == nil {
-			http.SetCookie(w, s.sessionCookie(chunkName(s.cfg.CookieName, i), "", -1))
-		}
-	}
+	s.jar.Write(w, r, chunks, int(expiry.Sub(s.cfg.Now()).Seconds()))
 	return nil
 }
 
-func (s *SAML) sessionCookie(name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode}
-}
-
-func (s *SAML) isSessionCookie(name string) bool {
-	for i := range samlMaxCookies {
-		if name == chunkName(s.cfg.CookieName, i) {
-			return true
-		}
-	}
-	return false
-}
-
 // openSession reads and checks the session cookies of r.
-func (s *SAML) openSession(r *http.Request) (*samlSession, error) {
-	raw := readChunks(r, s.cfg.CookieName, samlMaxCookies)
+func (s *ServiceProvider) openSession(r *http.Request) (*samlSession, error) {
+	raw := s.jar.Read(r)
 	if raw == "" {
-		return nil, ErrNoCredential
+		return nil, authn.ErrNoCredential
 	}
-	pt, err := s.sessions.open(s.cfg.CookieName, raw)
+	pt, err := s.sessions.Open(s.cfg.CookieName, raw)
 	if err != nil {
-		return nil, invalid(MethodSAML, "", err)
+		return nil, invalid(err)
 	}
 	var sess samlSession
 	if err := json.Unmarshal(pt, &sess); err != nil {
-		return nil, invalid(MethodSAML, "", errors.New("session cookie is malformed"))
+		return nil, invalid(errors.New("session cookie is malformed"))
 	}
 	if s.cfg.Now().Unix() >= sess.Expiry {
-		return nil, invalid(MethodSAML, "", errors.New("session expired"))
+		return nil, invalid(errors.New("session expired"))
 	}
-	revoked, err := s.cfg.Denylist.Contains(r.Context(), "saml-session:"+sess.ID)
+	revoked, err := s.cfg.Store.Revoked(r.Context(), "saml-session:"+sess.ID)
 	if err != nil {
-		return nil, fmt.Errorf("%w: denylist: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: session store: %w", authn.ErrUnavailable, err)
 	}
 	if revoked {
-		return nil, invalid(MethodSAML, "", errors.New("session logged out"))
+		return nil, invalid(errors.New("session logged out"))
 	}
 	return &sess, nil
 }
 
-func (s *SAML) readSession(r *http.Request) (*Identity, error) {
+func (s *ServiceProvider) readSession(r *http.Request) (*authn.Identity, error) {
 	sess, err := s.openSession(r)
 	if err != nil {
 		return nil, err
 	}
-	return &Identity{Subject: sess.Subject, Method: MethodSAML, Claims: sess.Claims}, nil
+	return &authn.Identity{Subject: sess.Subject, Method: Method, Claims: sess.Claims}, nil
+}
+
+// invalid is a session cookie that is present but refused.
+func invalid(err error) error {
+	return &authn.CredentialError{Method: Method, Err: err}
 }
 
 // loadSession puts the session's identity (or its absence) in the request's
 // context, drops an invalid session cookie and hides the session cookies
 // from the rest of the chain.
-func (s *SAML) loadSession(w http.ResponseWriter, r *http.Request) *http.Request {
+func (s *ServiceProvider) loadSession(w http.ResponseWriter, r *http.Request) *http.Request {
 	id, err := s.readSession(r)
-	var ce *CredentialError
+	var ce *authn.CredentialError
 	if errors.As(err, &ce) {
 		s.logger.InfoContext(r.Context(), "saml: dropped a session cookie", "reason", ce.Err)
-		s.clearSession(w, r)
-		err = ErrNoCredential // the browser is sent to log in again
+		s.jar.Clear(w, r)
+		err = authn.ErrNoCredential // the browser is sent to log in again
 	}
-	r2 := r.WithContext(context.WithValue(r.Context(), samlContextKey{}, &samlLoaded{id: id, err: err}))
-	r2.Header = r.Header.Clone()
-	r2.Header.Del("Cookie")
-	for _, c := range r.Cookies() {
-		if !s.isSessionCookie(c.Name) {
-			r2.AddCookie(c)
-		}
-	}
-	return r2
+	return s.jar.Strip(websession.WithLoaded(r, s, &samlLoaded{id: id, err: err}))
 }
 
-func (s *SAML) clearSession(w http.ResponseWriter, r *http.Request) {
-	for _, c := range r.Cookies() {
-		if s.isSessionCookie(c.Name) {
-			http.SetCookie(w, s.sessionCookie(c.Name, "", -1))
-		}
-	}
-}
-
-// serveLogout ends the local session (POST); GET shows a form that does.
-func (s *SAML) serveLogout(w http.ResponseWriter, r *http.Request) {
+// serveLogout ends the local session (POST, from this origin only); GET
+// shows a form that does. A session that cannot be revoked is not reported
+// as logged out: 503, cookies kept, try again.
+func (s *ServiceProvider) serveLogout(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		writePage(w, http.StatusOK, "Sign out", "Sign out of this application?",
-			`<form method="post" action="`+htmlEscape(s.cfg.LogoutPath)+`"><button id="logout" type="submit">Sign out</button></form>`)
+		websession.LogoutForm(w, s.cfg.LogoutPath, "Sign out of this application?")
+		return
 	case http.MethodPost:
-		if sess, err := s.openSession(r); err == nil {
-			if _, err := s.cfg.Denylist.Add(r.Context(), "saml-session:"+sess.ID, time.Unix(sess.Expiry, 0)); err != nil {
-				s.logger.WarnContext(r.Context(), "saml: logout not recorded", "error", err)
-				samlError(w, http.StatusServiceUnavailable, "Sign-out failed", "Please try again.", "")
-				return
-			}
-		}
-		s.clearSession(w, r)
-		writePage(w, http.StatusOK, "Signed out", "You are signed out of this application.", "")
 	default:
-		w.Header().Set("Allow", "GET, HEAD, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		websession.MethodNotAllowed(w, "GET, HEAD, POST")
+		return
 	}
-}
-
-// samlError explains a failed sign-in; retry, when a safe path, is offered
-// as a link to try again.
-func samlError(w http.ResponseWriter, status int, title, msg, retry string) {
-	link := ""
-	if rt, ok := safeReturnPath(retry); ok {
-		link = `<p><a id="retry" href="` + htmlEscape(rt) + `">Try again</a></p>`
+	if !websession.SameOrigin(r, s.origin) {
+		websession.ErrorPage(w, http.StatusForbidden, "Sign-out refused", "Sign-out must be requested from this site.", "/")
+		return
 	}
-	writePage(w, status, title, msg, link)
+	sess, err := s.openSession(r)
+	switch {
+	case err == nil:
+		ttl := time.Unix(sess.Expiry, 0).Sub(s.cfg.Now()) + time.Minute
+		if err := s.cfg.Store.Revoke(r.Context(), "saml-session:"+sess.ID, ttl); err != nil {
+			s.logger.WarnContext(r.Context(), "saml: logout not recorded", "error", err, "sub", sess.Subject)
+			websession.LogoutFailed(w, s.cfg.LogoutPath)
+			return
+		}
+		s.logger.InfoContext(r.Context(), "logout", "method", Method, "sub", sess.Subject)
+	case errors.Is(err, authn.ErrUnavailable):
+		s.logger.WarnContext(r.Context(), "saml: logout cannot check the session", "error", err)
+		websession.LogoutFailed(w, s.cfg.LogoutPath)
+		return
+	}
+	s.jar.Clear(w, r)
+	websession.WritePage(w, http.StatusOK, "Signed out", "You are signed out of this application.", "")
 }
