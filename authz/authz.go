@@ -249,11 +249,19 @@ func (m *Middleware) warn() {
 
 // Handler wraps next: only requests that are authenticated (or exempt) and
 // allowed by the policy reach it. The identity and decision are in the
-// request's context ([FromContext]).
+// request's context ([FromContext]). When the Authenticator serves routes of
+// its own ([authn.SessionRoutes]: the browser login, callback and logout, a
+// SAML service provider's metadata and assertion consumer service), those
+// are served first and sessions are loaded before authentication: no
+// wrapping is left to the caller.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.serve(w, r, next)
-	})
+	}))
+	if s, ok := m.auth.(authn.SessionRoutes); ok {
+		h = s.Middleware(h)
+	}
+	return h
 }
 
 func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {

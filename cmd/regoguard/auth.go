@@ -109,13 +109,11 @@ func (o *authOptions) authenticator(_ context.Context, demoing bool, logger *slo
 		}
 		chain = append(chain, b)
 	}
-	var browser *authn.Browser
 	if o.appURI != "" {
 		b, err := o.browser(logger)
 		if err != nil {
 			return nil, err
 		}
-		browser = b
 		chain = append(chain, b)
 	}
 	if o.noAuthn {
@@ -125,12 +123,10 @@ func (o *authOptions) authenticator(_ context.Context, demoing bool, logger *slo
 		return nil, configErrorf("no authentication: give --api-keys, --oidc-well-known, --trusted-proxy, or --no-authn explicitly")
 	}
 	setup.authenticator = chain
+	// The guard (authz) mounts the login routes of the chain's browser
+	// flows and loads their sessions; the upstream never sees the session
+	// cookie.
 	setup.routes = func(next http.Handler) http.Handler {
-		if browser != nil {
-			// The login routes and the session cookie are handled before
-			// authorization; the upstream never sees the session cookie.
-			next = browser.Middleware(next)
-		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// Identity headers are believed only from a trusted proxy, and
 			// never forwarded as they came.

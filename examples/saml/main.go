@@ -38,7 +38,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/authn/saml"
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/policy"
 )
@@ -186,13 +186,13 @@ func newHandler(ctx context.Context, cfg config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("APP_URI: %w", err)
 	}
-	sp, err := authn.NewSAML(authn.SAMLConfig{
+	sp, err := saml.New(saml.Config{
 		AppURI:      cfg.AppURI,
 		IDPMetadata: cfg.IDPMetadata,
 		Key:         cfg.Key,
 		Certificate: cfg.Certificate,
 		CookieKeys:  [][]byte{cfg.SessionKey},
-		// Refused by NewSAML unless APP_URI is http on a loopback host.
+		// Refused by saml.New unless APP_URI is http on a loopback host.
 		InsecureCookies: u.Scheme == "http",
 	})
 	if err != nil {
@@ -208,7 +208,7 @@ func newHandler(ctx context.Context, cfg config) (http.Handler, error) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<p id=\"report\">finance report %s for %s</p>\n", html.EscapeString(r.PathValue("report")), html.EscapeString(res.Identity.Subject))
 	})
-	// The SAML middleware serves /saml/metadata, /saml/acs and /saml/logout
-	// and loads sessions; it goes outside the guard.
-	return sp.Middleware(guard.Handler(mux)), nil
+	// The guard mounts the service provider's routes (/saml/metadata,
+	// /saml/acs, /saml/logout) and loads sessions before authorizing.
+	return guard.Handler(mux), nil
 }
