@@ -17,7 +17,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/regoguard/regoguard/authn/internal/testop"
 )
 
 func bearerRequest(tok string) *http.Request {
@@ -111,14 +112,14 @@ func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims
 
 func TestBearerMockOIDCAndCraftedTokens(t *testing.T) {
 	m := startMockOIDC(t)
-	cfg := m.Config()
+	cfg := m.Config
 	b, err := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: cfg.ClientID, Now: m.Now, UserInfo: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	// A real JWT access token from mockoidc, enriched from userinfo.
-	tok := mockTokens(t, m, &mockoidc.MockUser{Subject: "alice", Email: "alice@example.com", Groups: []string{"admins"}})
+	// A real JWT access token from the test provider, enriched from userinfo.
+	tok := mockTokens(t, m, &testop.User{Subject: "alice", Email: "alice@example.com", Groups: []string{"admins"}})
 	id, err := b.Authenticate(bearerRequest(tok.AccessToken))
 	if err != nil {
 		t.Fatalf("access token refused: %v", err)

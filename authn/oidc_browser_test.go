@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oauth2-proxy/mockoidc"
+	"github.com/regoguard/regoguard/authn/internal/testop"
 )
 
 var testCookieKey = []byte("0123456789abcdef0123456789abcdef-test-key")
@@ -129,8 +129,8 @@ func (a *testApp) cookies() []*http.Cookie {
 
 func TestBrowserFlowMockOIDC(t *testing.T) {
 	m := startMockOIDC(t)
-	m.QueueUser(&mockoidc.MockUser{Subject: "bob", Email: "bob@example.com"})
-	cfg := m.Config()
+	m.QueueUser(testop.User{Subject: "bob", Email: "bob@example.com"})
+	cfg := m.Config
 	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, func(c *BrowserConfig) { c.Now = m.Now })
 
 	// An API client gets 401 with a Bearer challenge, no redirect.
@@ -335,7 +335,7 @@ func startAttempt(t *testing.T, app *testApp, path string) (*url.URL, *http.Cook
 	return nil, nil
 }
 
-// authorize follows a provider URL (mockoidc approves at once) and returns the callback URL.
+// authorize follows a provider URL (the test provider approves at once) and returns the callback URL.
 func authorize(t *testing.T, u string) string {
 	t.Helper()
 	resp, err := noRedirects(&http.Client{}).Get(u)
@@ -365,7 +365,7 @@ func callback(t *testing.T, cbURL string, cookies ...*http.Cookie) (*http.Respon
 
 func TestBrowserCallbackRefusals(t *testing.T) {
 	m := startMockOIDC(t)
-	cfg := m.Config()
+	cfg := m.Config
 	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, nil)
 
 	isSession := func(resp *http.Response) bool {
@@ -489,7 +489,7 @@ func TestBrowserCallbackRefusals(t *testing.T) {
 
 func TestBrowserReturnPaths(t *testing.T) {
 	m := startMockOIDC(t)
-	cfg := m.Config()
+	cfg := m.Config
 	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, nil)
 	for _, rd := range []string{"https://evil.example", "//evil.example", "/\\evil.example", "\\\\evil.example",
 		"/\t/evil.example", "javascript:alert(1)", "evil.example", "http:/evil.example", "///evil.example", "/ok\r\nSet-Cookie:x=y"} {
@@ -508,7 +508,7 @@ func TestBrowserReturnPaths(t *testing.T) {
 		}
 	}
 	// A valid rd lands there after login.
-	m.QueueUser(&mockoidc.MockUser{Subject: "carol"})
+	m.QueueUser(testop.User{Subject: "carol"})
 	resp := app.get(t, DefaultLoginPath+"?rd="+url.QueryEscape("/landing?a=b"), true)
 	if got := body(t, resp); !strings.Contains(got, "hello carol at /landing?a=b") {
 		t.Fatalf("%s", got)
@@ -534,13 +534,13 @@ func TestBrowserProviderDown(t *testing.T) {
 
 func TestBrowserLargeSession(t *testing.T) {
 	m := startMockOIDC(t)
-	cfg := m.Config()
+	cfg := m.Config
 	var groups []string
 	for i := range 100 {
 		groups = append(groups, fmt.Sprintf("group-with-a-fairly-long-name-%04d", i))
 	}
 	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, func(c *BrowserConfig) { c.Scopes = []string{"groups"} })
-	m.QueueUser(&mockoidc.MockUser{Subject: "dave", Groups: groups})
+	m.QueueUser(testop.User{Subject: "dave", Groups: groups})
 	resp := app.get(t, "/big", true)
 	if got := body(t, resp); resp.StatusCode != 200 || !strings.Contains(got, "hello dave at /big") {
 		t.Fatalf("large session: %s %s", resp.Status, got)
@@ -566,7 +566,7 @@ func TestBrowserLargeSession(t *testing.T) {
 
 	// Too large even for MaxCookies: a clear error, not a broken session.
 	small := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, func(c *BrowserConfig) { c.Scopes = []string{"groups"}; c.MaxCookies = 1 })
-	m.QueueUser(&mockoidc.MockUser{Subject: "dave", Groups: groups})
+	m.QueueUser(testop.User{Subject: "dave", Groups: groups})
 	resp = small.get(t, "/big", true)
 	if got := body(t, resp); resp.StatusCode != http.StatusInternalServerError || !strings.Contains(got, "too large") {
 		t.Fatalf("oversized session: %s %s", resp.Status, got)
@@ -619,8 +619,8 @@ func TestBrowserConfigChecks(t *testing.T) {
 	_ = context.Background
 }
 
-// startCountingMockOIDC starts mockoidc and counts refresh grants.
-func startCountingMockOIDC(t *testing.T) (*mockoidc.MockOIDC, *atomic.Int32) {
+// startCountingMockOIDC starts the test provider and counts refresh grants.
+func startCountingMockOIDC(t *testing.T) (*testop.OP, *atomic.Int32) {
 	t.Helper()
 	return startMockOIDCCounting(t, func(r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/token") {
@@ -631,37 +631,17 @@ func startCountingMockOIDC(t *testing.T) (*mockoidc.MockOIDC, *atomic.Int32) {
 	})
 }
 
-// startMockOIDCCounting starts mockoidc on 127.0.0.1:0 and counts the
-// requests that match.
-func startMockOIDCCounting(t *testing.T, match func(*http.Request) bool) (*mockoidc.MockOIDC, *atomic.Int32) {
+// startMockOIDCCounting starts the test provider on 127.0.0.1:0 and counts
+// the requests that match.
+func startMockOIDCCounting(t *testing.T, match func(*http.Request) bool) (*testop.OP, *atomic.Int32) {
 	t.Helper()
-	m, err := mockoidc.NewServer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int32
-	m.AddMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if match(r) {
-				n.Add(1)
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ln, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Shutdown() })
-	return m, &n
+	m := testop.Start(t)
+	return m, m.Count(match)
 }
 
 func TestBrowserRefresh(t *testing.T) {
 	m, refreshes := startCountingMockOIDC(t)
-	cfg := m.Config()
+	cfg := m.Config
 	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, func(c *BrowserConfig) { c.Now = m.Now })
 	if got := body(t, app.get(t, "/in", true)); !strings.Contains(got, "hello") {
 		t.Fatal(got)
@@ -724,14 +704,14 @@ func TestBrowserRefresh(t *testing.T) {
 
 func TestBrowserSessionTrimmed(t *testing.T) {
 	m := startMockOIDC(t)
-	cfg := m.Config()
+	cfg := m.Config
 	var groups []string
 	for i := range 100 {
 		groups = append(groups, fmt.Sprintf("group-with-a-fairly-long-name-%04d", i))
 	}
 	// Two cookies hold the claims but not the claims and the raw ID token.
 	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, func(c *BrowserConfig) { c.Scopes = []string{"groups"}; c.MaxCookies = 2 })
-	m.QueueUser(&mockoidc.MockUser{Subject: "erin", Groups: groups})
+	m.QueueUser(testop.User{Subject: "erin", Groups: groups})
 	resp := app.get(t, "/trim", true)
 	if got := body(t, resp); resp.StatusCode != 200 || !strings.Contains(got, "hello erin at /trim") {
 		t.Fatalf("trimmed session: %s %s", resp.Status, got)
@@ -751,9 +731,9 @@ func TestBrowserSessionTrimmed(t *testing.T) {
 // in gets a new session of their own; the planted value is not kept.
 func TestBrowserLoginReplacesAPlantedSession(t *testing.T) {
 	m := startMockOIDC(t)
-	m.QueueUser(&mockoidc.MockUser{Subject: "mallory", Email: "mallory@example.com"})
-	m.QueueUser(&mockoidc.MockUser{Subject: "bob", Email: "bob@example.com"})
-	cfg := m.Config()
+	m.QueueUser(testop.User{Subject: "mallory", Email: "mallory@example.com"})
+	m.QueueUser(testop.User{Subject: "bob", Email: "bob@example.com"})
+	cfg := m.Config
 	app := newTestApp(t, m.Issuer(), cfg.ClientID, cfg.ClientSecret, func(c *BrowserConfig) { c.Now = m.Now })
 
 	// The attacker logs in and takes their session cookie.

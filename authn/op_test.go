@@ -9,15 +9,16 @@ import (
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/oauth2-proxy/mockoidc"
 	"golang.org/x/oauth2"
 
+	"github.com/regoguard/regoguard/authn/internal/testop"
 	"github.com/regoguard/regoguard/internal/testoidc"
 )
 
 // This file starts real OpenID Providers on loopback ports for the tests:
 // zitadel's example OP (login form, RS256 ID tokens, opaque access tokens)
-// and mockoidc (JWT access tokens, a controllable clock).
+// and the module's own internal/testop (JWT access tokens, a controllable
+// clock, knobs for provider faults).
 
 // zitadel's built-in user and password (see internal/testoidc).
 const (
@@ -40,24 +41,19 @@ func zitadelLogin(t *testing.T, op *testOP, redirectURI string, scopes ...string
 	return op.Login(t, redirectURI, scopes...)
 }
 
-// startMockOIDC starts mockoidc on 127.0.0.1:0.
-func startMockOIDC(t *testing.T) *mockoidc.MockOIDC {
+// startMockOIDC starts the test provider on 127.0.0.1:0.
+func startMockOIDC(t *testing.T) *testop.OP {
 	t.Helper()
-	m, err := mockoidc.Run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Shutdown() })
-	return m
+	return testop.Start(t)
 }
 
-// mockTokens runs the code flow against mockoidc for user.
-func mockTokens(t *testing.T, m *mockoidc.MockOIDC, user mockoidc.User) *oauth2.Token {
+// mockTokens runs the code flow against the test provider for user.
+func mockTokens(t *testing.T, m *testop.OP, user *testop.User) *oauth2.Token {
 	t.Helper()
 	if user != nil {
-		m.QueueUser(user)
+		m.QueueUser(*user)
 	}
-	cfg := m.Config()
+	cfg := m.Config
 	conf := oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, RedirectURL: "http://127.0.0.1:1/cb",
 		Endpoint: oauth2.Endpoint{AuthURL: m.AuthorizationEndpoint(), TokenURL: m.TokenEndpoint(), AuthStyle: oauth2.AuthStyleInParams},
 		Scopes:   []string{"openid", "email", "profile", "groups"}}
