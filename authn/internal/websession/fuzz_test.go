@@ -29,4 +29,3 @@ func FuzzSessionCookie(f *testing.F) {
 		}
 	})
 }
-
