@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -208,4 +209,60 @@ func TestMemorySessionStoreBounds(t *testing.T) {
 	if _, err := s.Revoked(cctx, "s0"); err == nil {
 		t.Fatal("a cancelled context answered")
 	}
+}
+
+// downStore is a session store that cannot be reached. A fake, for a fault
+// the in-memory store cannot produce (a Redis store that is down).
+type downStore struct{}
+
+var errStoreDown = fmt.Errorf("connection refused")
+
+func (downStore) Revoke(context.Context, string, time.Duration) error { return errStoreDown }
+func (downStore) Revoked(context.Context, string) (bool, error)       { return false, errStoreDown }
+func (downStore) UseLogin(context.Context, string, time.Duration) (bool, error) {
+	return false, errStoreDown
+}
+
+// When the store cannot answer, the browser flow fails closed without
+// pretending: a session is neither accepted nor dropped (ErrUnavailable, the
+// cookie kept), a login does not complete (503), a logout says it could not
+// end the session (503).
+func TestBrowserStoreDownFailsClosed(t *testing.T) {
+	m := testop.Start(t)
+	var store SessionStore = NewMemorySessionStore(MemorySessionStoreConfig{})
+	app := newTestApp(t, m.Issuer(), m.ClientID, m.ClientSecret, func(c *BrowserConfig) {
+		c.Store = storeFunc(func() SessionStore { return store })
+	})
+	client, jar, _ := app.freshLogin(t, "/")
+	sess := sessionCookie(t, jar, app.URL)
+	store = downStore{}
+
+	var seen error
+	h := app.B.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, seen = app.B.Authenticate(r)
+	}))
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(sess)
+	h.ServeHTTP(rec, r)
+	if !errors.Is(seen, ErrUnavailable) || strings.Contains(strings.Join(rec.Result().Header.Values("Set-Cookie"), ";"), "regoguard=;") {
+		t.Fatalf("session with the store down: %v, Set-Cookie %v", seen, rec.Result().Header.Values("Set-Cookie"))
+	}
+	if _, _, got := app.freshLogin(t, "/x"); !strings.Contains(got, "could not be recorded") {
+		t.Fatalf("login with the store down: %s", got)
+	}
+	if resp, page := app.logout(t, client); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "could not be ended") {
+		t.Fatalf("logout with the store down: %s %s", resp.Status, page)
+	}
+}
+
+// storeFunc lets a test swap the store behind a running Browser.
+type storeFunc func() SessionStore
+
+func (f storeFunc) Revoke(ctx context.Context, id string, ttl time.Duration) error {
+	return f().Revoke(ctx, id, ttl)
+}
+func (f storeFunc) Revoked(ctx context.Context, id string) (bool, error) { return f().Revoked(ctx, id) }
+func (f storeFunc) UseLogin(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	return f().UseLogin(ctx, id, ttl)
 }
