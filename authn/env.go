@@ -4,6 +4,7 @@ import (
 	"github.com/regoguard/regoguard/authn/internal/websession"
 
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -18,7 +19,8 @@ const (
 	EnvClientSecret = "OIDC_CLIENT_SECRET" // client secret (browser flow)
 	EnvWellKnown    = "OIDC_WELL_KNOWN"    // issuer URL or its .well-known/openid-configuration URL
 	// EnvSessionKeys holds the session cookie keys, comma-separated, newest
-	// first; each is at least 32 bytes, given raw or as "base64:<std base64>".
+	// first; each is at least 32 bytes, read by [ParseSessionKey]
+	// ("base64:...", "hex:...", or unprefixed).
 	EnvSessionKeys = "REGOGUARD_SESSION_KEYS"
 )
 
@@ -74,23 +76,46 @@ func parseSessionKeys(s string) ([][]byte, error) {
 	}
 	var keys [][]byte
 	for i, k := range strings.Split(s, ",") {
-		k = strings.TrimSpace(k)
-		var key []byte
-		if b64, ok := strings.CutPrefix(k, "base64:"); ok {
-			var err error
-			if key, err = base64.StdEncoding.DecodeString(b64); err != nil {
-				return nil, fmt.Errorf("authn: %s: key %d is not valid base64", EnvSessionKeys, i+1)
-			}
-		} else {
-			key = []byte(k)
-		}
-		if len(key) < MinCookieKeyLen {
-			return nil, fmt.Errorf("authn: %s: key %d is shorter than %d bytes", EnvSessionKeys, i+1, MinCookieKeyLen)
+		key, err := ParseSessionKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("authn: %s: key %d: %w", EnvSessionKeys, i+1, err)
 		}
 		keys = append(keys, key)
 	}
-	if len(keys) == 0 {
-		return nil, errors.New("authn: no session keys")
-	}
 	return keys, nil
+}
+
+// ParseSessionKey reads one session cookie key as REGOGUARD_SESSION_KEYS and
+// regoguard serve's --session-key give it: "base64:<standard base64>",
+// "hex:<hex>", "raw:<bytes>", or without a prefix: hex when it is hex of at
+// least [MinCookieKeyLen] bytes, else standard base64 when it is that, else
+// the raw bytes (prefer a prefix: it says what is meant). The key must hold
+// at least MinCookieKeyLen bytes. Errors never contain the key.
+func ParseSessionKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	var key []byte
+	var err error
+	switch {
+	case strings.HasPrefix(s, "base64:"):
+		if key, err = base64.StdEncoding.DecodeString(s[len("base64:"):]); err != nil {
+			return nil, errors.New("not valid base64 after \"base64:\"")
+		}
+	case strings.HasPrefix(s, "hex:"):
+		if key, err = hex.DecodeString(s[len("hex:"):]); err != nil {
+			return nil, errors.New("not valid hex after \"hex:\"")
+		}
+	case strings.HasPrefix(s, "raw:"):
+		key = []byte(s[len("raw:"):])
+	default:
+		key = []byte(s)
+		if k, err := hex.DecodeString(s); err == nil && len(k) >= MinCookieKeyLen {
+			key = k
+		} else if k, err := base64.StdEncoding.DecodeString(s); err == nil && len(k) >= MinCookieKeyLen {
+			key = k
+		}
+	}
+	if len(key) < MinCookieKeyLen {
+		return nil, fmt.Errorf("%d bytes, want at least %d (openssl rand -hex 32)", len(key), MinCookieKeyLen)
+	}
+	return key, nil
 }

@@ -50,3 +50,27 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSessionKey(t *testing.T) {
+	raw := "0123456789abcdef0123456789abcdef"
+	for in, want := range map[string]string{
+		"base64:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=":                  raw,
+		"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=":                         raw,
+		"hex:3031323334353637383961626364656630313233343536373839616263646566": raw,
+		"3031323334353637383961626364656630313233343536373839616263646566":     raw,
+		"  " + raw + "-and-some-more ":                                         raw + "-and-some-more",
+		strings.Repeat("z", 40):                                                strings.Repeat("z", 40),
+	} {
+		got, err := ParseSessionKey(in)
+		if err != nil || string(got) != want {
+			t.Errorf("ParseSessionKey(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "short", "base64:!!!", "base64:c2hvcnQ=", "hex:zz", "hex:00ff", "raw:short", "hex:" + strings.Repeat("k", 40)} {
+		if _, err := ParseSessionKey(in); err == nil {
+			t.Errorf("ParseSessionKey(%q) accepted", in)
+		} else if len(in) > 6 && strings.Contains(err.Error(), in[6:]) {
+			t.Errorf("error shows the key: %v", err)
+		}
+	}
+}

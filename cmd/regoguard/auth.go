@@ -3,10 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -46,7 +45,7 @@ func (o *authOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.oidcSkew, "oidc-clock-skew", 30*time.Second, "tolerance on token expiry")
 	fs.BoolVar(&o.oidcUserInfo, "oidc-userinfo", false, "add the provider's userinfo claims to verified tokens (cached)")
 	fs.StringVar(&o.appURI, "app-uri", "", "public URL of the protected application; enables the browser login")
-	fs.StringArrayVar(&o.sessionKeys, "session-key", nil, "key of the session cookie, 32 bytes as hex or base64; the first encrypts, all decrypt (repeatable)")
+	fs.StringArrayVar(&o.sessionKeys, "session-key", nil, "key of the session cookie, 32 bytes or more: base64:<base64>, hex:<hex>, or unprefixed hex or base64; the first encrypts, all decrypt (repeatable, or comma-separated)")
 	fs.BoolVar(&o.insecureCookie, "insecure-cookie", false, "session cookie without Secure, only for an http://localhost app URI")
 	envAlias(fs, "oidc-well-known", "OIDC_WELL_KNOWN")
 	envAlias(fs, "oidc-client-id", "OIDC_CLIENT_ID")
@@ -158,9 +157,11 @@ func (o *authOptions) browser(logger *slog.Logger) (*authn.Browser, error) {
 	return b, nil
 }
 
-// sessionKeys decodes --session-key values (hex or base64, 32 bytes or
-// more). With none, a random key is made: sessions then end when the
-// process does and are not shared between replicas, which is said loudly.
+// sessionKeys decodes --session-key values (each one key, or a
+// comma-separated list as REGOGUARD_SESSION_KEYS holds) with the parser
+// authn.ConfigFromEnv uses. With none, a random key is made: sessions then
+// end when the process does and are not shared between replicas, which is
+// said loudly.
 func sessionKeys(values []string, logger *slog.Logger) ([][]byte, error) {
 	if len(values) == 0 {
 		key := make([]byte, 32)
@@ -170,19 +171,15 @@ func sessionKeys(values []string, logger *slog.Logger) ([][]byte, error) {
 		logger.Warn("no --session-key: using a random one; browser sessions end at restart and are not shared between replicas")
 		return [][]byte{key}, nil
 	}
-	keys := make([][]byte, 0, len(values))
-	for i, v := range values {
-		key, err := hex.DecodeString(v)
-		if err != nil {
-			key, err = base64.StdEncoding.DecodeString(v)
+	var keys [][]byte
+	for _, v := range values {
+		for _, k := range strings.Split(v, ",") {
+			key, err := authn.ParseSessionKey(k)
+			if err != nil {
+				return nil, configErrorf("--session-key #%d: %w", len(keys)+1, err)
+			}
+			keys = append(keys, key)
 		}
-		if err != nil {
-			return nil, configErrorf("--session-key #%d: neither hex nor base64", i+1)
-		}
-		if len(key) < 32 {
-			return nil, configErrorf("--session-key #%d: %d bytes, want at least 32 (openssl rand -hex 32)", i+1, len(key))
-		}
-		keys = append(keys, key)
 	}
 	return keys, nil
 }
