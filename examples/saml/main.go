@@ -22,12 +22,10 @@ import (
 	"crypto/x509"
 	"embed"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"html"
-	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -35,7 +33,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/regoguard/regoguard/authn/saml"
@@ -65,11 +62,11 @@ func configFromEnv(ctx context.Context, getenv func(string) string) (config, err
 		}
 	}
 	var err error
-	if cfg.IDPMetadata, err = readMetadata(ctx, getenv("SAML_IDP_METADATA")); err != nil {
+	if cfg.IDPMetadata, err = saml.ReadMetadata(ctx, nil, getenv("SAML_IDP_METADATA")); err != nil {
 		return cfg, fmt.Errorf("SAML_IDP_METADATA: %w", err)
 	}
-	if cfg.Key, cfg.Certificate, err = readKeyPair(getenv("SAML_SP_KEY"), getenv("SAML_SP_CERT")); err != nil {
-		return cfg, err
+	if cfg.Key, cfg.Certificate, err = saml.LoadKeyPair(getenv("SAML_SP_KEY"), getenv("SAML_SP_CERT")); err != nil {
+		return cfg, fmt.Errorf("SAML_SP_KEY, SAML_SP_CERT: %w", err)
 	}
 	if k := getenv("SESSION_KEY"); k != "" {
 		if cfg.SessionKey, err = hex.DecodeString(k); err != nil {
@@ -81,60 +78,6 @@ func configFromEnv(ctx context.Context, getenv func(string) string) (config, err
 		_, _ = rand.Read(cfg.SessionKey)
 	}
 	return cfg, nil
-}
-
-// readMetadata reads the IdP metadata from an http(s) URL or a file.
-func readMetadata(ctx context.Context, loc string) ([]byte, error) {
-	if !strings.HasPrefix(loc, "http://") && !strings.HasPrefix(loc, "https://") {
-		return os.ReadFile(loc)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", loc, resp.Status)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-}
-
-// readKeyPair reads a PEM private key (PKCS#8, PKCS#1 or EC) and certificate.
-func readKeyPair(keyFile, certFile string) (crypto.Signer, *x509.Certificate, error) {
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("SAML_SP_KEY: %w", err)
-	}
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("SAML_SP_CERT: %w", err)
-	}
-	kb, _ := pem.Decode(keyPEM)
-	cb, _ := pem.Decode(certPEM)
-	if kb == nil || cb == nil {
-		return nil, nil, errors.New("SAML_SP_KEY and SAML_SP_CERT must be PEM files")
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("SAML_SP_CERT: %w", err)
-	}
-	var key any
-	if key, err = x509.ParsePKCS8PrivateKey(kb.Bytes); err != nil {
-		if key, err = x509.ParsePKCS1PrivateKey(kb.Bytes); err != nil {
-			key, err = x509.ParseECPrivateKey(kb.Bytes)
-		}
-	}
-	signer, ok := key.(crypto.Signer)
-	if err != nil || !ok {
-		return nil, nil, fmt.Errorf("SAML_SP_KEY: not a private key: %v", err)
-	}
-	return signer, cert, nil
 }
 
 func main() {
