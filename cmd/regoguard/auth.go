@@ -30,10 +30,12 @@ type authOptions struct {
 	appURI         string
 	sessionKeys    []string
 	insecureCookie bool
+	oidcScopes     []string
+	saml           samlOptions
 }
 
 func (o *authOptions) register(fs *pflag.FlagSet) {
-	fs.StringVar(&o.apiKeysFile, "api-keys", "", "YAML file of API keys (key or sha256:<hex>, subject, claims)")
+	fs.StringVar(&o.apiKeysFile, "api-keys", "", "YAML file of API keys (key or sha256:<hex>, subject, claims), or env:NAME for that YAML in the environment variable NAME")
 	fs.StringVar(&o.apiKeyHeader, "api-key-header", authn.DefaultAPIKeyHeader, "header that carries the API key")
 	fs.StringArrayVar(&o.trustedProxy, "trusted-proxy", nil, "CIDR of a proxy whose identity headers (X-Forwarded-User, X-Auth-Request-*) are believed (repeatable)")
 	fs.BoolVar(&o.noAuthn, "no-authn", false, "NOT RECOMMENDED: authenticate nobody; every request is anonymous (for services already authenticated upstream)")
@@ -47,6 +49,8 @@ func (o *authOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.appURI, "app-uri", "", "public URL of the protected application; enables the browser login")
 	fs.StringArrayVar(&o.sessionKeys, "session-key", nil, "key of the session cookie, 32 bytes or more: base64:<base64>, hex:<hex>, or unprefixed hex or base64; the first encrypts, all decrypt (repeatable, or comma-separated)")
 	fs.BoolVar(&o.insecureCookie, "insecure-cookie", false, "session cookie without Secure, only for an http://localhost app URI")
+	fs.StringArrayVar(&o.oidcScopes, "oidc-scope", nil, "scope the browser login requests (repeatable; openid is always added; default profile, email)")
+	o.saml.register(fs)
 	envAlias(fs, "oidc-well-known", "OIDC_WELL_KNOWN")
 	envAlias(fs, "oidc-client-id", "OIDC_CLIENT_ID")
 	envAlias(fs, "oidc-client-secret", "OIDC_CLIENT_SECRET")
@@ -57,7 +61,7 @@ func (o *authOptions) register(fs *pflag.FlagSet) {
 
 // authConfigured reports whether any way of authenticating was asked for.
 func (o *authOptions) authConfigured() bool {
-	return o.apiKeysFile != "" || len(o.trustedProxy) > 0 || o.noAuthn || o.oidcIssuer != "" || o.appURI != ""
+	return o.apiKeysFile != "" || len(o.trustedProxy) > 0 || o.noAuthn || o.oidcIssuer != "" || o.appURI != "" || o.saml.configured()
 }
 
 // authSetup is what serve needs from authentication.
@@ -69,7 +73,7 @@ type authSetup struct {
 	demoKeys map[string]string
 }
 
-func (o *authOptions) authenticator(_ context.Context, demoing bool, logger *slog.Logger) (*authSetup, error) {
+func (o *authOptions) authenticator(ctx context.Context, demoing bool, logger *slog.Logger) (*authSetup, error) {
 	var chain authn.Chain
 	setup := &authSetup{}
 	var proxy *authn.ProxyHeaders
@@ -91,7 +95,7 @@ func (o *authOptions) authenticator(_ context.Context, demoing bool, logger *slo
 		chain = append(chain, a)
 		setup.demoKeys = plain
 	case o.apiKeysFile != "":
-		keys, err := authn.LoadAPIKeys(o.apiKeysFile)
+		keys, err := loadAPIKeys(o.apiKeysFile)
 		if err != nil {
 			return nil, configErrorf("--api-keys: %w", err)
 		}
@@ -108,18 +112,25 @@ func (o *authOptions) authenticator(_ context.Context, demoing bool, logger *slo
 		}
 		chain = append(chain, b)
 	}
-	if o.appURI != "" {
+	if o.appURI != "" && (o.oidcIssuer != "" || !o.saml.configured()) {
 		b, err := o.browser(logger)
 		if err != nil {
 			return nil, err
 		}
 		chain = append(chain, b)
 	}
+	if o.saml.configured() {
+		sp, err := o.saml.serviceProvider(ctx, o, logger)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, sp)
+	}
 	if o.noAuthn {
 		chain = append(chain, authn.None(logger))
 	}
 	if len(chain) == 0 {
-		return nil, configErrorf("no authentication: give --api-keys, --oidc-well-known, --trusted-proxy, or --no-authn explicitly")
+		return nil, configErrorf("no authentication: give --api-keys, --oidc-well-known, --saml-idp-metadata, --trusted-proxy, or --no-authn explicitly")
 	}
 	setup.authenticator = chain
 	// The guard (authz) mounts the login routes of the chain's browser
@@ -149,7 +160,7 @@ func (o *authOptions) browser(logger *slog.Logger) (*authn.Browser, error) {
 	}
 	b, err := authn.NewBrowser(authn.BrowserConfig{
 		Issuer: o.oidcIssuer, ClientID: o.oidcClientID, ClientSecret: o.oidcSecret, AppURI: o.appURI,
-		CookieKeys: keys, InsecureCookies: o.insecureCookie, ClockSkew: o.oidcSkew, Logger: logger,
+		CookieKeys: keys, InsecureCookies: o.insecureCookie, ClockSkew: o.oidcSkew, Logger: logger, Scopes: o.oidcScopes,
 	})
 	if err != nil {
 		return nil, configErrorf("--app-uri: %w", err)
