@@ -45,4 +45,3 @@ func TestSessionKeysOneParser(t *testing.T) {
 		}
 	}
 }
-
