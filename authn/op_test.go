@@ -11,34 +11,11 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/oauth2-proxy/mockoidc"
 	"golang.org/x/oauth2"
-
-	"github.com/regoguard/regoguard/internal/testoidc"
 )
 
-// This file starts real OpenID Providers on loopback ports for the tests:
-// zitadel's example OP (login form, RS256 ID tokens, opaque access tokens)
-// and mockoidc (JWT access tokens, a controllable clock).
-
-// zitadel's built-in user and password (see internal/testoidc).
-const (
-	opUser     = testoidc.User
-	opPassword = testoidc.Password
-)
-
-type testOP = testoidc.OP
-
-// startZitadel starts zitadel's example OpenID Provider with a confidential
-// web client allowed to redirect to redirectURIs.
-func startZitadel(t *testing.T, redirectURIs ...string) *testOP {
-	t.Helper()
-	return testoidc.StartZitadel(t, redirectURIs...)
-}
-
-// zitadelLogin runs the code flow against a zitadel OP without a browser.
-func zitadelLogin(t *testing.T, op *testOP, redirectURI string, scopes ...string) *oauth2.Token {
-	t.Helper()
-	return op.Login(t, redirectURI, scopes...)
-}
+// This file starts mockoidc (JWT access tokens, a controllable clock) on
+// loopback ports for the tests. The tests against zitadel's OP and in a
+// real browser are in the e2e module.
 
 // startMockOIDC starts mockoidc on 127.0.0.1:0.
 func startMockOIDC(t *testing.T) *mockoidc.MockOIDC {
