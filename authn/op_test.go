@@ -2,8 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"testing"
@@ -53,12 +51,6 @@ func mockTokens(t *testing.T, m *mockoidc.MockOIDC, user mockoidc.User) *oauth2.
 		t.Fatal(err)
 	}
 	return tok
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func mustNoCredential(t *testing.T, err error) {
