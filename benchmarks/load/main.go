@@ -60,7 +60,7 @@ func run(d time.Duration, rounds, conns, threads int, policyDir string) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "regoguard")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/regoguard/regoguard/cmd/regoguard").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/regoguard").CombinedOutput(); err != nil {
 		return fmt.Errorf("building regoguard: %v\n%s", err, out)
 	}
 	keys := filepath.Join(tmp, "keys.yaml")
