@@ -20,19 +20,25 @@
 //   - [APIKeys]: static keys from YAML or the environment.
 //   - [ProxyHeaders]: identity headers from trusted proxies only.
 //   - [None]: anonymous, for services authenticated upstream.
+//   - SAML 2.0 browser logins: package authn/saml, apart so that programs
+//     without SAML link no XML-signature code.
 //
 // [ConfigFromEnv] reads the variables of the fastapi-opa deployment guide
 // (APP_URI, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_WELL_KNOWN).
 //
 // # Wiring into a middleware
 //
-// For every request, in this order:
+// Package authz does this wiring: give its middleware the authenticator (a
+// [Chain] of them) and nothing else. Browser flows ([Browser], the SAML
+// service provider of package authn/saml) implement [SessionRoutes], which
+// the authz guard mounts in front of authentication. A middleware of your own
+// does, for every request, in this order:
 //
 //  1. Strip proxy identity headers from untrusted peers: [ProxyHeaders.Sanitize],
 //     or [StripIdentityHeaders] when no proxy is trusted at all.
-//  2. Let [Browser.Middleware] run first (outside the authorization
-//     middleware): it serves the login, callback and logout routes, refreshes
-//     sessions and removes invalid session cookies.
+//  2. Let the [SessionRoutes] middleware run first: it serves the login,
+//     callback and logout routes, refreshes sessions and removes invalid
+//     session cookies.
 //  3. Call [Chain.Authenticate]. On [ErrNoCredential] call [Chain.Challenge];
 //     if it wrote nothing, answer 401 with a WWW-Authenticate header of
 //     [WWWAuthenticate](err). Any other error is 401 with the same header (or
@@ -43,25 +49,19 @@
 // Session cookies are stateless: whoever holds a copy holds the session until
 // it ends. What bounds a stolen or replayed cookie: it is HttpOnly, Secure
 // and SameSite=Lax; it dies with BrowserConfig.SessionLifetime whatever the
-// refreshes; and logout records its session ID in a [Denylist] until then, so
-// a copy made before logout is refused afterwards. The default denylist is in
-// memory: with several replicas, give them a shared one. Login attempts are
-// recorded the same way, so a callback (state, code and login cookie) cannot
-// be replayed.
+// refreshes; and logout records its session ID in a [SessionStore] until
+// then, so a copy made before logout is refused afterwards (a logout that
+// cannot be recorded answers 503 and says so). The default store is in
+// memory: with several replicas, give them a shared one. A login is recorded
+// there once the provider confirmed its code (a SAML assertion once
+// verified), so a callback cannot be replayed, and callbacks without a valid
+// code record nothing. Revocations and used logins are bounded separately.
 //
 // # Tests
 //
-// The tests start real OpenID Providers on loopback (zitadel's example OP and
-// mockoidc) and drive Debian's chromium with chromedp. Chromium contacts
-// outside hosts even with background networking disabled, so run the suite in
-// a network namespace with only loopback, after building it:
-//
-//	go test -race -run '^$' ./authn/...
-//	GOPROXY=off unshare -n sh -c 'ip link set lo up && exec go test -race ./authn/...'
-//
-// The browser test is skipped when /usr/bin/chromium is missing (unless
-// CI=true, where that fails), and when a network interface other than loopback
-// is up, unless REGOGUARD_BROWSER_NETWORK=allow.
+// The tests start a small OpenID Provider of the module's own
+// (authn/internal/testop) on loopback. The tests against zitadel's OP and in
+// a real browser (Chromium) live in the e2e module.
 package authn
 
 import (

@@ -8,7 +8,7 @@
 // Go's default garbage collector target (--gc-heap-floor 0), and the
 // decision cache.
 //
-//	go run ./benchmarks/load -duration 5s -rounds 3
+//	cd benchmarks && go run ./load -duration 5s -rounds 3
 package main
 
 import (

@@ -17,7 +17,7 @@
 // policy, in the fastapi-opa input layout.
 //
 //	APP_URI=http://localhost:4000 OIDC_WELL_KNOWN=... OIDC_CLIENT_ID=... OIDC_CLIENT_SECRET=... \
-//	REGOGUARD_SESSION_KEYS=base64:$(openssl rand -base64 32) go run ./examples/oidc -listen 127.0.0.1:4000
+//	REGOGUARD_SESSION_KEYS=base64:$(openssl rand -base64 32) go run ./oidc -listen 127.0.0.1:4000
 package main
 
 import (
@@ -126,7 +126,8 @@ func newHandler(ctx context.Context, cfg *authn.EnvConfig) (http.Handler, error)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]string{"msg": "success", "name": r.PathValue("name")})
 	})
-	// The browser middleware serves /oauth2/login, /oauth2/callback and
-	// /oauth2/logout and loads sessions; it goes outside the guard.
-	return browser.Middleware(guard.Handler(mux)), nil
+	// The guard mounts the browser flow's routes (/oauth2/login,
+	// /oauth2/callback, /oauth2/logout) and loads sessions before
+	// authorizing: no other wrapping.
+	return guard.Handler(mux), nil
 }
