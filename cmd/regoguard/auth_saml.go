@@ -20,6 +20,7 @@ type samlOptions struct {
 	entityID    string
 	spKey       string
 	spCert      string
+	fastAPIOPA  bool
 }
 
 func (o *samlOptions) register(fs *pflag.FlagSet) {
@@ -27,6 +28,7 @@ func (o *samlOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.entityID, "saml-entity-id", "", "this service provider's entity ID at the IdP (default: the metadata URL, <app-uri>/saml/metadata)")
 	fs.StringVar(&o.spKey, "saml-sp-key", "", "this service provider's private key (PEM file)")
 	fs.StringVar(&o.spCert, "saml-sp-cert", "", "this service provider's certificate (PEM file), published in its metadata")
+	fs.BoolVar(&o.fastAPIOPA, "saml-fastapi-opa-claims", false, "give SAML identities fastapi-opa's claims (samlUserdata, samlNameId, ...) for policies written for it")
 	// The names examples/saml reads.
 	envAlias(fs, "saml-idp-metadata", "SAML_IDP_METADATA")
 	envAlias(fs, "saml-sp-key", "SAML_SP_KEY")
@@ -56,7 +58,7 @@ func (o *samlOptions) serviceProvider(ctx context.Context, a *authOptions, logge
 		return nil, err
 	}
 	sp, err := saml.New(saml.Config{AppURI: a.appURI, EntityID: o.entityID, IDPMetadata: md, Key: key, Certificate: cert,
-		CookieKeys: keys, InsecureCookies: a.insecureCookie, Logger: logger})
+		CookieKeys: keys, InsecureCookies: a.insecureCookie, FastAPIOPAClaims: o.fastAPIOPA, Logger: logger})
 	if err != nil {
 		return nil, configErrorf("--saml-idp-metadata: %w", err)
 	}
