@@ -256,7 +256,7 @@ func (b *Browser) Authenticate(r *http.Request) (*Identity, error) {
 
 // Challenge implements [Challenger]: a GET or HEAD that accepts text/html is
 // redirected to the provider to log in and will come back to the same path and
-// query. Other requests are left to the middleware (401, WWW-Authenticate:
+// query (r.URL's, as for SAML: mount the guard outside any http.StripPrefix). Other requests are left to the middleware (401, WWW-Authenticate:
 // Bearer).
 func (b *Browser) Challenge(w http.ResponseWriter, r *http.Request) bool {
 	if !websession.WantsHTML(r) {

@@ -117,7 +117,9 @@ func Loaded(ctx context.Context, owner any) (any, bool) {
 }
 
 // ReturnTarget is where a login started by a challenge of r comes back to:
-// the path and query of r.URL, as the handler that challenged saw them.
+// the path and query of r.URL, as the handler that challenged saw them (both
+// flows alike). Mount the guard outside any http.StripPrefix, as the login
+// routes must be anyway, so that this is the path the browser asked for.
 func ReturnTarget(r *http.Request) string { return r.URL.RequestURI() }
 
 // SafeReturnPath accepts only same-origin, absolute paths (with an optional
