@@ -34,6 +34,9 @@ import (
 //   - Ids are opaque strings of at most 128 bytes; the flows prefix them by
 //     kind and never store a credential (session IDs are random, login ids
 //     are digests).
+//
+// Package authn/sessionstoretest checks an implementation against these
+// guarantees.
 type SessionStore interface {
 	// Revoke records that the session id is logged out, for ttl.
 	Revoke(ctx context.Context, id string, ttl time.Duration) error
