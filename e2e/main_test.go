@@ -25,9 +25,8 @@ func TestMain(m *testing.M) {
 	binary = os.Getenv("REGOGUARD_TEST_BINARY") // .ci/run builds it once for every module
 	if binary == "" {
 		binary = filepath.Join(dir, "regoguard")
-		// Built in the library's module, whose go.sum covers the command.
-		build := exec.Command("go", "build", "-race", "-o", binary, "./cmd/regoguard")
-		build.Dir = ".."
+		build := exec.Command("go", "build", "-race", "-o", binary, ".")
+		build.Dir = "../cmd/regoguard" // its own module, whose go.sum covers it
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "building regoguard:", err)

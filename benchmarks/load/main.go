@@ -60,7 +60,9 @@ func run(d time.Duration, rounds, conns, threads int, policyDir string) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "regoguard")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/regoguard").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = "../cmd/regoguard" // a module of its own
+	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building regoguard: %v\n%s", err, out)
 	}
 	keys := filepath.Join(tmp, "keys.yaml")

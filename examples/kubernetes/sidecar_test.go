@@ -90,9 +90,9 @@ func TestSidecarRunsWithTheManifest(t *testing.T) {
 func buildRegoguard(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "regoguard")
-	// Built in the library's module, whose go.sum covers the command.
-	build := exec.Command("go", "build", "-o", bin, "./cmd/regoguard")
-	build.Dir = "../.."
+	// The command is a module of its own, whose go.sum covers it.
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = "../../cmd/regoguard"
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building regoguard: %v\n%s", err, out)
 	}
