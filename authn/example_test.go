@@ -118,7 +118,8 @@ func ExampleNewBrowser() {
 		}
 		fmt.Fprintln(w, "hello", id.Subject)
 	})
-	// The browser middleware serves /oauth2/login, /oauth2/callback and
-	// /oauth2/logout and refreshes sessions; it goes outside the rest.
-	http.ListenAndServe(":8080", browser.Middleware(app))
+	// The chain's browser flows serve /oauth2/login, /oauth2/callback and
+	// /oauth2/logout and refresh sessions in front of the rest (an authz
+	// guard does this by itself).
+	http.ListenAndServe(":8080", chain.Middleware(app))
 }

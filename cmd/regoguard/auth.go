@@ -68,7 +68,7 @@ func (o *authOptions) authConfigured() bool {
 type authSetup struct {
 	authenticator authn.Authenticator
 	// routes wraps the protected handler: it removes spoofed identity
-	// headers and serves the login routes when the browser flow is on.
+	// headers (the guard itself serves the browser flows' login routes).
 	routes   func(http.Handler) http.Handler
 	demoKeys map[string]string
 }
