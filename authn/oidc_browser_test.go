@@ -584,6 +584,7 @@ func TestBrowserConfigChecks(t *testing.T) {
 		"relative app":           func(c *BrowserConfig) { c.AppURI = "/app" },
 		"HS256":                  func(c *BrowserConfig) { c.Algorithms = []string{"HS256"} },
 		"route":                  func(c *BrowserConfig) { c.CallbackPath = "//evil/cb" },
+		"one route twice":        func(c *BrowserConfig) { c.LogoutPath = DefaultLoginPath },
 	}
 	for name, mod := range bad {
 		c := base

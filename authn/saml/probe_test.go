@@ -163,3 +163,23 @@ func TestSAMLLogoutThatCannotRevokeSaysSo(t *testing.T) {
 		t.Fatalf("the cookie was cleared by a failed logout (%d): the user could not try again", status)
 	}
 }
+
+// Logout is a POST from this site: another site's form cannot log the user
+// out (the OIDC flow's rule, now SAML's too).
+func TestSAMLLogoutFromAnotherSiteRefused(t *testing.T) {
+	app := startSAMLApp(t)
+	c := newClient(t)
+	acs, f := idpAnswer(t, c, app, "/", testsaml.User)
+	resp, err := c.PostForm(acs, f)
+	readAll(t, resp, err)
+	req, _ := http.NewRequest(http.MethodPost, app.URL+saml.DefaultLogoutPath, nil)
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = c.Do(req)
+	readAll(t, resp, err)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site logout: %s", resp.Status)
+	}
+	if status, _ := whoAmI(t, c, app.URL+"/"); status != http.StatusOK {
+		t.Fatalf("signed out by another site: %d", status)
+	}
+}

@@ -362,14 +362,28 @@ func TestSAMLMetadata(t *testing.T) {
 
 func TestNewSAMLRefusesUnsafeConfigurations(t *testing.T) {
 	key, cert := testsaml.KeyPair(t, "sp")
-	ok := saml.Config{AppURI: "https://app.example.com", IDPMetadata: []byte("<x/>"), Key: key, Certificate: cert,
+	_, idpCert := testsaml.ECKeyPair(t, "idp")
+	md := []byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example/metadata">
+  <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>` +
+		base64.StdEncoding.EncodeToString(idpCert.Raw) + `</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example/sso"/>
+  </IDPSSODescriptor>
+</EntityDescriptor>`)
+	ok := saml.Config{AppURI: "https://app.example.com", IDPMetadata: md, Key: key, Certificate: cert,
 		CookieKeys: [][]byte{bytes.Repeat([]byte("k"), 32)}}
+	if _, err := saml.New(ok); err != nil {
+		t.Fatalf("the base configuration is refused, so the cases below prove nothing: %v", err)
+	}
 	cases := map[string]func(c *saml.Config){
 		"plain http on a public host":       func(c *saml.Config) { c.AppURI = "http://app.example.com"; c.InsecureCookies = true },
 		"insecure cookies with https":       func(c *saml.Config) { c.InsecureCookies = true },
 		"no key":                            func(c *saml.Config) { c.Key = nil },
 		"short cookie key":                  func(c *saml.Config) { c.CookieKeys = [][]byte{[]byte("short")} },
-		"IdP metadata that is not metadata": func(*saml.Config) {},
+		"IdP metadata that is not metadata": func(c *saml.Config) { c.IDPMetadata = []byte("<x/>") },
+		"no IdP metadata":                   func(c *saml.Config) { c.IDPMetadata = nil },
+		"a route that is not a path":        func(c *saml.Config) { c.ACSPath = "//evil/acs" },
+		"one route twice":                   func(c *saml.Config) { c.LogoutPath = saml.DefaultACSPath },
 	}
 	for name, mutate := range cases {
 		c := ok
