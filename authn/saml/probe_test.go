@@ -12,7 +12,7 @@ import (
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authn/saml"
-	"github.com/regoguard/regoguard/internal/testsaml"
+	"github.com/regoguard/regoguard/internal/testkit/testsaml"
 )
 
 // countingStore records what reached the real in-memory store.

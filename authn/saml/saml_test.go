@@ -25,7 +25,7 @@ import (
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authn/saml"
-	"github.com/regoguard/regoguard/internal/testsaml"
+	"github.com/regoguard/regoguard/internal/testkit/testsaml"
 )
 
 // samlApp is an application behind a SAML service provider, on loopback,

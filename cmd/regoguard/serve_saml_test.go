@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/regoguard/regoguard/internal/testsaml"
+	"github.com/regoguard/regoguard/internal/testkit/testsaml"
 )
 
 var (

@@ -16,7 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/regoguard/regoguard/internal/testkit/testbrowser"
-	"github.com/regoguard/regoguard/internal/testsaml"
+	"github.com/regoguard/regoguard/internal/testkit/testsaml"
 )
 
 // startApp starts a real SAML IdP (crewjam/saml's samlidp) and the example,
