@@ -28,7 +28,7 @@ func FuzzMiddleware(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	allowed := map[int]bool{200: true, 400: true, 401: true, 403: true, 404: true, 413: true, 503: true}
+	allowed := map[int]bool{200: true, 400: true, 401: true, 403: true, 404: true, 413: true, 415: true, 503: true}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
 		if err != nil {
