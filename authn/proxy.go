@@ -144,7 +144,7 @@ func (p *ProxyHeaders) Authenticate(r *http.Request) (*Identity, error) {
 	if groups != "" {
 		var gs []any
 		for _, g := range strings.Split(groups, ",") {
-			if g = strings.TrimSpace(g); g != "" {
+			if g = strings.Trim(g, " \t"); g != "" {
 				if err := checkHeaderValue(g); err != nil {
 					return nil, invalid(MethodHeader, "", fmt.Errorf("group header: %v", err))
 				}
@@ -170,7 +170,7 @@ func oneOf(r *http.Request, names []string, list bool) (string, error) {
 			return "", invalid(MethodHeader, "", fmt.Errorf("several %s headers", n))
 		}
 		if len(vs) == 1 {
-			v := strings.TrimSpace(vs[0])
+			v := strings.Trim(vs[0], " \t") // HTTP's optional whitespace; other blanks are refused
 			if err := checkHeaderValue(v); err != nil && !(list && strings.Contains(v, ",")) {
 				return "", invalid(MethodHeader, "", fmt.Errorf("%s: %v", n, err))
 			}

@@ -89,11 +89,12 @@ type Config struct {
 	// never reach a policy, a log or a decision log.
 	PreserveTokens bool
 	// ForwardCredentials hands the credentials the middleware consumed
-	// (Authorization, Proxy-Authorization, the API-key header, a trusted
-	// proxy's X-Forwarded-Access-Token and X-Auth-Request-Access-Token, in
-	// any spelling) on to the handler. Off by default: they are removed
-	// from the request the handler gets, so that an upstream never sees
-	// (and never believes) a credential it did not have to check.
+	// (Authorization, Proxy-Authorization and the API-key header) on to the
+	// handler. Off by default: they are removed, in any spelling, from the
+	// request the handler gets, so that an upstream never sees (and never
+	// believes) a credential it did not have to check. A proxy's access-token
+	// headers (X-Forwarded-Access-Token, X-Auth-Request-Access-Token) are
+	// identity headers: never handed on as they came.
 	ForwardCredentials bool
 
 	// Skip exempts requests; default none.
