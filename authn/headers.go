@@ -163,11 +163,11 @@ type ForwardOptions struct {
 // leading or trailing blanks, invalid UTF-8, an empty group) is refused with
 // an error wrapping [ErrUnrepresentable]: the request must then not be
 // forwarded. An email whose email_verified claim is false is left out unless
-// opts allows it.
+// opts allows it. An anonymous caller (nil, or [MethodNone]) gets no header.
 func ForwardedIdentity(id *Identity, opts ForwardOptions) (http.Header, error) {
 	h := http.Header{}
-	if id == nil {
-		return h, nil
+	if id == nil || id.Method == MethodNone {
+		return h, nil // anonymous: no identity to carry
 	}
 	if id.Subject == "" {
 		return nil, fmt.Errorf("%w: empty subject", ErrUnrepresentable)

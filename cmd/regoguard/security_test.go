@@ -308,7 +308,7 @@ func TestSecurityEveryCredentialIsVerifiedAndNoneForwarded(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d credential probes through serve", len(cases))
+	t.Logf("%d credential probes through serve (and 2 below)", len(cases))
 	if len(through) > 0 {
 		t.Errorf("%d credential probes got through:\n%s", len(through), strings.Join(through, "\n"))
 	}
@@ -667,7 +667,7 @@ func TestSecurityTokenTimesSubjectAndPreflights(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d token and pre-flight probes through serve", len(tokens)+6)
+	t.Logf("%d token and pre-flight probes through serve", len(tokens)+8)
 	if len(through) > 0 {
 		t.Errorf("%d probes got through:\n%s", len(through), strings.Join(through, "\n"))
 	}
