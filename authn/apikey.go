@@ -130,7 +130,7 @@ func keyDigest(k string) ([sha256.Size]byte, error) {
 // included) or an unknown key get a [CredentialError].
 func (a *APIKeys) Authenticate(r *http.Request) (*Identity, error) {
 	vals := r.Header.Values(a.header)
-	if n := a.names.Count(r.Header)[NormalizeHeaderName(a.header)]; n > 1 {
+	if a.names.Repeated(r.Header) != "" {
 		return nil, invalid(MethodAPIKey, "", fmt.Errorf("several %s headers", a.header))
 	}
 	if len(vals) == 0 {

@@ -66,18 +66,6 @@ func (s HeaderSet) Has(name string) bool {
 	return s.m[string(normalizeInto(buf[:0], name))]
 }
 
-// Union returns a new set holding the names of s and of others.
-func (s HeaderSet) Union(others ...string) HeaderSet {
-	u := HeaderSet{m: make(map[string]bool, len(s.m)+len(others))}
-	for k := range s.m {
-		u.m[k] = true
-	}
-	for _, n := range others {
-		u.m[NormalizeHeaderName(n)] = true
-	}
-	return u
-}
-
 // Names returns the normalised names in the set.
 func (s HeaderSet) Names() []string {
 	out := make([]string, 0, len(s.m))
@@ -87,19 +75,34 @@ func (s HeaderSet) Names() []string {
 	return out
 }
 
-// Count returns how many values h holds under names that are in s, in any
-// spelling, per normalised name.
-func (s HeaderSet) Count(h http.Header) map[string]int {
-	var n map[string]int
+// Repeated returns the normalised name of a header in s that h carries more
+// than once, in one spelling or several ("X-API-Key" and "X_API_Key"), or
+// "" when there is none. It does not allocate when there is none.
+func (s HeaderSet) Repeated(h http.Header) string {
+	var seen [8]string
+	n := 0
 	for name, vs := range h {
-		if s.Has(name) {
-			if n == nil {
-				n = map[string]int{}
+		if !s.Has(name) {
+			continue
+		}
+		if len(vs) > 1 {
+			return NormalizeHeaderName(name)
+		}
+		if n == len(seen) {
+			return NormalizeHeaderName(name) // that many credential headers is no honest request
+		}
+		seen[n] = name
+		n++
+	}
+	for i := 1; i < n; i++ {
+		a := NormalizeHeaderName(seen[i])
+		for j := range i {
+			if NormalizeHeaderName(seen[j]) == a {
+				return a
 			}
-			n[NormalizeHeaderName(name)] += len(vs)
 		}
 	}
-	return n
+	return ""
 }
 
 // Remove deletes from h every header whose name, in any spelling, is in s.

@@ -47,12 +47,7 @@ func secretHeader(norm string) bool {
 // the request carries more than once (in one spelling or several), or "".
 // Only one of them could be verified; the others would pass unchecked.
 func (m *Middleware) repeatedCredential(r *http.Request) string {
-	for name, n := range m.credentials.Count(r.Header) {
-		if n > 1 {
-			return name
-		}
-	}
-	return ""
+	return m.credentials.Repeated(r.Header)
 }
 
 // withHeader returns r itself when h is r.Header, and otherwise a shallow

@@ -34,9 +34,8 @@ import (
 // reporter is the protected service: it records every request as it got it.
 type reporter struct {
 	*httptest.Server
-	mu   sync.Mutex
-	got  []received
-	fail bool
+	mu  sync.Mutex
+	got []received
 }
 
 type received struct {
