@@ -69,7 +69,9 @@ type Config struct {
 	// session) that may reach the input anyway. Identity headers never do:
 	// the identity is in input.user.
 	InputHeaders []string
-	// APIKeyHeader is left out of the input headers; default X-API-Key.
+	// APIKeyHeader names the API-key header (default X-API-Key): left out
+	// of the input headers, refused when repeated, and removed before the
+	// handler unless ForwardCredentials, in any spelling.
 	APIKeyHeader string
 	// Body adds the request body, parsed as JSON, to the input as body.
 	// When the input needs it (with the in-process engine, only if the
