@@ -351,3 +351,40 @@ func b64json(v any) string {
 	b, _ := json.Marshal(v)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// FuzzForwardedIdentityRoundTrip: for any subject, email and pair of
+// groups, either the writer refuses the identity or the trusted-proxy
+// reader reads back exactly the identity written.
+func FuzzForwardedIdentityRoundTrip(f *testing.F) {
+	f.Add("alice", "a@example.com", "readers", "admins")
+	f.Add("a,b", "", "readers,admins", "")
+	f.Add(" u", "e\u00a0", "g\x00", "\u2028")
+	f.Add("u", "e", "\xc0\xae", "Domain Users")
+	p, err := NewProxyHeaders(ProxyConfig{TrustedCIDRs: []string{"127.0.0.1/32"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, sub, email, g1, g2 string) {
+		id := &Identity{Subject: sub, Method: MethodOIDC, Claims: map[string]any{"email": email, "groups": []any{g1, g2}}}
+		h, err := ForwardedIdentity(id, ForwardOptions{})
+		if err != nil {
+			return
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "127.0.0.1:1"
+		for k, v := range h {
+			r.Header[k] = v
+		}
+		back, err := p.Authenticate(r)
+		if err != nil {
+			t.Fatalf("written as %q, refused by the reader: %v", h, err)
+		}
+		want := &Identity{Subject: sub, Claims: map[string]any{"groups": []any{g1, g2}}}
+		if email != "" {
+			want.Claims["email"] = email
+		}
+		if back.Subject != sub || !sameEmail(want, back) || !sameGroups(want, back) {
+			t.Fatalf("%q %q %q %q written as %q, read back as %q %v", sub, email, g1, g2, h, back.Subject, back.Claims)
+		}
+	})
+}
