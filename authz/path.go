@@ -6,23 +6,21 @@ import (
 	"unicode/utf8"
 )
 
-// maxDecodings is how many layers of percent-encoding a segment is read
-// through: a server (or a chain of them) that decodes twice reads
-// "%252e%252e" as "..".
-const maxDecodings = 3
-
 // canonicalPath reports whether the path is one that every common server
 // reads the same way, so that the policy judges the path the handler or
 // upstream serves. It refuses:
 //
-//   - repeated slashes, a backslash, and a slash or backslash encoded in any
-//     number of layers (%2F, %5C, %252F): IIS and others read "\" as "/";
-//   - a dot segment in any encoding (".", "..", "%2e", "%2E.", "%252e%252e"),
-//     also once ";params" are removed: Tomcat, Jetty and Spring strip
-//     ";..." from each segment before resolving dot segments, so that
+//   - repeated slashes, a backslash, and an encoded slash or backslash
+//     (%2F, %5C): IIS and others read "\" as "/";
+//   - a dot segment in any encoding (".", "..", "%2e", "%2E."), also once
+//     ";params" are removed: Tomcat, Jetty and Spring strip ";..." from
+//     each segment before resolving dot segments, so that
 //     "/public/..;/admin" is "/admin" to them;
-//   - a segment made only of dots and blanks ("...", ".. "), which Windows
-//     reads as "..", and one emptied by removing its ";params" ("/;x/admin");
+//   - a segment still percent-encoded once decoded ("%252e%252e",
+//     "%2561dmin"), which a server that decodes twice reads as another;
+//   - a segment made only of dots and blanks ("...", ".. ", " "), which
+//     Windows reads as ".." or as nothing, and one emptied by removing its
+//     ";params" ("/;x/admin");
 //   - NUL and other control characters, invalid UTF-8 (overlong forms such
 //     as %C0%AE read as "." by old decoders), and the full-width or
 //     look-alike dots and slashes that Unicode normalisation turns into "."
@@ -49,24 +47,24 @@ func canonicalPath(r *http.Request) bool {
 	return true
 }
 
-// canonicalSegment checks one raw (still escaped) path segment through
-// every layer of decoding.
+// canonicalSegment checks one raw (still escaped) path segment as it
+// reads before decoding and once decoded, and refuses a segment that is
+// still percent-encoded once decoded ("%252e", "%2561dmin"): a server or a
+// chain of them that decodes twice reads it as another name ("..",
+// "admin") than the one judged.
 func canonicalSegment(seg string) bool {
-	for range maxDecodings + 1 {
-		if !plainSegment(seg) {
-			return false
-		}
-		dec, changed := unescapeLenient(seg)
-		if !changed {
-			return true
-		}
-		if strings.ContainsAny(dec, "/\\\x00") || !utf8.ValidString(dec) {
-			return false
-		}
-		seg = dec
+	if !plainSegment(seg) {
+		return false
 	}
-	// Still encoded after that many layers: nobody needs this.
-	return false
+	dec, changed := unescapeLenient(seg)
+	if !changed {
+		return true
+	}
+	if strings.ContainsAny(dec, "/\\\x00") || !utf8.ValidString(dec) || !plainSegment(dec) {
+		return false
+	}
+	_, again := unescapeLenient(dec)
+	return !again
 }
 
 // plainSegment checks a segment as one decoding layer reads it.
@@ -82,20 +80,21 @@ func plainSegment(seg string) bool {
 	return !dotsOnly(name) && !dotsOnly(seg)
 }
 
-// dotsOnly reports whether s is made only of dots and blanks, with at least
-// one dot: "." and ".." everywhere, "..." and ".. " on Windows.
+// dotsOnly reports whether s is not empty and made only of dots and
+// blanks: "." and ".." everywhere; "...", ".. " and " " on Windows, which
+// trims trailing dots and blanks from every path component.
 func dotsOnly(s string) bool {
-	dot := false
+	if s == "" {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
-		case '.':
-			dot = true
-		case ' ', '\t':
+		case '.', ' ', '\t':
 		default:
 			return false
 		}
 	}
-	return dot
+	return true
 }
 
 // lookAlike reports the characters that Unicode compatibility normalisation

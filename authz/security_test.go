@@ -221,7 +221,7 @@ func TestCredentialsStayOutOfInputAndHandler(t *testing.T) {
 func pathProbes() []string {
 	dots := []string{".", "..", "%2e", "%2E", "%2e%2e", "%2E%2E", "%2e%2E", ".%2e", "%2e.", ".%2E", "%252e", "%252e%252e",
 		"%252E%252E", ".%252e", "%25252e%25252e", "...", "....", ".. ", "..%20", ". ", "..%09", "%c0%ae%c0%ae", "%c0%ae",
-		"%e0%80%ae%e0%80%ae", "%ef%bc%8e%ef%bc%8e", "%ef%bc%8e", "%e2%80%a4%e2%80%a4", "..%00", "%2e%2e%00", "..%2500"}
+		"%e0%80%ae%e0%80%ae", "%ef%bc%8e%ef%bc%8e", "%ef%bc%8e", "%e2%80%a4%e2%80%a4", "..%00", "%2e%2e%00", "..%2500", "%20", "%20%20", ".%20", "%2520", "%2561dmin", "%2541"}
 	params := []string{"", ";", ";x", ";x=1", ";jsessionid=0123", ";a;b", "%3b", "%3bx=1", "%253b", ";/"}
 	var out []string
 	for _, d := range dots {
