@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -44,6 +45,7 @@ type APIKeyConfig struct {
 // timing reveals neither whether nor which key matched.
 type APIKeys struct {
 	header  string
+	names   HeaderSet
 	digests [][sha256.Size]byte
 	ids     []Identity
 }
@@ -54,6 +56,7 @@ func NewAPIKeys(cfg APIKeyConfig) (*APIKeys, error) {
 	if a.header == "" {
 		a.header = DefaultAPIKeyHeader
 	}
+	a.names = NewHeaderSet(a.header)
 	if len(cfg.Keys) == 0 {
 		return nil, errors.New("authn: apikey: no keys configured")
 	}
@@ -80,15 +83,40 @@ func NewAPIKeys(cfg APIKeyConfig) (*APIKeys, error) {
 	return a, nil
 }
 
+// blankDigests are the SHA-256 digests of keys that are empty once
+// trimmed, as `printf %s "$KEY" | sha256sum` (or `echo "$KEY" | ...`) prints
+// them when $KEY is unset: such a digest would let a blank header in.
+var blankDigests = func() map[[sha256.Size]byte]string {
+	m := map[[sha256.Size]byte]string{}
+	for _, k := range []string{"", "\n", "\r\n", " ", "\t", " \n"} {
+		m[sha256.Sum256([]byte(k))] = k
+	}
+	return m
+}()
+
+// trimKey trims a key the same way on both sides, in the file and in the
+// request: every Unicode blank (unicode.IsSpace: U+00A0, U+3000, ...), and
+// the zero-width characters that copy and paste bring along.
+func trimKey(k string) string {
+	return strings.TrimFunc(k, func(r rune) bool { return unicode.IsSpace(r) || isBlank(r) })
+}
+
 func keyDigest(k string) ([sha256.Size]byte, error) {
 	var d [sha256.Size]byte
-	if h, ok := strings.CutPrefix(k, hashPrefix); ok {
+	if h, ok := strings.CutPrefix(strings.TrimSpace(k), hashPrefix); ok {
 		b, err := hex.DecodeString(h)
 		if err != nil || len(b) != sha256.Size {
 			return d, errors.New(`"sha256:" must be followed by 64 hex digits`)
 		}
 		copy(d[:], b)
+		if blank, ok := blankDigests[d]; ok {
+			return d, fmt.Errorf("the digest is the SHA-256 of %q, an empty key (was the key's variable unset when it was hashed?)", blank)
+		}
 		return d, nil
+	}
+	k = trimKey(k)
+	if k == "" {
+		return d, errors.New("the key is empty")
 	}
 	if len(k) < 16 {
 		return d, errors.New("key is shorter than 16 characters")
@@ -96,17 +124,23 @@ func keyDigest(k string) ([sha256.Size]byte, error) {
 	return sha256.Sum256([]byte(k)), nil
 }
 
-// Authenticate implements [Authenticator]. A request without the header gets
-// ErrNoCredential; an unknown key gets a [CredentialError].
+// Authenticate implements [Authenticator]. A request without the header, or
+// whose key is empty once trimmed of blanks (U+00A0 and U+3000 included),
+// gets ErrNoCredential; several headers (in any spelling, "X_API_Key"
+// included) or an unknown key get a [CredentialError].
 func (a *APIKeys) Authenticate(r *http.Request) (*Identity, error) {
 	vals := r.Header.Values(a.header)
-	if len(vals) == 0 || (len(vals) == 1 && vals[0] == "") {
-		return nil, ErrNoCredential
-	}
-	if len(vals) > 1 {
+	if a.names.Repeated(r.Header) != "" {
 		return nil, invalid(MethodAPIKey, "", fmt.Errorf("several %s headers", a.header))
 	}
-	d := sha256.Sum256([]byte(strings.TrimSpace(vals[0])))
+	if len(vals) == 0 {
+		return nil, ErrNoCredential
+	}
+	key := trimKey(vals[0])
+	if key == "" {
+		return nil, ErrNoCredential
+	}
+	d := sha256.Sum256([]byte(key))
 	match := -1
 	for i := range a.digests {
 		eq := subtle.ConstantTimeCompare(d[:], a.digests[i][:])
@@ -211,8 +245,9 @@ func APIKeysFromEnv(lookup func(string) (string, bool), name string) ([]APIKey, 
 	return ParseAPIKeys("$"+name, []byte(v))
 }
 
-// HashAPIKey returns the "sha256:<hex>" form of key for a key file.
+// HashAPIKey returns the "sha256:<hex>" form of key for a key file, trimmed
+// as keys are trimmed when presented.
 func HashAPIKey(key string) string {
-	d := sha256.Sum256([]byte(key))
+	d := sha256.Sum256([]byte(trimKey(key)))
 	return hashPrefix + hex.EncodeToString(d[:])
 }

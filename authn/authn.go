@@ -3,9 +3,9 @@
 //
 // Every kind of credential has its own [Authenticator]: OIDC bearer tokens and
 // browser sessions, API keys, identity headers set by a trusted proxy, or the
-// explicit no-authentication mode. A [Chain] tries them in order; the first one
-// that finds its kind of credential decides, so a credential that is present but
-// invalid is refused and never falls through to a weaker method.
+// explicit no-authentication mode. A [Chain] asks them all, so every credential
+// present is verified: one that is present but invalid is refused and never
+// falls through to another method.
 //
 // The package knows nothing of OPA or of authorization: it only says who is
 // calling, or that nobody could be identified.
@@ -135,13 +135,17 @@ type Challenger interface {
 	Challenge(w http.ResponseWriter, r *http.Request) bool
 }
 
-// Chain tries each authenticator in order. The first that does not return
-// ErrNoCredential decides: its identity is the caller, or its error refuses the
-// request. When none finds a credential, Chain returns ErrNoCredential.
+// Chain asks every authenticator in order, so that every credential present
+// is verified: one that is present but invalid refuses the request, even
+// when an earlier authenticator accepted another credential (an API key and
+// a forged bearer token: the token is checked, and refused). When several
+// credentials are valid, the first authenticator's identity is the caller.
+// When none finds a credential, Chain returns ErrNoCredential.
 type Chain []Authenticator
 
 // Authenticate implements [Authenticator].
 func (c Chain) Authenticate(r *http.Request) (*Identity, error) {
+	var found *Identity
 	for _, a := range c {
 		id, err := a.Authenticate(r)
 		if errors.Is(err, ErrNoCredential) {
@@ -153,9 +157,14 @@ func (c Chain) Authenticate(r *http.Request) (*Identity, error) {
 		if id == nil {
 			return nil, errors.New("authn: authenticator returned neither identity nor error")
 		}
-		return id, nil
+		if found == nil {
+			found = id
+		}
 	}
-	return nil, ErrNoCredential
+	if found == nil {
+		return nil, ErrNoCredential
+	}
+	return found, nil
 }
 
 // Challenge asks the first authenticator in the chain that is a [Challenger].

@@ -48,8 +48,15 @@ type BearerConfig struct {
 	// Algorithms lists the accepted JWS signing algorithms. Defaults to the
 	// asymmetric algorithms (RS*, ES*, PS*, EdDSA); HS* and "none" are refused.
 	Algorithms []string
-	// ClockSkew is the tolerance applied to a token's expiry. Default 30s.
+	// ClockSkew is the tolerance applied to a token's expiry, not-before
+	// (nbf) and issued-at (iat) times: a token used before nbf - ClockSkew
+	// or issued after now + ClockSkew is refused. Default 30s.
 	ClockSkew time.Duration
+	// AllowUnverifiedEmail keeps the email claim of a token whose
+	// email_verified claim is false. By default (as OAuth2-Proxy does) such
+	// an email is removed from the identity's claims, so that neither the
+	// policy nor an upstream takes it for the caller's address.
+	AllowUnverifiedEmail bool
 	// OpaqueAccessTokens validates non-JWT access tokens by calling the
 	// provider's userinfo endpoint (the token is valid when the provider
 	// answers with a subject). Requires AccessToken in Accepted.
@@ -148,23 +155,40 @@ func (b *Bearer) Discover(ctx context.Context) error {
 	return err
 }
 
+// errSeveralAuthorization refuses a request with more than one
+// Authorization header: only one could be checked, and the others would
+// reach the upstream unverified.
+var errSeveralAuthorization = errors.New("several Authorization headers")
+
 // bearerToken returns the token of an "Authorization: Bearer" header.
-func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
+func bearerToken(r *http.Request) (string, bool, error) {
+	vs := r.Header.Values("Authorization")
+	if len(vs) > 1 {
+		return "", false, errSeveralAuthorization
+	}
+	if len(vs) == 0 {
+		return "", false, nil
+	}
+	scheme, tok, ok := strings.Cut(strings.TrimLeft(vs[0], " \t"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
+		return "", false, nil
 	}
 	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
+	return tok, tok != "", nil
 }
 
-const invalidTokenChallenge = `Bearer error="invalid_token"`
+const (
+	invalidTokenChallenge   = `Bearer error="invalid_token"`
+	invalidRequestChallenge = `Bearer error="invalid_request"`
+)
 
 // Authenticate implements [Authenticator]. It returns ErrNoCredential when
 // the request has no "Authorization: Bearer" header.
 func (b *Bearer) Authenticate(r *http.Request) (*Identity, error) {
-	raw, ok := bearerToken(r)
+	raw, ok, err := bearerToken(r)
+	if err != nil {
+		return nil, invalid(MethodOIDC, invalidRequestChallenge, err)
+	}
 	if !ok {
 		return nil, ErrNoCredential
 	}
@@ -201,6 +225,10 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 		if sub == "" {
 			return nil, errors.New("userinfo returned no subject")
 		}
+		if !b.cfg.AllowUnverifiedEmail && EmailUnverified(claims) {
+			claims = cloneClaims(claims) // the cached answer stays whole
+			delete(claims, "email")
+		}
 		return &Identity{Subject: sub, Method: MethodOIDC, Claims: claims, Token: raw}, nil
 	}
 
@@ -234,6 +262,9 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 	claims := map[string]any{}
 	if err := tok.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("token claims: %w", err)
+	}
+	if err := b.checkTimesAndSubject(tok, claims); err != nil {
+		return nil, err
 	}
 	// Some providers (Keycloak) sign refresh and logout tokens like the
 	// others and name the kind in a "typ" claim: only ID and access tokens
@@ -275,7 +306,39 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 			claims = merged
 		}
 	}
+	if !b.cfg.AllowUnverifiedEmail && EmailUnverified(claims) {
+		delete(claims, "email")
+	}
 	return &Identity{Subject: tok.Subject, Method: MethodOIDC, Claims: claims, Token: raw}, nil
+}
+
+// checkTimesAndSubject applies what go-oidc leaves loose: its not-before
+// check has a fixed leeway of five minutes whatever ClockSkew says, and it
+// checks neither the issued-at time nor that a subject is there. A token
+// without a subject identifies nobody (OpenID Connect and RFC 9068 require
+// one); a token issued in the future was not issued by a working provider.
+func (b *Bearer) checkTimesAndSubject(tok *oidc.IDToken, claims map[string]any) error {
+	if tok.Subject == "" {
+		return errors.New("the token has no subject (sub)")
+	}
+	latest := b.now().Add(b.cfg.ClockSkew)
+	for _, name := range []string{"nbf", "iat"} {
+		v, ok := claims[name]
+		if !ok {
+			continue
+		}
+		n, ok := v.(float64)
+		if !ok {
+			return fmt.Errorf("the %s claim is not a number", name)
+		}
+		if t := time.Unix(int64(n), 0); t.After(latest) {
+			if name == "nbf" {
+				return fmt.Errorf("the token is not valid before %s", t.UTC().Format(time.RFC3339))
+			}
+			return fmt.Errorf("the token was issued in the future (%s)", t.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 func (b *Bearer) buildVerifiers(p *oidc.Provider) {

@@ -16,28 +16,32 @@ var (
 	groupsHeaders   = []string{"X-Auth-Request-Groups", "X-Forwarded-Groups"}
 	usernameHeaders = []string{"X-Auth-Request-Preferred-Username", "X-Forwarded-Preferred-Username"}
 	tokenHeaders    = []string{"X-Auth-Request-Access-Token", "X-Forwarded-Access-Token"}
+	// Headers that other authenticating proxies set and that services
+	// behind them believe (Apache's REMOTE_USER, the Kubernetes API
+	// server's request-header authentication): never read here, but a
+	// client must not be able to send them either.
+	otherIdentityHeaders = []string{"Remote-User", "X-Remote-User", "X-Remote-Group", "X-Remote-Groups"}
 )
 
 // IdentityHeaders returns the names of every header that
-// [StripIdentityHeaders] removes.
+// [StripIdentityHeaders] removes, in their canonical spelling; every other
+// spelling of them (case-folded, "_" read as "-") is removed too.
 func IdentityHeaders() []string {
 	var all []string
-	for _, hs := range [][]string{userHeaders, emailHeaders, groupsHeaders, usernameHeaders, tokenHeaders} {
+	for _, hs := range [][]string{userHeaders, emailHeaders, groupsHeaders, usernameHeaders, tokenHeaders, otherIdentityHeaders} {
 		all = append(all, hs...)
 	}
 	return all
 }
 
 // StripIdentityHeaders deletes every proxy identity header ([IdentityHeaders])
-// from r. A middleware calls it (or [ProxyHeaders.Sanitize]) on every request
-// that did not come from a trusted proxy, before anything reads the headers or
+// from r, in every spelling that a server behind the proxy could read as one
+// ("X_Auth_Request_User", "x-auth-request-user", "X-Auth_Request-User"). A
+// middleware calls it (or [ProxyHeaders.Sanitize]) on every request that did
+// not come from a trusted proxy, before anything reads the headers or
 // forwards the request, so a client cannot claim an identity by setting them.
 func StripIdentityHeaders(r *http.Request) {
-	for _, hs := range [][]string{userHeaders, emailHeaders, groupsHeaders, usernameHeaders, tokenHeaders} {
-		for _, h := range hs {
-			r.Header.Del(h)
-		}
-	}
+	identitySet.Remove(r.Header)
 }
 
 // ProxyConfig configures a [ProxyHeaders] authenticator.
@@ -107,19 +111,19 @@ func (p *ProxyHeaders) Authenticate(r *http.Request) (*Identity, error) {
 		StripIdentityHeaders(r)
 		return nil, ErrNoCredential
 	}
-	user, err := oneOf(r, userHeaders)
+	user, err := oneOf(r, userHeaders, false)
 	if err != nil {
 		return nil, err
 	}
-	email, err := oneOf(r, emailHeaders)
+	email, err := oneOf(r, emailHeaders, false)
 	if err != nil {
 		return nil, err
 	}
-	uname, err := oneOf(r, usernameHeaders)
+	uname, err := oneOf(r, usernameHeaders, false)
 	if err != nil {
 		return nil, err
 	}
-	groups, err := oneOf(r, groupsHeaders)
+	groups, err := oneOf(r, groupsHeaders, true)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +144,10 @@ func (p *ProxyHeaders) Authenticate(r *http.Request) (*Identity, error) {
 	if groups != "" {
 		var gs []any
 		for _, g := range strings.Split(groups, ",") {
-			if g = strings.TrimSpace(g); g != "" {
+			if g = strings.Trim(g, " \t"); g != "" {
+				if err := checkHeaderValue(g); err != nil {
+					return nil, invalid(MethodHeader, "", fmt.Errorf("group header: %v", err))
+				}
 				gs = append(gs, g)
 			}
 		}
@@ -150,8 +157,12 @@ func (p *ProxyHeaders) Authenticate(r *http.Request) (*Identity, error) {
 }
 
 // oneOf returns the single value that the headers in names carry. Several
-// values, or two families that disagree, are refused as ambiguous.
-func oneOf(r *http.Request, names []string) (string, error) {
+// values, or two families that disagree, are refused as ambiguous, and so is
+// a value that [ForwardedIdentity] would never write (a "," that a proxy
+// folding repeated headers produces, control characters, invalid UTF-8):
+// the reader accepts what the writer emits, and nothing it could mistake.
+// Other spellings of the names ("X_Auth_Request_User") are not read.
+func oneOf(r *http.Request, names []string, list bool) (string, error) {
 	val := ""
 	for _, n := range names {
 		vs := r.Header.Values(n)
@@ -159,7 +170,10 @@ func oneOf(r *http.Request, names []string) (string, error) {
 			return "", invalid(MethodHeader, "", fmt.Errorf("several %s headers", n))
 		}
 		if len(vs) == 1 {
-			v := strings.TrimSpace(vs[0])
+			v := strings.Trim(vs[0], " \t") // HTTP's optional whitespace; other blanks are refused
+			if err := checkHeaderValue(v); err != nil && !(list && strings.Contains(v, ",")) {
+				return "", invalid(MethodHeader, "", fmt.Errorf("%s: %v", n, err))
+			}
 			if val != "" && v != "" && v != val {
 				return "", invalid(MethodHeader, "", fmt.Errorf("%s disagrees with %s", n, names[0]))
 			}

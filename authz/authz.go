@@ -64,14 +64,22 @@ type Config struct {
 	// Layout is the input layout; default LayoutRegoguard.
 	Layout Layout
 	// InputHeaders names credential headers (Authorization, Cookie,
-	// Proxy-Authorization, APIKeyHeader) that may reach the input anyway.
+	// Proxy-Authorization, APIKeyHeader, X-Forwarded-Access-Token, or any
+	// header whose name holds token, secret, password, api-key, credential,
+	// session) that may reach the input anyway. Identity headers never do:
+	// the identity is in input.user.
 	InputHeaders []string
-	// APIKeyHeader is left out of the input headers; default X-API-Key.
+	// APIKeyHeader names the API-key header (default X-API-Key): left out
+	// of the input headers, refused when repeated, and removed before the
+	// handler unless ForwardCredentials, in any spelling.
 	APIKeyHeader string
 	// Body adds the request body, parsed as JSON, to the input as body.
-	// A body that is not valid JSON is refused with 400 when the input needs
-	// it: with the in-process engine, only if the policy reads input.body
-	// (see policy.Snapshot). The handler still reads the whole body.
+	// When the input needs it (with the in-process engine, only if the
+	// policy reads input.body; see policy.Snapshot), a non-empty body that
+	// is not unambiguous JSON is refused, never judged as absent: 415 when
+	// its Content-Type is not one application/json (or +json) in UTF-8 or
+	// it has a Content-Encoding, 400 when it is not valid JSON or repeats a
+	// key. The handler still reads the whole body.
 	Body bool
 	// MaxBodyBytes bounds the body read for Body and for enrichers; a
 	// longer body is refused with 413. Default DefaultMaxBodyBytes.
@@ -82,6 +90,14 @@ type Config struct {
 	// or token in the fastapi-opa layout). Off by default: tokens then
 	// never reach a policy, a log or a decision log.
 	PreserveTokens bool
+	// ForwardCredentials hands the credentials the middleware consumed
+	// (Authorization, Proxy-Authorization and the API-key header) on to the
+	// handler. Off by default: they are removed, in any spelling, from the
+	// request the handler gets, so that an upstream never sees (and never
+	// believes) a credential it did not have to check. A proxy's access-token
+	// headers (X-Forwarded-Access-Token, X-Auth-Request-Access-Token) are
+	// identity headers: never handed on as they came.
+	ForwardCredentials bool
 
 	// Skip exempts requests; default none.
 	Skip []Skip
@@ -135,6 +151,8 @@ type Middleware struct {
 	maxBody     int64
 	readsBody   bool
 	decisionRef string
+	// credentials are the headers that carry a credential, in any spelling.
+	credentials authn.HeaderSet
 	// engine is the Evaluator when it is the in-process engine and the input
 	// is not logged: the input then holds only the fields the policy reads.
 	engine *policy.Engine
@@ -166,6 +184,7 @@ func New(cfg Config) (*Middleware, error) {
 		denyStatus: orDefault(cfg.DenyStatus, http.StatusForbidden),
 		maxBody:    orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 	}
+	m.credentials = credentialSet(cfg)
 	layout := orDefault(cfg.Layout, LayoutRegoguard)
 	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA {
 		return nil, fmt.Errorf("authz: unknown input layout %q (want %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA)
@@ -173,6 +192,7 @@ func New(cfg Config) (*Middleware, error) {
 	m.input = &inputBuilder{
 		layout:        layout,
 		dropHeaders:   dropHeaders(cfg),
+		keepHeaders:   keepHeaders(cfg),
 		withBody:      cfg.Body,
 		enrichers:     cfg.Enrichers,
 		preserveToken: cfg.PreserveTokens,
@@ -227,11 +247,20 @@ func dropHeaders(cfg Config) map[string]bool {
 	for _, h := range credentialHeaders {
 		drop[h] = true
 	}
-	drop[strings.ToLower(orDefault(cfg.APIKeyHeader, authn.DefaultAPIKeyHeader))] = true
-	for _, h := range cfg.InputHeaders {
-		delete(drop, strings.ToLower(h))
+	for _, h := range credentialSet(cfg).Names() {
+		drop[h] = true
 	}
 	return drop
+}
+
+// keepHeaders are the credential headers Config.InputHeaders lets into the
+// input.
+func keepHeaders(cfg Config) map[string]bool {
+	keep := map[string]bool{}
+	for _, h := range cfg.InputHeaders {
+		keep[authn.NormalizeHeaderName(h)] = true
+	}
+	return keep
 }
 
 // warn says at start-up, loudly, what weakens the protection.
@@ -269,12 +298,20 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: "bad_request", Message: "the request path is not in canonical form"})
 		return
 	}
+	if name := m.repeatedCredential(r); name != "" {
+		m.metrics.count("unauthenticated")
+		m.challenge(w, r, fmt.Errorf("authz: several %s headers: only one could be verified", name))
+		return
+	}
 	if m.exempt(r) {
 		m.metrics.count("skipped")
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, m.forwarded(withoutIdentity(r)))
 		return
 	}
 	id, err := m.auth.Authenticate(r)
+	// The identity is now in id: whatever came in under an identity
+	// header's name reaches neither the input nor the handler.
+	r = withoutIdentity(r)
 	switch {
 	case errors.Is(err, authn.ErrNoCredential):
 		id = nil
@@ -301,7 +338,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			m.challenge(w, r, nil)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withResult(r.Context(), Result{Identity: id})))
+		next.ServeHTTP(w, m.forwarded(r).WithContext(withResult(r.Context(), Result{Identity: id})))
 		return
 	}
 	d, ok := m.decide(w, r, id)
@@ -322,7 +359,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		})
 		return
 	}
-	next.ServeHTTP(w, r.WithContext(withResult(r.Context(), Result{Identity: id, Decision: d})))
+	next.ServeHTTP(w, m.forwarded(r).WithContext(withResult(r.Context(), Result{Identity: id, Decision: d})))
 }
 
 // decide builds the input and evaluates it. When it cannot (a bad body, an
@@ -393,6 +430,8 @@ func (m *Middleware) refuseInput(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, errBodyTooLarge):
 		m.refuse(w, r, Refusal{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Message: fmt.Sprintf("the request body is larger than %d bytes", m.maxBody), Err: err})
+	case errors.Is(err, ErrUnsupportedMedia):
+		m.refuse(w, r, Refusal{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: err.Error(), Err: err})
 	case errors.Is(err, ErrBadRequest):
 		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: "bad_request", Message: err.Error(), Err: err})
 	default:
@@ -405,8 +444,7 @@ func (m *Middleware) refuseInput(w http.ResponseWriter, r *http.Request, err err
 // exempt reports whether a skip rule or the CORS pre-flight rule lets r
 // through without authentication.
 func (m *Middleware) exempt(r *http.Request) bool {
-	if m.cfg.AllowCORSPreflight && r.Method == http.MethodOptions &&
-		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+	if m.cfg.AllowCORSPreflight && m.preflight(r) {
 		return true
 	}
 	for _, s := range m.skips {
@@ -417,22 +455,19 @@ func (m *Middleware) exempt(r *http.Request) bool {
 	return false
 }
 
-// canonicalPath reports whether the path is one that every server reads the
-// same way: no dot segments, no repeated slashes, no encoded slash or
-// backslash, no backslash.
-func canonicalPath(r *http.Request) bool {
-	p := r.URL.Path
-	if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.ContainsRune(p, '\\') {
+// preflight reports whether r is a genuine CORS pre-flight, as browsers
+// send it: OPTIONS with Origin and Access-Control-Request-Method, no body
+// and no credential (the Fetch standard sends pre-flights without
+// credentials). Anything else is checked like any other request.
+func (m *Middleware) preflight(r *http.Request) bool {
+	if r.Method != http.MethodOptions || r.Header.Get("Origin") == "" || r.Header.Get("Access-Control-Request-Method") == "" {
 		return false
 	}
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		if seg == "." || seg == ".." {
-			return false
-		}
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		return false
 	}
-	if r.URL.RawPath != "" {
-		raw := strings.ToLower(r.URL.RawPath)
-		if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+	for name := range r.Header {
+		if m.credentials.Has(name) || identityHeaders.Has(name) || strings.EqualFold(name, "Cookie") {
 			return false
 		}
 	}

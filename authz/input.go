@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -55,6 +56,7 @@ var errBodyTooLarge = errors.New("request body too large for policy input")
 type inputBuilder struct {
 	layout        Layout
 	dropHeaders   map[string]bool
+	keepHeaders   map[string]bool
 	withBody      bool
 	maxBody       int64
 	enrichers     []Enricher
@@ -87,7 +89,7 @@ var (
 func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, fields *policy.InputFields) (ast.Value, error) {
 	var parsedBody ast.Value
 	if b.withBody && body != nil && fields.Reads("body") {
-		v, err := parseBody(r.Header.Get("Content-Type"), body)
+		v, err := parseBody(r.Header, body)
 		if err != nil {
 			return nil, err
 		}
@@ -359,6 +361,18 @@ var headerNames = func() map[string]*ast.Term {
 	return m
 }()
 
+// dropHeader reports whether the header name stays out of the input: a
+// credential (Authorization, Cookie, the API-key header, a proxy's access
+// token, any name that looks like one), or an identity header, in any
+// spelling, unless Config.InputHeaders names it.
+func (b *inputBuilder) dropHeader(name string) bool {
+	norm := authn.NormalizeHeaderName(name)
+	if b.keepHeaders[norm] {
+		return false
+	}
+	return b.dropHeaders[norm] || identityHeaders.Has(norm) || secretHeader(norm)
+}
+
 // headersObject lower-cases names and joins repeated values with ", " (RFC
 // 9110's list form), leaving out headers that carry credentials.
 func (b *inputBuilder) headersObject(h http.Header) ast.Object {
@@ -367,10 +381,10 @@ func (b *inputBuilder) headersObject(h http.Header) ast.Object {
 	for name, vs := range h {
 		key, known := headerNames[name]
 		if !known {
-			lower := strings.ToLower(name)
-			if b.dropHeaders[lower] {
+			if b.dropHeader(name) {
 				continue
 			}
+			lower := strings.ToLower(name)
 			i := 2 * len(items)
 			terms[i].Value = ast.String(lower)
 			key = &terms[i]
@@ -403,33 +417,108 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 	return buf, nil
 }
 
-// parseBody turns a JSON body into an OPA value; other media types are not
-// parsed (nil), and an empty body is null.
-func parseBody(contentType string, body []byte) (ast.Value, error) {
+// parseBody turns a JSON body into an OPA value, and an empty body into
+// null. The policy reads what the handler will read, or the request is
+// refused: a non-empty body that is not unambiguous JSON would be judged as
+// absent while many upstreams decode JSON whatever the type says. So a
+// body whose Content-Type is missing, malformed ("application/json;;"),
+// repeated, not JSON ("text/plain", "text/json"), with a charset other than
+// UTF-8, or whose Content-Encoding is not identity, is ErrUnsupportedMedia
+// (415); a body that is not valid UTF-8 JSON, holds a repeated object key
+// (parsers disagree on which one wins) or has data after its value is
+// ErrBadRequest (400).
+func parseBody(h http.Header, body []byte) (ast.Value, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return ast.Null{}, nil
 	}
-	if !isJSON(contentType) {
-		return nil, nil
+	if err := jsonMediaType(h); err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("%w: body is not valid UTF-8", ErrBadRequest)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := noDuplicateKeys(dec); err != nil {
+		return nil, fmt.Errorf("%w: body is not valid JSON: %v", ErrBadRequest, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: body is not valid JSON: data after the first value", ErrBadRequest)
+	}
+	dec = json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("%w: body is not valid JSON: %v", ErrBadRequest, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: body is not valid JSON: data after the first value", ErrBadRequest)
-	}
 	return ast.InterfaceToValue(v)
 }
 
-func isJSON(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return false
+// ErrUnsupportedMedia marks a request body the policy reads but that is
+// not JSON in a form every reader agrees on. The middleware answers it with
+// 415 Unsupported Media Type.
+var ErrUnsupportedMedia = errors.New("unsupported media type")
+
+// jsonMediaType checks that h declares one JSON body, in UTF-8, not encoded.
+func jsonMediaType(h http.Header) error {
+	cts := h.Values("Content-Type")
+	if len(cts) != 1 {
+		return fmt.Errorf("%w: the policy reads the body: send it as application/json (with one Content-Type header)", ErrUnsupportedMedia)
 	}
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+	mt, params, err := mime.ParseMediaType(cts[0])
+	if err != nil || !(mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return fmt.Errorf("%w: the policy reads the body: send it as application/json", ErrUnsupportedMedia)
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return fmt.Errorf("%w: the policy reads the body: application/json takes no parameter but charset=utf-8", ErrUnsupportedMedia)
+		}
+	}
+	for _, ce := range h.Values("Content-Encoding") {
+		if !strings.EqualFold(strings.TrimSpace(ce), "identity") {
+			return fmt.Errorf("%w: the policy reads the body: send it without Content-Encoding", ErrUnsupportedMedia)
+		}
+	}
+	return nil
+}
+
+// noDuplicateKeys reads one JSON value from dec and refuses an object that
+// names a key twice.
+func noDuplicateKeys(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	switch d {
+	case '{':
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := k.(string)
+			if seen[key] {
+				return fmt.Errorf("the key %q appears twice in one object", key)
+			}
+			seen[key] = true
+			if err := noDuplicateKeys(dec); err != nil {
+				return err
+			}
+		}
+	case '[':
+		for dec.More() {
+			if err := noDuplicateKeys(dec); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
 }
 
 // toValue converts the JSON-like values that claims and enrichers hold

@@ -11,10 +11,10 @@ import (
 
 // Refusal describes a request the middleware does not let through.
 type Refusal struct {
-	// Status is the HTTP status: 400, 401, 403 (or the policy's), 413, 503.
+	// Status is the HTTP status: 400, 401, 403 (or the policy's), 413, 415, 503.
 	Status int
 	// Code is a stable, machine-readable word: bad_request, unauthorized,
-	// forbidden, body_too_large, policy_unavailable.
+	// forbidden, body_too_large, unsupported_media_type, policy_unavailable.
 	Code string
 	// Message is safe to show to the caller: it holds no credential and no
 	// internal error.

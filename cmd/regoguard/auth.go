@@ -32,6 +32,8 @@ type authOptions struct {
 	insecureCookie bool
 	oidcScopes     []string
 	saml           samlOptions
+	// allowUnverifiedEmail keeps emails whose email_verified claim is false.
+	allowUnverifiedEmail bool
 }
 
 func (o *authOptions) register(fs *pflag.FlagSet) {
@@ -44,10 +46,11 @@ func (o *authOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.oidcSecret, "oidc-client-secret", "", "OIDC client secret, for the browser login (prefer the environment variable)")
 	fs.StringVar(&o.oidcAudience, "oidc-audience", "", "audience of JWT access tokens (default: the client ID)")
 	fs.StringArrayVar(&o.oidcAccepted, "oidc-accept", nil, "bearer token kinds accepted: id_token, access_token (repeatable; default both)")
-	fs.DurationVar(&o.oidcSkew, "oidc-clock-skew", 30*time.Second, "tolerance on token expiry")
+	fs.DurationVar(&o.oidcSkew, "oidc-clock-skew", 30*time.Second, "tolerance on token expiry, not-before and issued-at times")
 	fs.BoolVar(&o.oidcUserInfo, "oidc-userinfo", false, "add the provider's userinfo claims to verified tokens (cached)")
 	fs.StringVar(&o.appURI, "app-uri", "", "public URL of the protected application; enables the browser login")
 	fs.StringArrayVar(&o.sessionKeys, "session-key", nil, "key of the session cookie, 32 bytes or more: base64:<base64>, hex:<hex>, or unprefixed hex or base64; the first encrypts, all decrypt (repeatable, or comma-separated)")
+	fs.BoolVar(&o.allowUnverifiedEmail, "oidc-allow-unverified-email", false, "keep a token's email (in the policy input and X-Auth-Request-Email) when its email_verified claim is false")
 	fs.BoolVar(&o.insecureCookie, "insecure-cookie", false, "session cookie without Secure, only for an http://localhost app URI")
 	fs.StringArrayVar(&o.oidcScopes, "oidc-scope", nil, "scope the browser login requests (repeatable; openid is always added; default profile, email)")
 	o.saml.register(fs)
@@ -208,7 +211,7 @@ func (o *authOptions) bearer(logger *slog.Logger) (*authn.Bearer, error) {
 	}
 	b, err := authn.NewBearer(authn.BearerConfig{
 		Issuer: o.oidcIssuer, ClientID: o.oidcClientID, Audience: o.oidcAudience, Accepted: accepted,
-		ClockSkew: o.oidcSkew, UserInfo: o.oidcUserInfo, Logger: logger,
+		ClockSkew: o.oidcSkew, UserInfo: o.oidcUserInfo, AllowUnverifiedEmail: o.allowUnverifiedEmail, Logger: logger,
 	})
 	if err != nil {
 		return nil, configErrorf("--oidc-well-known: %w", err)

@@ -28,6 +28,7 @@ type policyOptions struct {
 	maxBodyBytes   int64
 	skips          []string
 	corsPreflight  bool
+	preserveTokens bool
 	denyBuiltins   []string
 	nonStrict      bool
 	cacheSize      int
@@ -49,6 +50,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", authz.DefaultMaxBodyBytes, "largest body read into the input; larger bodies get 413")
 	fs.StringArrayVar(&o.skips, "skip", nil, "regular expression of paths exempt from authentication and authorization, matched against the whole path (repeatable)")
 	fs.BoolVar(&o.corsPreflight, "cors-preflight", false, "let CORS pre-flight requests (OPTIONS with Origin and Access-Control-Request-Method) through")
+	fs.BoolVar(&o.preserveTokens, "preserve-tokens", false, "add the caller's raw token to the policy input (user.token); it may then reach decision logs")
 	fs.StringArrayVar(&o.denyBuiltins, "deny-builtin", nil, "built-in function the policy may not call, such as http.send (repeatable)")
 	fs.BoolVar(&o.nonStrict, "non-strict", false, "turn off OPA's strict compilation checks")
 	fs.IntVar(&o.cacheSize, "decision-cache", 0, "keep up to this many decisions, for deterministic policies (0: no cache)")
@@ -120,6 +122,7 @@ func (o *policyOptions) middlewareConfig() authz.Config {
 		Body:               o.body,
 		MaxBodyBytes:       o.maxBodyBytes,
 		AllowCORSPreflight: o.corsPreflight,
+		PreserveTokens:     o.preserveTokens,
 	}
 	for _, s := range o.skips {
 		cfg.Skip = append(cfg.Skip, authz.Skip{Path: s})

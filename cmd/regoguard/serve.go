@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/bundles"
 	"github.com/regoguard/regoguard/cmd/regoguard/demo"
@@ -49,6 +50,9 @@ type serveOptions struct {
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
 	gcFloorMiB      int
+	// forwardCredentials passes the credentials regoguard consumed on to
+	// the upstream.
+	forwardCredentials bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -59,7 +63,8 @@ func newServeCommand() *cobra.Command {
 		Long: `serve runs a reverse proxy (a sidecar) in front of --upstream: every request is
 authenticated, judged by the policy, and only then passed on, with the caller's
 identity in X-Auth-Request-User, -Email and -Groups (incoming copies of those
-headers are always removed).
+headers, in any spelling, are always removed), and without the credentials it
+verified (unless --forward-credentials).
 
 The policy is evaluated in-process (--policy). --opa-url alone asks a remote
 OPA server for every decision, as fastapi-opa does; with --policy it is the
@@ -95,6 +100,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 0, "longest time to write a response (0: none, for streaming upstreams)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
+	fs.BoolVar(&o.forwardCredentials, "forward-credentials", false, "pass the credentials regoguard verified (Authorization, the API-key header, a trusted proxy's access-token headers) on to the upstream; by default they are removed")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor", 32, "MiB the heap may grow to before Go's garbage collector runs (0: Go's default; ignored when GOGC is set)")
 	return withLayers(cmd)
 }
@@ -165,6 +171,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	cfg := o.middlewareConfig()
 	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
 	cfg.DisableAuthorization = o.noAuthz
+	cfg.ForwardCredentials = o.forwardCredentials
 	if dl != nil {
 		cfg.DecisionLogger = dl
 	}
@@ -180,6 +187,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	next = forwardIdentity(next, authn.ForwardOptions{AllowUnverifiedEmail: o.allowUnverifiedEmail}, logger)
 	handler := auth.routes(guard.Handler(next))
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -390,11 +398,6 @@ func serveUntilDone(ctx context.Context, servers []*namedServer, grace time.Dura
 	return g.Wait()
 }
 
-// identityHeaders carry the caller's identity to the upstream. Copies sent
-// by the client are always removed, so the upstream can trust them.
-var identityHeaders = []string{"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
-	"X-Auth-Request-Preferred-Username", "X-Auth-Request-Access-Token"}
-
 // newProxy forwards allowed requests to upstream with the identity headers
 // set, over a connection pool sized for a busy sidecar (Go's default keeps
 // two idle connections per host, which costs a new connection on most
@@ -440,38 +443,42 @@ func (c *copyBuffers) Get() []byte {
 
 func (c *copyBuffers) Put(b []byte) { c.pool.Put(&b) }
 
+// setIdentityHeaders removes every identity header from h, in every
+// spelling (the guard already did; this keeps the proxy safe on its own),
+// and sets those that forwardIdentity computed for the request.
 func setIdentityHeaders(h http.Header, in *http.Request) {
-	for _, name := range identityHeaders {
-		h.Del(name)
-	}
-	res, ok := authz.FromContext(in.Context())
-	if !ok || res.Identity == nil {
-		return
-	}
-	id := res.Identity
-	h.Set("X-Auth-Request-User", id.Subject)
-	if email, ok := id.Claims["email"].(string); ok {
-		h.Set("X-Auth-Request-Email", email)
-	}
-	if groups := stringList(id.Claims["groups"]); len(groups) > 0 {
-		h.Set("X-Auth-Request-Groups", strings.Join(groups, ","))
+	authn.NewHeaderSet(authn.IdentityHeaders()...).Remove(h)
+	if fwd, ok := in.Context().Value(forwardedKey{}).(http.Header); ok {
+		for k, v := range fwd {
+			h[k] = v
+		}
 	}
 }
 
-func stringList(v any) []string {
-	switch l := v.(type) {
-	case []string:
-		return l
-	case []any:
-		out := make([]string, 0, len(l))
-		for _, x := range l {
-			if s, ok := x.(string); ok {
-				out = append(out, s)
-			}
+type forwardedKey struct{}
+
+// forwardIdentity computes the identity headers of every allowed request
+// before it is proxied, and refuses (403) a request whose identity no
+// header can carry faithfully: a group holding the "," separator would read
+// back as two groups, in a second regoguard as in any upstream.
+func forwardIdentity(next http.Handler, opts authn.ForwardOptions, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, ok := authz.FromContext(r.Context())
+		if !ok || res.Identity == nil {
+			next.ServeHTTP(w, r)
+			return
 		}
-		return out
-	}
-	return nil
+		h, err := authn.ForwardedIdentity(res.Identity, opts)
+		if err != nil {
+			logger.WarnContext(r.Context(), "request refused: its identity cannot be passed on in headers", "error", err,
+				"subject", res.Identity.String(), "path", r.URL.Path)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"error":"forbidden","message":"the caller's identity cannot be passed on faithfully"}`+"\n")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardedKey{}, h)))
+	})
 }
 
 func adminHandler(reg *prometheus.Registry, ready func() error, withPprof bool) http.Handler {

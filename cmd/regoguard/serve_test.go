@@ -258,7 +258,8 @@ func TestServeProxiesOnlyAllowedRequestsWithIdentityHeaders(t *testing.T) {
 		t.Fatalf("allowed request: %d %q", status, body)
 	}
 	got := up.seen[0]
-	if got.Get("X-Auth-Request-Email") != "alice@example.com" || got.Get("X-Auth-Request-Groups") != "reader" || got.Get("X-API-Key") == "" {
+	// The API key was consumed: it is not forwarded (issue #14, weakness 4).
+	if got.Get("X-Auth-Request-Email") != "alice@example.com" || got.Get("X-Auth-Request-Groups") != "reader" || got.Get("X-API-Key") != "" {
 		t.Errorf("upstream saw identity headers %v", got)
 	}
 	if status, _, _ := s.get(t, "POST", "/docs", map[string]string{"X-API-Key": "alice-key-0123456789"}); status != 403 {

@@ -1,0 +1,274 @@
+package authn
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+)
+
+// Header names are compared the way the servers behind a proxy compare them:
+// CGI, WSGI, PHP and Rack turn "X-Auth-Request-User", "x_auth_request_user"
+// and "X-Auth_Request-User" alike into HTTP_X_AUTH_REQUEST_USER. A header
+// whose name matches an identity or credential header in that reading is
+// treated as that header, whatever its spelling.
+
+// NormalizeHeaderName returns name lower-cased with every "_" read as "-":
+// the spelling under which CGI-style servers merge header names.
+func NormalizeHeaderName(name string) string {
+	var buf [64]byte
+	if len(name) <= len(buf) {
+		return string(normalizeInto(buf[:0], name))
+	}
+	return string(normalizeInto(make([]byte, 0, len(name)), name))
+}
+
+// normalizeInto appends the normalised name to dst.
+func normalizeInto(dst []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// HeaderSet is a set of header names compared in their normalised spelling
+// ([NormalizeHeaderName]). The zero value is empty; build one with
+// [NewHeaderSet]. It is safe for concurrent reads.
+type HeaderSet struct{ m map[string]bool }
+
+// NewHeaderSet returns the set of names.
+func NewHeaderSet(names ...string) HeaderSet {
+	s := HeaderSet{m: make(map[string]bool, len(names))}
+	for _, n := range names {
+		s.m[NormalizeHeaderName(n)] = true
+	}
+	return s
+}
+
+// Has reports whether name, in any spelling, is in the set. It does not
+// allocate for names of up to 64 bytes.
+func (s HeaderSet) Has(name string) bool {
+	if len(s.m) == 0 {
+		return false
+	}
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return s.m[NormalizeHeaderName(name)]
+	}
+	return s.m[string(normalizeInto(buf[:0], name))]
+}
+
+// Names returns the normalised names in the set.
+func (s HeaderSet) Names() []string {
+	out := make([]string, 0, len(s.m))
+	for k := range s.m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Repeated returns the normalised name of a header in s that h carries more
+// than once, in one spelling or several ("X-API-Key" and "X_API_Key"), or
+// "" when there is none. It does not allocate when there is none.
+func (s HeaderSet) Repeated(h http.Header) string {
+	var seen [8]string
+	n := 0
+	for name, vs := range h {
+		if !s.Has(name) {
+			continue
+		}
+		if len(vs) > 1 {
+			return NormalizeHeaderName(name)
+		}
+		if n == len(seen) {
+			return NormalizeHeaderName(name) // that many credential headers is no honest request
+		}
+		seen[n] = name
+		n++
+	}
+	for i := 1; i < n; i++ {
+		a := NormalizeHeaderName(seen[i])
+		for j := range i {
+			if NormalizeHeaderName(seen[j]) == a {
+				return a
+			}
+		}
+	}
+	return ""
+}
+
+// Remove deletes from h every header whose name, in any spelling, is in s.
+func (s HeaderSet) Remove(h http.Header) {
+	for name := range h {
+		if s.Has(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// Without returns h when no header of h is in s, and otherwise a copy of h
+// without them; h itself is never modified.
+func (s HeaderSet) Without(h http.Header) http.Header {
+	drop := 0
+	for name := range h {
+		if s.Has(name) {
+			drop++
+		}
+	}
+	if drop == 0 {
+		return h
+	}
+	out := make(http.Header, len(h)-drop)
+	for name, vs := range h {
+		if !s.Has(name) {
+			out[name] = vs
+		}
+	}
+	return out
+}
+
+// TokenHeaders are the headers in which authenticating proxies pass the
+// caller's access token on (OAuth2-Proxy's pass_access_token). They carry a
+// credential, like Authorization.
+func TokenHeaders() []string { return append([]string(nil), tokenHeaders...) }
+
+// identitySet is every identity header, in any spelling.
+var identitySet = NewHeaderSet(IdentityHeaders()...)
+
+// IsIdentityHeader reports whether name, in any spelling (case-folded, "_"
+// read as "-"), is one of [IdentityHeaders].
+func IsIdentityHeader(name string) bool { return identitySet.Has(name) }
+
+// ErrUnrepresentable is returned by [ForwardedIdentity] for an identity that
+// no header value can carry faithfully.
+var ErrUnrepresentable = errors.New("authn: identity cannot be carried in a header")
+
+// ForwardOptions tunes [ForwardedIdentity].
+type ForwardOptions struct {
+	// AllowUnverifiedEmail emits the email claim even when the identity's
+	// email_verified claim is false. Off by default, as in OAuth2-Proxy.
+	AllowUnverifiedEmail bool
+}
+
+// ForwardedIdentity returns the identity headers that carry id to an
+// upstream service (X-Auth-Request-User, -Email, -Groups), in exactly the
+// form [ProxyHeaders] reads them back. A value that would read back as
+// something else (a group holding the "," separator, a subject holding ","
+// that a proxy folding repeated headers would produce, control characters,
+// leading or trailing blanks, invalid UTF-8, an empty group) is refused with
+// an error wrapping [ErrUnrepresentable]: the request must then not be
+// forwarded. An email whose email_verified claim is false is left out unless
+// opts allows it. An anonymous caller (nil, or [MethodNone]) gets no header.
+func ForwardedIdentity(id *Identity, opts ForwardOptions) (http.Header, error) {
+	h := http.Header{}
+	if id == nil || id.Method == MethodNone {
+		return h, nil // anonymous: no identity to carry
+	}
+	if id.Subject == "" {
+		return nil, fmt.Errorf("%w: empty subject", ErrUnrepresentable)
+	}
+	if err := checkHeaderValue(id.Subject); err != nil {
+		return nil, fmt.Errorf("%w: subject: %v", ErrUnrepresentable, err)
+	}
+	h["X-Auth-Request-User"] = []string{id.Subject}
+	if email, ok := id.Claims["email"].(string); ok && email != "" && (opts.AllowUnverifiedEmail || !EmailUnverified(id.Claims)) {
+		if err := checkHeaderValue(email); err != nil {
+			return nil, fmt.Errorf("%w: email: %v", ErrUnrepresentable, err)
+		}
+		h["X-Auth-Request-Email"] = []string{email}
+	}
+	if v, ok := id.Claims["groups"]; ok {
+		groups, err := groupList(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: groups: %v", ErrUnrepresentable, err)
+		}
+		for _, g := range groups {
+			if g == "" {
+				return nil, fmt.Errorf("%w: an empty group name", ErrUnrepresentable)
+			}
+			if err := checkHeaderValue(g); err != nil {
+				return nil, fmt.Errorf("%w: group %q: %v", ErrUnrepresentable, g, err)
+			}
+		}
+		if len(groups) > 0 {
+			h["X-Auth-Request-Groups"] = []string{strings.Join(groups, ",")}
+		}
+	}
+	return h, nil
+}
+
+// groupList reads a groups claim: a list of strings (a single string is one
+// group). Anything else is refused rather than silently dropped, since a
+// dropped group may be the one that denies.
+func groupList(v any) ([]string, error) {
+	switch l := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return []string{l}, nil
+	case []string:
+		return l, nil
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, x := range l {
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("a group of type %T", x)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("a groups claim of type %T", v)
+}
+
+// checkHeaderValue refuses what a header value cannot carry unambiguously:
+// control characters (CR and LF split headers; NUL ends C strings), the ","
+// that separates list elements and that proxies use to fold repeated
+// headers, leading or trailing blanks (trimmed by every reader), and invalid
+// UTF-8 (read differently by different decoders).
+func checkHeaderValue(v string) error {
+	if strings.TrimFunc(v, isBlank) != v {
+		return errors.New("leading or trailing blanks")
+	}
+	if !utf8.ValidString(v) {
+		return errors.New("invalid UTF-8")
+	}
+	for _, r := range v {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return errors.New("a control character")
+		case r == ',':
+			return errors.New(`the list separator ","`)
+		case r == '\u2028' || r == '\u2029' || r == '\ufeff':
+			return fmt.Errorf("the character %U", r)
+		}
+	}
+	return nil
+}
+
+func isBlank(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\u00a0' || r == '\u3000' || r == '\u2028' || r == '\u2029' || r == '\ufeff' ||
+		(r >= '\u2000' && r <= '\u200b') || r == '\u1680' || r == '\u202f' || r == '\u205f' || r == '\u0085'
+}
+
+// EmailUnverified reports whether claims say, in an email_verified claim,
+// that the email was not verified: false, or the string "false" some
+// providers send. An absent claim says nothing.
+func EmailUnverified(claims map[string]any) bool {
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		return !v
+	case string:
+		return strings.EqualFold(strings.TrimSpace(v), "false")
+	}
+	return false
+}
