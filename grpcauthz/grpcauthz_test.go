@@ -280,7 +280,9 @@ func TestInputFieldsBuilt(t *testing.T) {
 
 type decisionLoggerFunc func(context.Context, policy.DecisionEvent) error
 
-func (f decisionLoggerFunc) LogDecision(ctx context.Context, ev policy.DecisionEvent) error { return f(ctx, ev) }
+func (f decisionLoggerFunc) LogDecision(ctx context.Context, ev policy.DecisionEvent) error {
+	return f(ctx, ev)
+}
 
 func counter(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
 	t.Helper()
