@@ -350,7 +350,7 @@ func (i *Interceptor) check(ctx context.Context, call Call) (authz.Result, error
 func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identity) (authz.Result, error) {
 	if id == nil && !i.cfg.AllowAnonymous {
 		i.metrics.count("unauthenticated")
-		return authz.Result{}, status.Error(codes.Unauthenticated, "authentication required")
+		return authz.Result{}, errNoCredential
 	}
 	eval, fields := i.plan()
 	input, err := i.input(call, id, fields)
@@ -367,7 +367,7 @@ func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identi
 	case err != nil:
 		return authz.Result{}, status.Error(codes.Unavailable, "no policy decision could be made")
 	case !d.Allow && (id == nil && d.Status == 0 || d.Status == 401):
-		return authz.Result{}, status.Error(codes.Unauthenticated, "authentication required")
+		return authz.Result{}, errNoCredential
 	case !d.Allow:
 		reason := d.Reason
 		if reason == "" {
