@@ -50,7 +50,7 @@ func (i *Interceptor) input(call Call, id *authn.Identity, fields *policy.InputF
 		items = append(items, [2]*ast.Term{keyStream, ast.BooleanTerm(call.Stream)})
 	}
 	if fields.Reads("metadata") {
-		items = append(items, [2]*ast.Term{keyMetadata, ast.NewTerm(i.metadataObject(call))})
+		items = append(items, [2]*ast.Term{keyMetadata, ast.NewTerm(i.metadataObject(call, fields.Under("metadata")))})
 	}
 	if fields.Reads("peer") {
 		items = append(items, [2]*ast.Term{keyPeer, ast.NewTerm(peerObject(call))})
@@ -73,12 +73,13 @@ func (i *Interceptor) input(call Call, id *authn.Identity, fields *policy.InputF
 }
 
 // metadataObject is the call's metadata without credentials (in any
-// spelling) and binary keys, repeated values joined with ", ".
-func (i *Interceptor) metadataObject(call Call) ast.Object {
+// spelling) and binary keys, repeated values joined with ", ", holding only
+// the keys that fields reads (all when nil).
+func (i *Interceptor) metadataObject(call Call, fields *policy.InputFields) ast.Object {
 	items := make([][2]*ast.Term, 0, len(call.Metadata))
 	for k, vs := range call.Metadata {
 		lk := strings.ToLower(k)
-		if strings.HasSuffix(lk, "-bin") || i.credKeys[normKey(lk)] {
+		if !fields.Reads(lk) || strings.HasSuffix(lk, "-bin") || i.credKeys[normKey(lk)] {
 			continue
 		}
 		items = append(items, [2]*ast.Term{ast.StringTerm(lk), ast.StringTerm(strings.Join(vs, ", "))})
