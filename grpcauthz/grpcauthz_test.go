@@ -27,9 +27,11 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/grpcauthz"
 	"github.com/regoguard/regoguard/policy"
@@ -306,7 +308,7 @@ func counter(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
 // TestPruning: with the in-process engine, fields the policy never reads are
 // not built; Input builds them all.
 func TestPruning(t *testing.T) {
-	ic, err := grpcauthz.New(grpcauthz.Config{AllowAnonymous: true, Evaluator: engine(t, docsPolicy)})
+	ic, err := grpcauthz.New(grpcauthz.Config{AllowAnonymous: true, Evaluator: engine(t, docsPolicy), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,5 +359,72 @@ func TestExemptHealth(t *testing.T) {
 	}
 	if _, err := grpcauthz.New(grpcauthz.Config{AllowAnonymous: true, Evaluator: engine(t, docsPolicy), Exempt: []string{"grpc.health.v1.Health/"}}); err == nil {
 		t.Fatal("a partial method name was accepted as an exemption")
+	}
+}
+
+// TestPruningNeverChangesADecision: the pruned input (only what the policy
+// reads) and the whole input get the same decision, call by call.
+func TestPruningNeverChangesADecision(t *testing.T) {
+	policies := map[string]string{
+		"docs":  docsPolicy,
+		"owner": ownerPolicy,
+		"metadata": `package grpcapi.authz
+allow if input.metadata["x-tenant"] == input.user.claims.tenant
+allow if input.peer.address == "192.0.2.9:1"
+`,
+		"computed key": `package grpcapi.authz
+allow if { some k; input.metadata[k] == "yes"; startswith(k, "x-") }
+`,
+		"whole input": `package grpcapi.authz
+allow if { walk(input, [_, v]); v == "magic" }
+`,
+		"service and stream": `package grpcapi.authz
+allow if { input.service == "test.Docs"; not input.stream }
+`,
+	}
+	ids := []*authn.Identity{
+		nil,
+		{Subject: "alice", Method: authn.MethodOIDC, Claims: map[string]any{"roles": []any{"reader"}, "tenant": "acme"}},
+		{Subject: "root", Method: authn.MethodAPIKey, Claims: map[string]any{"roles": []any{"admin"}, "tenant": "globex"}},
+	}
+	msg := func(m map[string]any) *structpb.Struct { s, _ := structpb.NewStruct(m); return s }
+	calls := []grpcauthz.Call{
+		{FullMethod: "/test.Docs/Get", Request: msg(nil)},
+		{FullMethod: "/test.Docs/Owned", Request: msg(map[string]any{"owner": "alice"}), Metadata: metadata.Pairs("x-tenant", "acme")},
+		{FullMethod: "/test.Docs/Owned", Request: msg(map[string]any{"owner": "root", "note": "magic"}), Metadata: metadata.Pairs("x-flag", "yes")},
+		{FullMethod: "/test.Docs/Watch", Stream: true, Metadata: metadata.Pairs("x-tenant", "globex", "y-flag", "yes")},
+		{FullMethod: "/other.Svc/Public", Request: msg(nil), Metadata: metadata.Pairs("x-tenant", "magic"),
+			Peer: &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 9), Port: 1}}},
+	}
+	for name, rego := range policies {
+		e := engine(t, rego)
+		ic, err := grpcauthz.New(grpcauthz.Config{AllowAnonymous: true, Evaluator: e, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed := 0
+		for _, c := range calls {
+			for _, id := range ids {
+				_, err := ic.Authorize(context.Background(), c, id)
+				whole, ierr := ic.Input(c, id)
+				if ierr != nil {
+					t.Fatal(ierr)
+				}
+				d, eerr := e.Eval(context.Background(), whole)
+				if eerr != nil {
+					t.Fatal(eerr)
+				}
+				pruned := err == nil
+				if pruned != d.Allow {
+					t.Errorf("%s: %s as %v: pruned input allow=%v (%v), whole input allow=%v", name, c.FullMethod, id, pruned, err, d.Allow)
+				}
+				if d.Allow {
+					allowed++
+				}
+			}
+		}
+		if allowed == 0 {
+			t.Errorf("%s: no call allowed: the comparison shows nothing", name)
+		}
 	}
 }
