@@ -428,3 +428,41 @@ allow if { input.service == "test.Docs"; not input.stream }
 		}
 	}
 }
+
+// TestIdentityProviderDown: a token that cannot be checked because the
+// provider is down is Unavailable, not Unauthenticated and never allowed.
+func TestIdentityProviderDown(t *testing.T) {
+	op := startOP(t)
+	tok := op.token(t, "alice", "admin")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + lis.Addr().String()
+	lis.Close()
+	b, err := authn.NewBearer(authn.BearerConfig{Issuer: down, ClientID: clientID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, d := serve(t, grpcauthz.Config{Tokens: b, Evaluator: engine(t, docsPolicy)})
+	_, err = call(conn, "/test.Docs/Owned", nil, "authorization", "Bearer "+tok)
+	wantCode(t, err, codes.Unavailable)
+	if d.ran.Load() != 0 {
+		t.Fatal("handler ran")
+	}
+}
+
+// TestAnonymous: with AllowAnonymous the policy judges callers without
+// credentials; one it denies is asked to authenticate.
+func TestAnonymous(t *testing.T) {
+	conn, _ := serve(t, grpcauthz.Config{AllowAnonymous: true, Evaluator: engine(t, docsPolicy)})
+	out, err := call(conn, "/test.Docs/Public", nil)
+	if err != nil || out.Fields["sub"].GetStringValue() != "anonymous" {
+		t.Fatalf("anonymous Public: %v %v", out, err)
+	}
+	_, err = call(conn, "/test.Docs/Get", nil)
+	wantCode(t, err, codes.Unauthenticated)
+	// No API key store: a key is a credential that cannot be checked.
+	_, err = call(conn, "/test.Docs/Public", nil, "x-api-key", readerKey)
+	wantCode(t, err, codes.Unauthenticated)
+}

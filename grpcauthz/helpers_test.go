@@ -116,7 +116,7 @@ const (
 	adminKey  = "admin-key-0123456789"
 )
 
-func apiKeys(t *testing.T) *authn.APIKeys {
+func apiKeys(t testing.TB) *authn.APIKeys {
 	t.Helper()
 	k, err := authn.NewAPIKeys(authn.APIKeyConfig{Keys: []authn.APIKey{
 		{Key: readerKey, Subject: "reader-svc", Claims: map[string]any{"roles": []any{"reader"}}},
