@@ -23,7 +23,8 @@
 //     error, identity provider unreachable): the call is refused.
 //
 // A stream is judged before its first message is read: a refused stream
-// never reaches its handler.
+// never reaches its handler. The handler of an allowed call reads the
+// caller and the decision with authz.FromContext, as an HTTP handler does.
 //
 // # Credentials
 //
@@ -348,6 +349,10 @@ func (i *Interceptor) check(ctx context.Context, call Call) (authz.Result, error
 // answer. The interceptors call it after authenticating from metadata; the
 // check command calls it with a given identity.
 func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identity) (authz.Result, error) {
+	if !canonicalMethod(call.FullMethod) {
+		i.metrics.count("invalid")
+		return authz.Result{}, status.Error(codes.InvalidArgument, "the method name is not in canonical form")
+	}
 	if id == nil && !i.cfg.AllowAnonymous {
 		i.metrics.count("unauthenticated")
 		return authz.Result{}, errNoCredential
