@@ -17,8 +17,11 @@
 //     as another, or present with no authenticator configured for it; and an
 //     anonymous call the policy denies.
 //   - ResourceExhausted: the policy reads the request message and it is
-//     larger than Config.MaxMessageBytes.
+//     larger than Config.MaxMessageBytes (Unimplemented when it is not a
+//     protocol buffer).
 //   - PermissionDenied: the policy denies; the message is its reason.
+//     A refusal that follows a decision carries its ID in a
+//     google.rpc.ErrorInfo detail (see ErrorDomain).
 //   - Unavailable: no decision could be made in Config.Timeout (evaluator
 //     error, identity provider unreachable): the call is refused.
 //
@@ -73,6 +76,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -370,17 +374,51 @@ func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identi
 	i.record(ctx, call, id, input, d, err, start, elapsed)
 	switch {
 	case err != nil:
-		return authz.Result{}, status.Error(codes.Unavailable, "no policy decision could be made")
+		return authz.Result{}, refusal(codes.Unavailable, "no policy decision could be made", d.ID)
 	case !d.Allow && (id == nil && d.Status == 0 || d.Status == 401):
-		return authz.Result{}, errNoCredential
+		return authz.Result{}, refusal(codes.Unauthenticated, "authentication required", d.ID)
 	case !d.Allow:
 		reason := d.Reason
 		if reason == "" {
 			reason = "permission denied"
 		}
-		return authz.Result{}, status.Error(codes.PermissionDenied, reason)
+		return authz.Result{}, refusal(codes.PermissionDenied, reason, d.ID)
 	}
 	return authz.Result{Identity: id, Decision: d}, nil
+}
+
+// ErrorDomain is the domain of the google.rpc.ErrorInfo detail that a
+// refusal made by the policy (or by its failure) carries. Its metadata
+// "decision_id" names the decision in the logs, as the HTTP middleware's
+// decision_id does.
+const ErrorDomain = "regoguard"
+
+// refusal is the status error of a call refused after a decision, with the
+// decision's ID in an ErrorInfo detail.
+func refusal(code codes.Code, msg, decisionID string) error {
+	st := status.New(code, msg)
+	withID, err := st.WithDetails(&errdetails.ErrorInfo{
+		Reason:   strings.ToUpper(strcase(code.String())),
+		Domain:   ErrorDomain,
+		Metadata: map[string]string{"decision_id": decisionID},
+	})
+	if err != nil {
+		return st.Err()
+	}
+	return withID.Err()
+}
+
+// strcase turns a code name such as PermissionDenied into
+// Permission_Denied, the form of google.rpc.Code names once upper-cased.
+func strcase(s string) string {
+	var b strings.Builder
+	for k, r := range s {
+		if k > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // plan returns the evaluator for one call and the input fields to build for

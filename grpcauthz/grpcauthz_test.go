@@ -21,6 +21,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -465,4 +466,33 @@ func TestAnonymous(t *testing.T) {
 	// No API key store: a key is a credential that cannot be checked.
 	_, err = call(conn, "/test.Docs/Public", nil, "x-api-key", readerKey)
 	wantCode(t, err, codes.Unauthenticated)
+}
+
+// TestDecisionIDInRefusal: a refusal made by the policy names its decision,
+// as the HTTP middleware's decision_id does.
+func TestDecisionIDInRefusal(t *testing.T) {
+	op := startOP(t)
+	var mu sync.Mutex
+	var ids []string
+	logger := decisionLoggerFunc(func(_ context.Context, ev policy.DecisionEvent) error {
+		mu.Lock()
+		defer mu.Unlock()
+		ids = append(ids, ev.ID)
+		return nil
+	})
+	conn, _ := serve(t, grpcauthz.Config{Tokens: op.bearer(t), Evaluator: engine(t, docsPolicy), DecisionLogger: logger})
+	_, err := call(conn, "/test.Docs/Owned", nil, "authorization", "Bearer "+op.token(t, "bob", "reader"))
+	wantCode(t, err, codes.PermissionDenied)
+	var info *errdetails.ErrorInfo
+	for _, d := range status.Convert(err).Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			info = ei
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if info == nil || info.GetDomain() != grpcauthz.ErrorDomain || info.GetReason() != "PERMISSION_DENIED" ||
+		len(ids) != 1 || info.GetMetadata()["decision_id"] != ids[0] {
+		t.Fatalf("error info %v, logged decisions %v", info, ids)
+	}
 }
