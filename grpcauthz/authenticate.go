@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -110,7 +111,7 @@ func (i *Interceptor) bearer(ctx context.Context, vals []string) (*authn.Identit
 	if i.cfg.Tokens == nil {
 		return nil, errors.New("bearer tokens are not accepted (no token verifier)")
 	}
-	id, err := i.cfg.Tokens.Verify(ctx, tok)
+	id, err := i.verifyToken(ctx, tok)
 	if err != nil {
 		return nil, &authn.CredentialError{Method: authn.MethodOIDC, Err: err}
 	}
@@ -118,6 +119,29 @@ func (i *Interceptor) bearer(ctx context.Context, vals []string) (*authn.Identit
 		return nil, errors.New("token verifier returned neither identity nor error")
 	}
 	return id, nil
+}
+
+// verifyToken runs the token verifier within ctx's deadline. A verifier
+// may not honour its context everywhere: authn.Bearer's discovery fetch
+// outlives the call that starts it, bounded only by its HTTP client's
+// timeout. The call is then refused at its deadline while the fetch goes
+// on in the background.
+func (i *Interceptor) verifyToken(ctx context.Context, tok string) (*authn.Identity, error) {
+	type result struct {
+		id  *authn.Identity
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		id, err := i.cfg.Tokens.Verify(ctx, tok)
+		done <- result{id, err}
+	}()
+	select {
+	case r := <-done:
+		return r.id, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: token verification: %w", authn.ErrUnavailable, ctx.Err())
+	}
 }
 
 // apiKey checks the API key with the configured authenticator, asked with a

@@ -496,3 +496,33 @@ func TestDecisionIDInRefusal(t *testing.T) {
 		t.Fatalf("error info %v, logged decisions %v", info, ids)
 	}
 }
+
+// TestIdentityProviderHangs: a provider that accepts and never answers
+// costs at most Timeout (a fault no real OP produces on demand).
+func TestIdentityProviderHangs(t *testing.T) {
+	op := startOP(t)
+	tok := op.token(t, "alice", "admin")
+	hang := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer stuck.Close()
+	defer close(hang)
+	b, err := authn.NewBearer(authn.BearerConfig{Issuer: stuck.URL, ClientID: clientID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, d := serve(t, grpcauthz.Config{Tokens: b, Evaluator: engine(t, docsPolicy), Timeout: 300 * time.Millisecond})
+	start := time.Now()
+	_, err = call(conn, "/test.Docs/Owned", nil, "authorization", "Bearer "+tok)
+	wantCode(t, err, codes.Unavailable)
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("refusal took %v with a 300ms timeout", el)
+	}
+	if d.ran.Load() != 0 {
+		t.Fatal("handler ran")
+	}
+}
