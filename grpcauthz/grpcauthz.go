@@ -171,6 +171,12 @@ type Config struct {
 	MaxMessageBytes int
 	// PreserveTokens adds the caller's raw token to the input (user.token).
 	PreserveTokens bool
+	// ForwardCredentials leaves the credentials the interceptors verified
+	// (authorization, the API key) in the incoming metadata the handler
+	// sees. Off by default, as for HTTP: the handler finds the caller, and
+	// its token, in authz.FromContext. Identity metadata (x-forwarded-user
+	// and the like, in any spelling) is always removed.
+	ForwardCredentials bool
 	// Timeout bounds authentication and decision of one call; past it the
 	// call is refused with Unavailable. Default DefaultTimeout.
 	Timeout time.Duration
@@ -195,7 +201,7 @@ type Interceptor struct {
 	snap        snapshotter
 	exempt      map[string]bool
 	apiKeyMD    string
-	credKeys    map[string]bool // normalised credential keys, left out of the input
+	keys        keySets
 	maxMessage  int
 	timeout     time.Duration
 	logger      *slog.Logger
@@ -234,7 +240,7 @@ func New(cfg Config) (*Interceptor, error) {
 	if strings.HasSuffix(i.apiKeyMD, "-bin") || strings.HasPrefix(i.apiKeyMD, ":") {
 		return nil, fmt.Errorf("grpcauthz: APIKeyMetadata %q is not a text metadata key", i.apiKeyMD)
 	}
-	i.credKeys = map[string]bool{"authorization": true, "cookie": true, "proxy-authorization": true, normKey(i.apiKeyMD): true}
+	i.keys = newKeySets(i.apiKeyMD)
 	for _, m := range cfg.Exempt {
 		if !canonicalMethod(m) {
 			return nil, fmt.Errorf("grpcauthz: exempt method %q is not a full method name such as /pkg.Service/Method", m)
@@ -284,6 +290,7 @@ func (i *Interceptor) Unary() grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
+		ctx = i.keys.forHandler(ctx, call.Metadata, i.cfg.ForwardCredentials)
 		return handler(authz.NewContext(ctx, res), req)
 	}
 }
@@ -304,6 +311,7 @@ func (i *Interceptor) Stream() grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
+		ctx = i.keys.forHandler(ctx, call.Metadata, i.cfg.ForwardCredentials)
 		return handler(srv, &serverStream{ServerStream: ss, ctx: authz.NewContext(ctx, res)})
 	}
 }

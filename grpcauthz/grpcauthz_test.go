@@ -526,3 +526,46 @@ func TestIdentityProviderHangs(t *testing.T) {
 		t.Fatal("handler ran")
 	}
 }
+
+// TestMetadataKeptFromInputAndHandler: identity claims never reach the input
+// or the handler, in any spelling; secret-looking keys stay out of the
+// input; the consumed credentials reach the handler only when forwarded.
+func TestMetadataKeptFromInputAndHandler(t *testing.T) {
+	var mu sync.Mutex
+	var last ast.Value
+	logger := decisionLoggerFunc(func(_ context.Context, ev policy.DecisionEvent) error {
+		mu.Lock()
+		last = ev.Input
+		mu.Unlock()
+		return nil
+	})
+	md := []string{"x-api-key", readerKey, "x-tenant", "acme", "x-forwarded-user", "root", "x_forwarded_user", "root",
+		"x-auth-request-groups", "admin", "x-auth-token", "t", "x-session-id", "s", "x-client-secret", "c"}
+	for _, forward := range []bool{false, true} {
+		conn, _ := serve(t, grpcauthz.Config{APIKeys: apiKeys(t), Evaluator: engine(t, docsPolicy), DecisionLogger: logger, ForwardCredentials: forward})
+		out, err := call(conn, "/test.Docs/Get", nil, md...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, k := range out.Fields["metadata"].GetListValue().GetValues() {
+			seen[k.GetStringValue()] = true
+		}
+		if seen["x-forwarded-user"] || seen["x_forwarded_user"] || seen["x-auth-request-groups"] || !seen["x-tenant"] || seen["x-api-key"] != forward {
+			t.Errorf("forward %v: the handler saw metadata %v", forward, seen)
+		}
+		mu.Lock()
+		in, _ := ast.JSON(last)
+		mu.Unlock()
+		inMD := in.(map[string]any)["metadata"].(map[string]any)
+		if len(inMD) == 0 || inMD["x-tenant"] != "acme" {
+			t.Fatalf("input metadata %v", inMD)
+		}
+		for k := range inMD {
+			switch k {
+			case "x-api-key", "x-forwarded-user", "x_forwarded_user", "x-auth-request-groups", "x-auth-token", "x-session-id", "x-client-secret":
+				t.Errorf("%q in the input", k)
+			}
+		}
+	}
+}

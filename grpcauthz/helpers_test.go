@@ -16,6 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -182,7 +183,12 @@ func (d *docs) reply(ctx context.Context) *structpb.Struct {
 	if res, ok := authz.FromContext(ctx); ok && res.Identity != nil {
 		sub = res.Identity.Subject
 	}
-	s, _ := structpb.NewStruct(map[string]any{"sub": sub})
+	md, _ := metadata.FromIncomingContext(ctx)
+	keys := []any{}
+	for k := range md {
+		keys = append(keys, k)
+	}
+	s, _ := structpb.NewStruct(map[string]any{"sub": sub, "metadata": keys})
 	return s
 }
 

@@ -72,14 +72,14 @@ func (i *Interceptor) input(call Call, id *authn.Identity, fields *policy.InputF
 	return ast.NewObject(items...), nil
 }
 
-// metadataObject is the call's metadata without credentials (in any
-// spelling) and binary keys, repeated values joined with ", ", holding only
+// metadataObject is the call's metadata without credentials, identity
+// claims and secret-looking keys (in any spelling) and binary keys, repeated values joined with ", ", holding only
 // the keys that fields reads (all when nil).
 func (i *Interceptor) metadataObject(call Call, fields *policy.InputFields) ast.Object {
 	items := make([][2]*ast.Term, 0, len(call.Metadata))
 	for k, vs := range call.Metadata {
 		lk := strings.ToLower(k)
-		if !fields.Reads(lk) || strings.HasSuffix(lk, "-bin") || i.credKeys[normKey(lk)] {
+		if !fields.Reads(lk) || !i.keys.inInput(lk) {
 			continue
 		}
 		items = append(items, [2]*ast.Term{ast.StringTerm(lk), ast.StringTerm(strings.Join(vs, ", "))})
