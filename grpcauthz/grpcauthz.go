@@ -56,8 +56,12 @@
 //
 // method is the full method name, which can never be mistaken for an HTTP
 // verb, so one policy can judge HTTP requests and gRPC calls on the fields
-// they share (user). metadata leaves out credentials and binary (-bin) keys
-// and joins repeated values with ", " as HTTP headers are. message is the
+// they share (user). metadata leaves out credentials, proxy identity claims
+// (x-forwarded-user, ...) and secret-looking keys (x-auth-token,
+// x-session-id, ...) in any spelling, and binary (-bin) keys, and joins
+// repeated values with ", " as HTTP headers are. The handler's incoming
+// metadata loses the identity claims too, and the credentials the
+// interceptors verified unless Config.ForwardCredentials is set. message is the
 // request message of a unary call as protojson (proto field names, unset
 // fields with their zero values); a stream is judged before its first
 // message and has none, so write rules on input.message so that its absence
