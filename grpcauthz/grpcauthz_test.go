@@ -569,3 +569,38 @@ func TestMetadataKeptFromInputAndHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestEvaluators: the interceptors ask any authz.Evaluator: a cache in front
+// of the engine, and a fallback from a remote OPA that is down to the engine.
+func TestEvaluators(t *testing.T) {
+	e := engine(t, docsPolicy)
+	cache, err := authz.NewCache(e, authz.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + lis.Addr().String()
+	lis.Close()
+	down, err := authz.NewRemote(authz.RemoteConfig{URL: closed, Decision: "grpcapi/authz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, eval := range map[string]authz.Evaluator{"cache": cache, "fallback": &authz.Fallback{Primary: down, Secondary: e}} {
+		t.Run(name, func(t *testing.T) {
+			conn, _ := serve(t, grpcauthz.Config{APIKeys: apiKeys(t), Evaluator: eval})
+			for range 2 {
+				if _, err := call(conn, "/test.Docs/Get", nil, "x-api-key", readerKey); err != nil {
+					t.Fatalf("reader Get: %v", err)
+				}
+				_, err := call(conn, "/test.Docs/Owned", nil, "x-api-key", readerKey)
+				wantCode(t, err, codes.PermissionDenied)
+			}
+		})
+	}
+	if cache.Len() == 0 {
+		t.Fatal("the cache kept no decision")
+	}
+}
