@@ -140,8 +140,24 @@ func (o *benchOptions) inputs(cases []testCase, e *policy.Engine, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
+	g, err := newGRPCJudge(cfg)
+	if err != nil {
+		return nil, err
+	}
 	inputs := make([]ast.Value, 0, len(cases))
 	for _, c := range cases {
+		if c.GRPC != nil {
+			call, err := c.GRPC.call()
+			if err != nil {
+				return nil, fmt.Errorf("case %q: %w", c.Name, err)
+			}
+			in, err := g.Input(call, c.identity())
+			if err != nil {
+				return nil, fmt.Errorf("case %q: %w", c.Name, err)
+			}
+			inputs = append(inputs, in)
+			continue
+		}
 		r, err := c.httpRequest()
 		if err != nil {
 			return nil, fmt.Errorf("case %q: %w", c.Name, err)

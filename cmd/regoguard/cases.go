@@ -17,6 +17,7 @@ import (
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/grpcauthz"
 )
 
 // casesFile is the YAML file of expected decisions that check and bench read.
@@ -29,6 +30,10 @@ import (
 //	  - name: anonymous callers are asked to log in
 //	    request: {method: GET, path: /docs/1}
 //	    expect: {allow: false, status: 401}
+//	  - name: gRPC calls too (see caseGRPC)
+//	    grpc: {method: /shop.Orders/List, metadata: {x-tenant: acme}}
+//	    identity: {sub: alice, claims: {tenant: acme}}
+//	    expect: {code: OK}
 type casesFile struct {
 	Cases []testCase `yaml:"cases"`
 }
@@ -36,6 +41,7 @@ type casesFile struct {
 type testCase struct {
 	Name     string        `yaml:"name"`
 	Request  caseRequest   `yaml:"request"`
+	GRPC     *caseGRPC     `yaml:"grpc"` // a gRPC call instead of a request
 	Identity *caseIdentity `yaml:"identity"`
 	Expect   *caseExpect   `yaml:"expect"`
 	line     int           // where the case starts in its file
@@ -62,6 +68,9 @@ type caseExpect struct {
 	Allow  *bool  `yaml:"allow"`
 	Status int    `yaml:"status"`
 	Reason string `yaml:"reason"`
+	// Code is the gRPC status code name of a gRPC case (OK,
+	// PermissionDenied, ...).
+	Code string `yaml:"code"`
 }
 
 // readCases parses a cases file strictly: an unknown field is an error with
@@ -120,6 +129,15 @@ func caseLines(root *yaml.Node) []int {
 }
 
 func (c *testCase) validate() error {
+	if c.Expect != nil && c.Expect.Allow == nil && c.Expect.Status == 0 && c.Expect.Code == "" {
+		return fmt.Errorf("expect needs allow, status or code")
+	}
+	if c.GRPC != nil {
+		return c.GRPC.validate(c)
+	}
+	if c.Expect != nil && c.Expect.Code != "" {
+		return fmt.Errorf("expect.code is for grpc cases")
+	}
 	if c.Request.Method == "" {
 		c.Request.Method = http.MethodGet
 	}
@@ -129,9 +147,6 @@ func (c *testCase) validate() error {
 	}
 	if c.Name == "" {
 		c.Name = c.Request.Method + " " + c.Request.Path
-	}
-	if c.Expect != nil && c.Expect.Allow == nil && c.Expect.Status == 0 {
-		return fmt.Errorf("expect needs allow or status")
 	}
 	_, err := c.httpRequest()
 	return err
@@ -210,6 +225,8 @@ type outcome struct {
 	Allow      bool   `json:"allow"`
 	Reason     string `json:"reason,omitempty"`
 	DecisionID string `json:"decision_id,omitempty"`
+	// Code is the gRPC status code of a gRPC case.
+	Code string `json:"code,omitempty"`
 }
 
 // judge runs requests through a real authz.Middleware whose authenticator
@@ -217,6 +234,7 @@ type outcome struct {
 // decision and the same status as serve.
 type judge struct {
 	handler http.Handler
+	grpc    *grpcauthz.Interceptor // the same policy's gRPC interceptors
 }
 
 type identityKey struct{}
@@ -247,7 +265,11 @@ func newJudge(cfg authz.Config) (*judge, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(outcome{Status: http.StatusOK, Allow: true, Reason: res.Decision.Reason, DecisionID: res.Decision.ID})
 	})
-	return &judge{handler: m.Handler(allowed)}, nil
+	g, err := newGRPCJudge(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &judge{handler: m.Handler(allowed), grpc: g}, nil
 }
 
 func (j *judge) judge(ctx context.Context, r *http.Request, id *authn.Identity) outcome {
@@ -274,6 +296,9 @@ func (e *caseExpect) mismatch(got outcome) string {
 	}
 	if e.Status != 0 && e.Status != got.Status {
 		diffs = append(diffs, fmt.Sprintf("status %d, want %d", got.Status, e.Status))
+	}
+	if want, ok := grpcCode(e.Code); ok && e.Code != "" && want.String() != got.Code {
+		diffs = append(diffs, fmt.Sprintf("code %s, want %s", got.Code, want))
 	}
 	if e.Reason != "" && e.Reason != got.Reason {
 		d := fmt.Sprintf("reason %q, want %q", got.Reason, e.Reason)

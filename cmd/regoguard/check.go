@@ -46,7 +46,15 @@ outcome; status is the HTTP status serve would answer:
     - name: writers only
       request: {method: POST, path: /docs, body: {title: x}}
       identity: {sub: bob, claims: {groups: [reader]}}
-      expect: {allow: false, status: 403, reason: "writers only"}`,
+      expect: {allow: false, status: 403, reason: "writers only"}
+
+A case may describe a gRPC call instead, judged by the gRPC interceptors
+(package grpcauthz) with the same policy; code is the gRPC status:
+
+    - name: readers list their own tenant's orders
+      grpc: {method: /shop.Orders/List, metadata: {x-tenant: acme}, message: {page_size: 10}}
+      identity: {sub: alice, claims: {groups: [reader], tenant: acme}}
+      expect: {allow: true, code: OK}`,
 		Example: `  regoguard check --policy policy/ cases.yaml
   regoguard check --policy policy/ cases.yaml --format junit > report.xml
   regoguard check --policy policy/ --har session.har --as alice --as-claims '{"groups":["staff"]}'
@@ -172,6 +180,9 @@ func (o *checkOptions) judgeFor(ctx context.Context, paths []string, logger *slo
 func (o *checkOptions) runCase(ctx context.Context, c testCase, j, other *judge) checkResult {
 	res := checkResult{Name: c.Name, Kind: "case", Source: fmt.Sprintf("%s:%d", c.source, c.line),
 		Request: c.Request.Method + " " + c.Request.Path, User: identityLabel(c.Identity)}
+	if c.GRPC != nil {
+		res.Request = "grpc " + c.GRPC.Method
+	}
 	if c.Expect == nil {
 		res.Kind = "har"
 	} else {
@@ -199,6 +210,9 @@ func (o *checkOptions) runCase(ctx context.Context, c testCase, j, other *judge)
 }
 
 func judgeCase(ctx context.Context, j *judge, c testCase) (outcome, error) {
+	if c.GRPC != nil {
+		return j.judgeGRPC(ctx, c.GRPC, c.identity())
+	}
 	r, err := c.httpRequest()
 	if err != nil {
 		return outcome{}, err
@@ -221,6 +235,9 @@ func expectLabel(e *caseExpect) string {
 	if e.Status != 0 {
 		parts = append(parts, fmt.Sprint(e.Status))
 	}
+	if e.Code != "" {
+		parts = append(parts, e.Code)
+	}
 	if e.Reason != "" {
 		parts = append(parts, fmt.Sprintf("%q", e.Reason))
 	}
@@ -232,6 +249,9 @@ func outcomeLabel(o *outcome) string {
 		return "-"
 	}
 	s := map[bool]string{true: "allow", false: "deny"}[o.Allow] + fmt.Sprintf(" %d", o.Status)
+	if o.Code != "" {
+		s += " " + o.Code
+	}
 	if o.Reason != "" && !o.Allow {
 		s += fmt.Sprintf(" %q", o.Reason)
 	}
