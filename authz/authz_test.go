@@ -364,7 +364,7 @@ func TestEvaluatorErrorFailsClosed(t *testing.T) {
 		t.Errorf("evaluator errors metric %v, want 1", n)
 	}
 
-	unloaded, err := policy.NewEngine(policy.Config{})
+	unloaded, err := policy.New(context.Background(), policy.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,7 +224,7 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 	ready := func() error { return nil }
 	switch {
 	case len(o.bundles) > 0:
-		if engine, err = policy.NewEngine(o.engineConfig(logger)); err != nil {
+		if engine, err = policy.New(ctx, o.engineConfig(logger), nil); err != nil {
 			return nil, nil, err
 		}
 		m, err := o.manager(engine, dl, reg, logger)
