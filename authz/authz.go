@@ -26,9 +26,12 @@ import (
 	"github.com/regoguard/regoguard/policy"
 )
 
-// An Evaluator decides on an input document. *policy.Engine, *Remote and
-// *Fallback are Evaluators. Eval must be safe for concurrent use, and must
-// return an error, never an allow, when it cannot decide.
+// An Evaluator decides on an input document. *policy.Engine, *Remote,
+// *Fallback and *Cache are Evaluators. Eval must be safe for concurrent use,
+// and must return an error, never an allow, when it cannot decide.
+//
+// An Evaluator may also implement the optional [Snapshotter] (pruning of the
+// input, revision-exact caching) and [DecisionNamer] (decision logs).
 type Evaluator interface {
 	Eval(ctx context.Context, input ast.Value) (policy.Decision, error)
 }
@@ -106,8 +109,10 @@ type Config struct {
 	// Logger gets start-up warnings and one line per decision; default
 	// slog.Default().
 	Logger *slog.Logger
-	// DecisionLogLevel is the level of the per-decision line; default Info.
-	DecisionLogLevel slog.Level
+	// DecisionLogLevel is the level of the per-decision line; default
+	// slog.LevelDebug, so that a busy service does not log every request
+	// unless asked. A decision that fails is always logged at Error.
+	DecisionLogLevel slog.Leveler
 	// LogInput adds the input document to the per-decision line, with the
 	// fields in LogInputMask (slash-separated paths such as
 	// "/user/claims/email") removed.
@@ -135,9 +140,14 @@ type Middleware struct {
 	maxBody     int64
 	readsBody   bool
 	decisionRef string
-	// engine is the Evaluator when it is the in-process engine and the input
-	// is not logged: the input then holds only the fields the policy reads.
-	engine *policy.Engine
+	logLevel    slog.Level
+	// snapshotter is the Evaluator when it is a Snapshotter: each request
+	// is then judged by one snapshot, for which the input holds only the
+	// fields it reads unless the whole input is logged (prune false).
+	snapshotter Snapshotter
+	prune       bool
+	// trace is attached to each evaluation's context to count fallbacks.
+	trace *EvalTrace
 }
 
 type compiledSkip struct {
@@ -201,15 +211,18 @@ func New(cfg Config) (*Middleware, error) {
 		}
 		m.metrics = met
 	}
-	if fb, ok := cfg.Evaluator.(*Fallback); ok && m.metrics != nil && fb.OnFallback == nil {
-		fb.OnFallback = func(error) { m.metrics.fallbacks.Inc() }
+	if m.metrics != nil {
+		m.trace = &EvalTrace{Fallback: func(error) { m.metrics.fallbacks.Inc() }}
 	}
-	if e, ok := cfg.Evaluator.(interface{ Decision() ast.Ref }); ok {
-		m.decisionRef = e.Decision().String()
+	if ref := decisionRef(cfg.Evaluator); ref != nil {
+		m.decisionRef = ref.String()
 	}
-	if e, ok := cfg.Evaluator.(*policy.Engine); ok && !cfg.LogInput && cfg.DecisionLogger == nil {
-		m.engine = e
+	m.logLevel = slog.LevelDebug
+	if cfg.DecisionLogLevel != nil {
+		m.logLevel = cfg.DecisionLogLevel.Level()
 	}
+	m.snapshotter, _ = cfg.Evaluator.(Snapshotter)
+	m.prune = !cfg.LogInput && cfg.DecisionLogger == nil
 	m.warn()
 	return m, nil
 }
@@ -326,8 +339,12 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 		m.refuseInput(w, r, err)
 		return policy.Decision{}, false
 	}
+	ctx := r.Context()
+	if m.trace != nil {
+		ctx = WithEvalTrace(ctx, m.trace)
+	}
 	start := time.Now()
-	d, err := eval.Eval(r.Context(), input)
+	d, err := eval.Eval(ctx, input)
 	elapsed := time.Since(start)
 	d.ID = m.ids.next()
 	m.record(r, id, input, d, err, start, elapsed)
@@ -342,14 +359,17 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 }
 
 // plan returns the evaluator for one request and the input fields to build
-// for it (nil: all). With the in-process engine that is a snapshot of the
-// revision being served, so that the fields built and the policy that
-// judges them always match, even across a reload; the input then costs
-// nothing for what the policy never reads (headers, query, a body to parse,
-// an enricher's call).
+// for it (nil: all). With a Snapshotter (the engine, or a Cache or Fallback
+// in front of it) that is a snapshot of the revision being served, so that
+// the fields built and the policy that judges them always match, even
+// across a reload; the input then costs nothing for what the policy never
+// reads (headers, query, a body to parse, an enricher's call).
 func (m *Middleware) plan() (Evaluator, *policy.InputFields) {
-	if m.engine != nil {
-		if s, err := m.engine.Snapshot(); err == nil {
+	if m.snapshotter != nil {
+		if s, err := m.snapshotter.Snapshot(); err == nil {
+			if !m.prune {
+				return s, nil
+			}
 			return s, s.Fields()
 		}
 	}

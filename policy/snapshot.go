@@ -26,9 +26,15 @@ type Snapshot interface {
 	// server, whose policy can change unseen): nothing may then be cached
 	// or compared across revisions on its account.
 	Revision() string
-	// Fields is what the revision may read of its input, key by key; nil
-	// when it may read the input as a whole (or cannot tell).
+	// Fields is what an evaluation of the snapshot may read of its input,
+	// key by key: the fields to build. It is nil when the whole input may
+	// be read (or the snapshot cannot tell).
 	Fields() *InputFields
+	// RevisionFields is what the revision named by Revision reads: a
+	// decision whose Revision is that revision depends on these fields
+	// only. It is Fields, unless the snapshot may also ask an evaluator of
+	// another revision (a fallback), whose fields Fields adds.
+	RevisionFields() *InputFields
 }
 
 // snapshot is an Engine's Snapshot of one compiled revision.
@@ -49,6 +55,8 @@ func (e *Engine) Snapshot() (Snapshot, error) {
 }
 
 func (s *snapshot) Fields() *InputFields { return s.c.inputFields }
+
+func (s *snapshot) RevisionFields() *InputFields { return s.c.inputFields }
 
 func (s *snapshot) Revision() string { return s.c.revision }
 
