@@ -154,7 +154,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		if eval, ready, err = o.evaluator(ctx, demoing, dl, reg, logger); err != nil {
 			return err
 		}
-		if eval, err = o.cached(eval); err != nil {
+		if eval, err = o.cached(eval, logger); err != nil {
 			return err
 		}
 	}
