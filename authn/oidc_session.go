@@ -39,7 +39,7 @@ func claimsFromIDToken(raw string) (map[string]any, error) {
 	if raw == "" {
 		return nil, errors.New("session cookie has no claims")
 	}
-	jws, err := jose.ParseSigned(raw, toJOSE(defaultAlgorithms))
+	jws, err := jose.ParseSignedCompact(raw, toJOSE(defaultAlgorithms))
 	if err != nil {
 		return nil, fmt.Errorf("session ID token: %w", err)
 	}

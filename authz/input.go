@@ -56,7 +56,6 @@ type inputBuilder struct {
 	layout        Layout
 	dropHeaders   map[string]bool
 	withBody      bool
-	maxBody       int64
 	enrichers     []Enricher
 	preserveToken bool
 }
