@@ -271,7 +271,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 
 func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if !m.cfg.AllowUncleanPaths && !canonicalPath(r) {
-		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: "bad_request", Message: "the request path is not in canonical form"})
+		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "the request path is not in canonical form"})
 		return
 	}
 	if m.exempt(r) {
@@ -292,7 +292,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		// The identity provider could not be asked: the credential is
 		// neither good nor bad yet, so say so rather than 401.
 		m.metrics.count("error")
-		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: "authentication_unavailable",
+		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: CodeAuthenticationUnavailable,
 			Message: "the identity provider cannot be reached", Err: err})
 		return
 	case err != nil:
@@ -322,7 +322,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			return
 		}
 		m.refuse(w, r, Refusal{
-			Status: orDefault(d.Status, m.denyStatus), Code: "forbidden", Message: d.Reason,
+			Status: orDefault(d.Status, m.denyStatus), Code: CodeForbidden, Message: d.Reason,
 			Identity: id, Decision: &d,
 		})
 		return
@@ -350,7 +350,7 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 	m.record(r, id, input, d, err, start, elapsed)
 	if err != nil {
 		m.refuse(w, r, Refusal{
-			Status: http.StatusServiceUnavailable, Code: "policy_unavailable",
+			Status: http.StatusServiceUnavailable, Code: CodePolicyUnavailable,
 			Message: "no policy decision could be made", Identity: id, Decision: &d, Err: err,
 		})
 		return d, false
@@ -403,13 +403,13 @@ func (m *Middleware) Evaluator() Evaluator { return m.eval }
 func (m *Middleware) refuseInput(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
-		m.refuse(w, r, Refusal{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+		m.refuse(w, r, Refusal{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge,
 			Message: fmt.Sprintf("the request body is larger than %d bytes", m.maxBody), Err: err})
 	case errors.Is(err, ErrBadRequest):
-		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: "bad_request", Message: err.Error(), Err: err})
+		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: err.Error(), Err: err})
 	default:
 		m.metrics.count("error")
-		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: "policy_unavailable",
+		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: CodePolicyUnavailable,
 			Message: "the policy input could not be built", Err: err})
 	}
 }
