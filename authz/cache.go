@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -57,6 +58,7 @@ type Cache struct {
 	mu      sync.Mutex // guards seenRev
 	seenRev string
 	bufs    sync.Pool
+	plan    atomic.Pointer[keyPlan] // of the fields last keyed on
 }
 
 type cached struct {
@@ -116,11 +118,11 @@ func checkKeyFields(eval Evaluator, keys []string) error {
 
 // Eval implements [Evaluator].
 func (c *Cache) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
-	s, err := c.Snapshot()
+	inner, err := SnapshotOf(c.eval)
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	return s.Eval(ctx, input)
+	return c.evalOn(ctx, inner, input)
 }
 
 // Snapshot implements [Snapshotter]: the snapshot of the evaluator behind
@@ -152,21 +154,26 @@ func (s *cacheSnapshot) Fields() *policy.InputFields         { return s.inner.Fi
 func (s *cacheSnapshot) RevisionFields() *policy.InputFields { return s.inner.RevisionFields() }
 
 func (s *cacheSnapshot) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
-	rev := s.inner.Revision()
+	return s.c.evalOn(ctx, s.inner, input)
+}
+
+// evalOn answers from the cache or from inner, and keeps inner's decision
+// when it is one of inner's revision.
+func (c *Cache) evalOn(ctx context.Context, inner policy.Snapshot, input ast.Value) (policy.Decision, error) {
+	rev := inner.Revision()
 	if rev == "" {
-		return s.eval(ctx, input)
+		return evalFailClosed(ctx, inner, input)
 	}
-	c := s.c
 	c.dropOnNewRevision(rev)
-	key, err := c.key(rev, input, s.inner.RevisionFields())
+	key, err := c.key(rev, input, inner.RevisionFields())
 	if err != nil {
-		return s.eval(ctx, input)
+		return evalFailClosed(ctx, inner, input)
 	}
 	now := time.Now()
 	if e, ok := c.entries.Get(key); ok && now.Before(e.expires) {
 		return e.d, nil
 	}
-	d, err := s.eval(ctx, input)
+	d, err := evalFailClosed(ctx, inner, input)
 	if err != nil {
 		return d, err
 	}
@@ -178,9 +185,9 @@ func (s *cacheSnapshot) Eval(ctx context.Context, input ast.Value) (policy.Decis
 	return d, nil
 }
 
-// eval asks the inner snapshot; a failed decision never carries an allow.
-func (s *cacheSnapshot) eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
-	d, err := s.inner.Eval(ctx, input)
+// evalFailClosed asks s; a failed decision never carries an allow.
+func evalFailClosed(ctx context.Context, s policy.Snapshot, input ast.Value) (policy.Decision, error) {
+	d, err := s.Eval(ctx, input)
 	if err != nil {
 		return policy.Decision{Revision: d.Revision, Bundles: d.Bundles}, err
 	}
@@ -207,7 +214,7 @@ func (c *Cache) key(rev string, input ast.Value, fields *policy.InputFields) ([s
 	defer c.bufs.Put(bp)
 	buf := binary.AppendUvarint((*bp)[:0], uint64(len(rev)))
 	buf = append(buf, rev...)
-	buf, err := appendRead(buf, input, fields)
+	buf, err := appendRead(buf, input, c.planFor(fields))
 	if err != nil {
 		return [sha256.Size]byte{}, err
 	}
@@ -215,33 +222,71 @@ func (c *Cache) key(rev string, input ast.Value, fields *policy.InputFields) ([s
 	return sha256.Sum256(buf), nil
 }
 
-// appendRead writes the part of v that fields reads as text: objects with
-// the keys read only, in sorted order (as OPA writes them), everything else
-// whole. Equal parts give equal text.
-func appendRead(buf []byte, v ast.Value, fields *policy.InputFields) ([]byte, error) {
+// keyPlan is what a key is made of for one InputFields: the keys read at
+// each level of the input, with their terms and text made once, in a fixed
+// order. A nil *keyPlan takes a value whole.
+type keyPlan struct {
+	fields *policy.InputFields
+	keys   []plannedKey
+}
+
+type plannedKey struct {
+	term *ast.Term
+	text []byte // the key as text, and ':'
+	sub  *keyPlan
+}
+
+func newKeyPlan(f *policy.InputFields) *keyPlan {
+	if f == nil {
+		return nil
+	}
+	p := &keyPlan{fields: f}
+	for _, k := range f.Keys() {
+		text, _ := ast.String(k).AppendText(nil)
+		p.keys = append(p.keys, plannedKey{term: ast.StringTerm(k), text: append(text, ':'), sub: newKeyPlan(f.Under(k))})
+	}
+	return p
+}
+
+// planFor returns the plan of fields, made once per revision: the last one
+// made is kept.
+func (c *Cache) planFor(fields *policy.InputFields) *keyPlan {
+	if fields == nil {
+		return nil
+	}
+	if p := c.plan.Load(); p != nil && p.fields == fields {
+		return p
+	}
+	p := newKeyPlan(fields)
+	c.plan.Store(p)
+	return p
+}
+
+// appendRead writes the part of v that plan reads as text: of an object,
+// the keys read that it has (key, ':', value, ','), between braces;
+// anything else whole. Equal parts give equal text.
+func appendRead(buf []byte, v ast.Value, plan *keyPlan) ([]byte, error) {
 	obj, ok := v.(ast.Object)
-	if fields == nil || !ok {
+	if plan == nil || !ok {
 		ap, ok := v.(interface{ AppendText([]byte) ([]byte, error) })
 		if !ok {
 			return nil, fmt.Errorf("authz: cache: a %T cannot be written as text", v)
 		}
 		return ap.AppendText(buf)
 	}
-	var err error
 	buf = append(buf, '{')
-	obj.Foreach(func(k, val *ast.Term) {
-		key, ok := k.Value.(ast.String)
-		if err != nil || !ok || !fields.Reads(string(key)) {
-			return
+	for i := range plan.keys {
+		k := &plan.keys[i]
+		t := obj.Get(k.term)
+		if t == nil {
+			continue
 		}
-		if buf, err = k.Value.(ast.String).AppendText(buf); err != nil {
-			return
-		}
-		buf = append(buf, ':')
-		if buf, err = appendRead(buf, val.Value, fields.Under(string(key))); err != nil {
-			return
+		buf = append(buf, k.text...)
+		var err error
+		if buf, err = appendRead(buf, t.Value, k.sub); err != nil {
+			return nil, err
 		}
 		buf = append(buf, ',')
-	})
-	return append(buf, '}'), err
+	}
+	return append(buf, '}'), nil
 }
