@@ -139,8 +139,8 @@ func (c *Cache) Snapshot() (policy.Snapshot, error) {
 // cache does; it returns nil otherwise.
 func (c *Cache) DecisionRef() ast.Ref { return decisionRef(c.eval) }
 
-// Len returns the number of cached decisions, those of past revisions
-// included until they are evicted.
+// Len returns the number of cached decisions. The first decision asked of a
+// new revision empties the cache.
 func (c *Cache) Len() int { return c.entries.Len() }
 
 // cacheSnapshot is a Cache in front of one snapshot.
