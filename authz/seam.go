@@ -8,19 +8,6 @@ import (
 	"github.com/regoguard/regoguard/policy"
 )
 
-// The optional interfaces of this file are how the middleware, a [Cache]
-// and a [Fallback] see through the evaluators they are given, whatever
-// wraps them: they never look for a concrete type. A wrapper of your own
-// (a recorder, a tracer, a shadow evaluator) keeps pruning, revision checks
-// and caching working when it implements them by asking the evaluator it
-// wraps, as *policy.Engine, [Cache], [Fallback] and [Remote] do.
-//
-// Beware of embedding: a struct that embeds a *policy.Engine to count or
-// alter its evaluations inherits the engine's Snapshot method, and the
-// middleware then evaluates with the engine's snapshots, past the wrapper's
-// own Eval. Give such a wrapper a Snapshot method of its own that wraps the
-// inner snapshot's Eval (or none at all).
-
 // A Snapshotter is an [Evaluator] that can fix the policy revision it serves:
 // its Snapshot evaluates with one revision and tells which input fields that
 // revision reads (see [policy.Snapshot]).
@@ -31,10 +18,27 @@ import (
 // and a [Cache] keys each decision on those fields and on the revision, so
 // that a decision is never answered for a revision that did not make it.
 //
+// What a snapshot promises, and what relies on it:
+//   - Fields: every input field an evaluation may read; the middleware
+//     builds no other.
+//   - Revision and RevisionFields: a decision whose Decision.Revision equals
+//     Revision() depends only on the RevisionFields() of the input; a Cache
+//     keys on both and keeps no other decision.
+//   - Revision "" promises nothing: the middleware builds the whole input
+//     (when Fields is nil) and a Cache keeps none of its decisions.
+//
 // Snapshot returns an error when the evaluator cannot decide at all (such
 // as policy.ErrNoPolicy before an engine's first load); Eval then fails too.
-// A snapshot whose Revision is "" gives no such promise: the middleware
-// builds the whole input for it and a Cache keeps none of its decisions.
+//
+// *policy.Engine, [Cache], [Fallback] and [Remote] are Snapshotters; the
+// middleware and a Cache find this through the interface, never by looking
+// for a concrete type. A wrapper of your own (a recorder, a tracer, a
+// shadow evaluator) keeps pruning, revision checks and caching working when
+// its Snapshot wraps the inner evaluator's ([SnapshotOf]), as in the
+// example. Beware of embedding: a struct that embeds a *policy.Engine to
+// count or alter its evaluations inherits the engine's Snapshot, and the
+// middleware then evaluates with the engine's snapshots, past the wrapper's
+// own Eval.
 type Snapshotter interface {
 	Evaluator
 	Snapshot() (policy.Snapshot, error)
