@@ -24,8 +24,8 @@ import (
 //   - Revision and RevisionFields: a decision whose Decision.Revision equals
 //     Revision() depends only on the RevisionFields() of the input; a Cache
 //     keys on both and keeps no other decision.
-//   - Revision "" promises nothing: the middleware builds the whole input
-//     (when Fields is nil) and a Cache keeps none of its decisions.
+//   - Revision "": no known revision decides (a remote OPA), so no decision
+//     may be kept; a Cache keeps none.
 //
 // Snapshot returns an error when the evaluator cannot decide at all (such
 // as policy.ErrNoPolicy before an engine's first load); Eval then fails too.
