@@ -204,24 +204,44 @@ func TestCacheNeverCachesErrors(t *testing.T) {
 // The issue's target, measured through the middleware: with the engine
 // wrapped in a Cache (and a recorder of one's own in between), the policy
 // input holds only the fields the policy reads, and 100 identical requests
-// from 100 client ports make one cache entry and one evaluation.
+// from 100 client ports make one cache entry and one evaluation. Behind a
+// fallback to a remote OPA the whole input is built (the remote may read
+// any field), but the key is still what the local policy reads.
 func TestCacheBehindTheMiddlewareKeysOnWhatThePolicyReads(t *testing.T) {
-	rec := &counting{inner: policyOf(t, "package httpapi.authz\nallow if {\n\tinput.method == \"GET\"\n\tinput.path == \"/api/x\"\n}\n"), keep: true}
-	c := newCache(t, rec, authz.CacheConfig{})
-	h := newMiddleware(t, authz.Config{Evaluator: c})
-	for port := range 100 {
-		r := request("GET", "/api/x?q=1", "alice;staff")
-		r.RemoteAddr = fmt.Sprintf("192.0.2.7:%d", 40000+port)
-		r.Header.Set("X-Trace", fmt.Sprint(port))
-		if res := do(t, h, r); res.status != 200 {
-			t.Fatalf("request %d: %d", port, res.status)
-		}
-	}
-	if c.Len() != 1 || rec.n.Load() != 1 {
-		t.Errorf("%d cache entries and %d evaluations for 100 identical requests from 100 ports; want 1 and 1", c.Len(), rec.n.Load())
-	}
-	if got := rec.seen[0].String(); got != `{"method": "GET", "path": "/api/x"}` {
-		t.Errorf("the policy was given %s; want only the method and path it reads", got)
+	const src = "package httpapi.authz\nallow if {\n\tinput.method == \"GET\"\n\tinput.path == \"/api/x\"\n}\n"
+	opa := testopa.Start(t)
+	putPolicy(t, opa.URL, src)
+	for _, c := range []struct {
+		name     string
+		fallback bool
+		input    string // what the engine is given
+	}{
+		{"engine", false, `{"method": "GET", "path": "/api/x"}`},
+		{"engine, then remote", true, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := &counting{inner: policyOf(t, src), keep: true}
+			var eval authz.Evaluator = rec
+			if c.fallback {
+				eval = &authz.Fallback{Primary: rec, Secondary: remote(t, opa.URL)}
+			}
+			cache := newCache(t, eval, authz.CacheConfig{})
+			h := newMiddleware(t, authz.Config{Evaluator: cache})
+			for port := range 100 {
+				r := request("GET", "/api/x?q=1", "alice;staff")
+				r.RemoteAddr = fmt.Sprintf("192.0.2.7:%d", 40000+port)
+				r.Header.Set("X-Trace", fmt.Sprint(port))
+				if res := do(t, h, r); res.status != 200 {
+					t.Fatalf("request %d: %d", port, res.status)
+				}
+			}
+			if cache.Len() != 1 || rec.n.Load() != 1 {
+				t.Errorf("%d cache entries and %d evaluations for 100 identical requests from 100 ports; want 1 and 1", cache.Len(), rec.n.Load())
+			}
+			if got := rec.seen[0].String(); c.input != "" && got != c.input {
+				t.Errorf("the policy was given %s; want only the method and path it reads: %s", got, c.input)
+			}
+		})
 	}
 }
 
