@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -268,7 +269,7 @@ func (c *Cache) planFor(fields *policy.InputFields) *keyPlan {
 func appendRead(buf []byte, v ast.Value, plan *keyPlan) ([]byte, error) {
 	obj, ok := v.(ast.Object)
 	if plan == nil || !ok {
-		ap, ok := v.(interface{ AppendText([]byte) ([]byte, error) })
+		ap, ok := v.(encoding.TextAppender)
 		if !ok {
 			return nil, fmt.Errorf("authz: cache: a %T cannot be written as text", v)
 		}
