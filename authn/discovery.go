@@ -28,7 +28,9 @@ const retryDiscoveryAfter = 2 * time.Second
 
 // discovery fetches the provider's discovery document on first use and keeps
 // it once it succeeded, so that an authenticator can be built while the
-// provider is still starting.
+// provider is still starting. One fetch runs at a time, without the lock: a
+// slow provider delays only the callers that need it, each no longer than
+// its own context allows.
 type discovery struct {
 	issuer   string
 	client   *http.Client
@@ -40,6 +42,7 @@ type discovery struct {
 	meta     providerMeta
 	lastErr  error
 	lastTry  time.Time
+	inflight chan struct{} // closed when the fetch in progress ends; nil when none
 }
 
 // providerMeta holds discovery fields go-oidc does not expose directly.
@@ -120,42 +123,85 @@ func (d *discovery) clientContext(parent context.Context) context.Context {
 	return oidc.ClientContext(parent, d.client)
 }
 
-// get returns the provider, fetching its discovery document if needed.
+// get returns the provider, fetching its discovery document if needed. It
+// waits for a fetch in progress no longer than ctx allows.
 func (d *discovery) get(ctx context.Context) (*oidc.Provider, error) {
+	for {
+		d.mu.Lock()
+		if d.provider != nil {
+			p := d.provider
+			d.mu.Unlock()
+			return p, nil
+		}
+		wait := d.inflight
+		if wait == nil {
+			if d.lastErr != nil && d.now().Sub(d.lastTry) < retryDiscoveryAfter {
+				err := d.lastErr
+				d.mu.Unlock()
+				return nil, err
+			}
+			d.lastTry = d.now()
+			wait = make(chan struct{})
+			d.inflight = wait
+			go d.fetch(ctx, wait)
+		}
+		d.mu.Unlock()
+		select {
+		case <-wait:
+			// Look again: the fetch has set the provider or its error.
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: discovery of %s still in progress: %w", ErrUnavailable, d.issuer, ctx.Err())
+		}
+		d.mu.Lock()
+		p, err := d.provider, d.lastErr
+		d.mu.Unlock()
+		if p != nil || err != nil {
+			return p, err
+		}
+	}
+}
+
+// fetch fetches the discovery document, records the outcome and closes done.
+func (d *discovery) fetch(ctx context.Context, done chan struct{}) {
+	p, meta, err := d.discover(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.provider != nil {
-		return d.provider, nil
+	if err != nil {
+		d.lastErr = err
+	} else {
+		d.throttle.setURL(meta.JWKSURI)
+		d.provider, d.meta, d.lastErr = p, meta, nil
 	}
-	if d.lastErr != nil && d.now().Sub(d.lastTry) < retryDiscoveryAfter {
-		return nil, d.lastErr
-	}
-	d.lastTry = d.now()
-	// The key set that the provider creates keeps this context for its own
-	// fetches: use a background context so that a cancelled request does not
-	// poison it; bound the discovery request itself with ctx's deadline.
+	d.inflight = nil
+	close(done)
+}
+
+func (d *discovery) discover(ctx context.Context) (*oidc.Provider, providerMeta, error) {
+	// The provider keeps this context for its key set's own fetches, which
+	// outlive the request that started discovery: it carries neither the
+	// request's cancellation nor its deadline (context.WithoutCancel drops
+	// both). The discovery request itself is bounded by the HTTP client's
+	// timeout (10 s by default); callers stop waiting for it when their
+	// own context ends.
 	base := d.clientContext(context.WithoutCancel(ctx))
-	p, err := oidc.NewProvider(base, d.issuer)
+	issuer := d.issuer
+	p, err := oidc.NewProvider(base, issuer)
 	var mismatch *oidc.IssuerMismatchError
-	if errors.As(err, &mismatch) && strings.TrimSuffix(mismatch.Discovered, "/") == strings.TrimSuffix(d.issuer, "/") {
+	if errors.As(err, &mismatch) && strings.TrimSuffix(mismatch.Discovered, "/") == strings.TrimSuffix(issuer, "/") {
 		// The configured URL differs from the discovered issuer only by a
 		// trailing slash (e.g. Auth0's "https://tenant/"): the document came
 		// from the configured host, so adopt its exact spelling.
-		d.issuer = mismatch.Discovered
-		p, err = oidc.NewProvider(base, d.issuer)
+		issuer = mismatch.Discovered
+		p, err = oidc.NewProvider(base, issuer)
 	}
 	if err != nil {
-		d.lastErr = fmt.Errorf("%w: discovery of %s: %w", ErrUnavailable, d.issuer, err)
-		return nil, d.lastErr
+		return nil, providerMeta{}, fmt.Errorf("%w: discovery of %s: %w", ErrUnavailable, issuer, err)
 	}
 	var meta providerMeta
 	if err := p.Claims(&meta); err != nil {
-		d.lastErr = fmt.Errorf("%w: discovery document of %s: %w", ErrUnavailable, d.issuer, err)
-		return nil, d.lastErr
+		return nil, providerMeta{}, fmt.Errorf("%w: discovery document of %s: %w", ErrUnavailable, issuer, err)
 	}
-	d.throttle.setURL(meta.JWKSURI)
-	d.provider, d.meta, d.lastErr = p, meta, nil
-	return p, nil
+	return p, meta, nil
 }
 
 // endSession returns the provider's end_session_endpoint, or "" when it has

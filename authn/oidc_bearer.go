@@ -232,7 +232,7 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 		return &Identity{Subject: sub, Method: MethodOIDC, Claims: claims, Token: raw}, nil
 	}
 
-	jws, err := jose.ParseSigned(raw, toJOSE(b.cfg.Algorithms))
+	jws, err := jose.ParseSignedCompact(raw, toJOSE(b.cfg.Algorithms))
 	if err != nil {
 		return nil, fmt.Errorf("malformed or disallowed JWT: %w", err)
 	}

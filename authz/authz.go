@@ -26,9 +26,12 @@ import (
 	"github.com/regoguard/regoguard/policy"
 )
 
-// An Evaluator decides on an input document. *policy.Engine, *Remote and
-// *Fallback are Evaluators. Eval must be safe for concurrent use, and must
-// return an error, never an allow, when it cannot decide.
+// An Evaluator decides on an input document. *policy.Engine, *Remote,
+// *Fallback and *Cache are Evaluators. Eval must be safe for concurrent use,
+// and must return an error, never an allow, when it cannot decide.
+//
+// An Evaluator may also implement the optional [Snapshotter] (pruning of the
+// input, revision-exact caching) and [DecisionNamer] (decision logs).
 type Evaluator interface {
 	Eval(ctx context.Context, input ast.Value) (policy.Decision, error)
 }
@@ -122,8 +125,10 @@ type Config struct {
 	// Logger gets start-up warnings and one line per decision; default
 	// slog.Default().
 	Logger *slog.Logger
-	// DecisionLogLevel is the level of the per-decision line; default Info.
-	DecisionLogLevel slog.Level
+	// DecisionLogLevel is the level of the per-decision line; default
+	// slog.LevelDebug, so that a busy service does not log every request
+	// unless asked. A decision that fails is always logged at Error.
+	DecisionLogLevel slog.Leveler
 	// LogInput adds the input document to the per-decision line, with the
 	// fields in LogInputMask (slash-separated paths such as
 	// "/user/claims/email") removed.
@@ -151,11 +156,16 @@ type Middleware struct {
 	maxBody     int64
 	readsBody   bool
 	decisionRef string
+	logLevel    slog.Level
 	// credentials are the headers that carry a credential, in any spelling.
 	credentials authn.HeaderSet
-	// engine is the Evaluator when it is the in-process engine and the input
-	// is not logged: the input then holds only the fields the policy reads.
-	engine *policy.Engine
+	// snapshotter is the Evaluator when it is a Snapshotter: each request
+	// is then judged by one snapshot, for which the input holds only the
+	// fields it reads unless the whole input is logged (prune false).
+	snapshotter Snapshotter
+	prune       bool
+	// trace is attached to each evaluation's context to count fallbacks.
+	trace *EvalTrace
 }
 
 type compiledSkip struct {
@@ -221,15 +231,18 @@ func New(cfg Config) (*Middleware, error) {
 		}
 		m.metrics = met
 	}
-	if fb, ok := cfg.Evaluator.(*Fallback); ok && m.metrics != nil && fb.OnFallback == nil {
-		fb.OnFallback = func(error) { m.metrics.fallbacks.Inc() }
+	if m.metrics != nil {
+		m.trace = &EvalTrace{Fallback: func(error) { m.metrics.fallbacks.Inc() }}
 	}
-	if e, ok := cfg.Evaluator.(interface{ Decision() ast.Ref }); ok {
-		m.decisionRef = e.Decision().String()
+	if ref := decisionRef(cfg.Evaluator); ref != nil {
+		m.decisionRef = ref.String()
 	}
-	if e, ok := cfg.Evaluator.(*policy.Engine); ok && !cfg.LogInput && cfg.DecisionLogger == nil {
-		m.engine = e
+	m.logLevel = slog.LevelDebug
+	if cfg.DecisionLogLevel != nil {
+		m.logLevel = cfg.DecisionLogLevel.Level()
 	}
+	m.snapshotter, _ = cfg.Evaluator.(Snapshotter)
+	m.prune = !cfg.LogInput && cfg.DecisionLogger == nil
 	m.warn()
 	return m, nil
 }
@@ -295,7 +308,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 
 func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if !m.cfg.AllowUncleanPaths && !canonicalPath(r) {
-		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: "bad_request", Message: "the request path is not in canonical form"})
+		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "the request path is not in canonical form"})
 		return
 	}
 	if name := m.repeatedCredential(r); name != "" {
@@ -324,7 +337,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		// The identity provider could not be asked: the credential is
 		// neither good nor bad yet, so say so rather than 401.
 		m.metrics.count("error")
-		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: "authentication_unavailable",
+		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: CodeAuthenticationUnavailable,
 			Message: "the identity provider cannot be reached", Err: err})
 		return
 	case err != nil:
@@ -354,7 +367,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			return
 		}
 		m.refuse(w, r, Refusal{
-			Status: orDefault(d.Status, m.denyStatus), Code: "forbidden", Message: d.Reason,
+			Status: orDefault(d.Status, m.denyStatus), Code: CodeForbidden, Message: d.Reason,
 			Identity: id, Decision: &d,
 		})
 		return
@@ -371,14 +384,18 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 		m.refuseInput(w, r, err)
 		return policy.Decision{}, false
 	}
+	ctx := r.Context()
+	if m.trace != nil {
+		ctx = WithEvalTrace(ctx, m.trace)
+	}
 	start := time.Now()
-	d, err := eval.Eval(r.Context(), input)
+	d, err := eval.Eval(ctx, input)
 	elapsed := time.Since(start)
 	d.ID = m.ids.next()
 	m.record(r, id, input, d, err, start, elapsed)
 	if err != nil {
 		m.refuse(w, r, Refusal{
-			Status: http.StatusServiceUnavailable, Code: "policy_unavailable",
+			Status: http.StatusServiceUnavailable, Code: CodePolicyUnavailable,
 			Message: "no policy decision could be made", Identity: id, Decision: &d, Err: err,
 		})
 		return d, false
@@ -387,14 +404,17 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 }
 
 // plan returns the evaluator for one request and the input fields to build
-// for it (nil: all). With the in-process engine that is a snapshot of the
-// revision being served, so that the fields built and the policy that
-// judges them always match, even across a reload; the input then costs
-// nothing for what the policy never reads (headers, query, a body to parse,
-// an enricher's call).
+// for it (nil: all). With a Snapshotter (the engine, or a Cache or Fallback
+// in front of it) that is a snapshot of the revision being served, so that
+// the fields built and the policy that judges them always match, even
+// across a reload; the input then costs nothing for what the policy never
+// reads (headers, query, a body to parse, an enricher's call).
 func (m *Middleware) plan() (Evaluator, *policy.InputFields) {
-	if m.engine != nil {
-		if s, err := m.engine.Snapshot(); err == nil {
+	if m.snapshotter != nil {
+		if s, err := m.snapshotter.Snapshot(); err == nil {
+			if !m.prune {
+				return s, nil
+			}
 			return s, s.Fields()
 		}
 	}
@@ -428,15 +448,15 @@ func (m *Middleware) Evaluator() Evaluator { return m.eval }
 func (m *Middleware) refuseInput(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
-		m.refuse(w, r, Refusal{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+		m.refuse(w, r, Refusal{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge,
 			Message: fmt.Sprintf("the request body is larger than %d bytes", m.maxBody), Err: err})
 	case errors.Is(err, ErrUnsupportedMedia):
-		m.refuse(w, r, Refusal{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: err.Error(), Err: err})
+		m.refuse(w, r, Refusal{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType, Message: err.Error(), Err: err})
 	case errors.Is(err, ErrBadRequest):
-		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: "bad_request", Message: err.Error(), Err: err})
+		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: err.Error(), Err: err})
 	default:
 		m.metrics.count("error")
-		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: "policy_unavailable",
+		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: CodePolicyUnavailable,
 			Message: "the policy input could not be built", Err: err})
 	}
 }

@@ -365,7 +365,7 @@ func TestEvaluatorErrorFailsClosed(t *testing.T) {
 		t.Errorf("evaluator errors metric %v, want 1", n)
 	}
 
-	unloaded, err := policy.NewEngine(policy.Config{})
+	unloaded, err := policy.New(context.Background(), policy.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestDecisionLogLineAndDecisionLogger(t *testing.T) {
 	rec := &recorder{}
 	h := newMiddleware(t, authz.Config{
 		Logger: logger, LogInput: true, LogInputMask: []string{"/user/claims/email", "/headers/x-secret"},
-		DecisionLogger: rec, PreserveTokens: false,
+		DecisionLogger: rec, PreserveTokens: false, DecisionLogLevel: slog.LevelInfo,
 	})
 	r := request("DELETE", "/api/x", "alice")
 	r.Header.Set("X-Secret", "hunter2")
@@ -556,5 +556,20 @@ func TestDecisionLogLineAndDecisionLogger(t *testing.T) {
 	if len(rec.events) != 1 || rec.events[0].ID != res.body["decision_id"] || rec.events[0].Path != "data.httpapi.authz" ||
 		rec.events[0].Input == nil || rec.events[0].Revision == "" {
 		t.Errorf("decision logger got %+v", rec.events)
+	}
+}
+
+// By default the per-decision line is at Debug: a service logging at Info
+// does not write a line per request. A failed decision is an Error always.
+func TestDecisionLineIsDebugByDefault(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	do(t, newMiddleware(t, authz.Config{Logger: logger}), request("GET", "/api/x", "alice"))
+	if buf.Len() != 0 {
+		t.Errorf("a decision logged at Info by default: %s", buf.String())
+	}
+	do(t, newMiddleware(t, authz.Config{Logger: logger, Evaluator: failing{}}), request("GET", "/api/x", "alice"))
+	if !strings.Contains(buf.String(), `"level":"ERROR","msg":"decision"`) {
+		t.Errorf("a failed decision was not logged at Error: %s", buf.String())
 	}
 }

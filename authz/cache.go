@@ -3,8 +3,14 @@ package authz
 import (
 	"context"
 	"crypto/sha256"
+	"encoding"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -19,32 +25,41 @@ type CacheConfig struct {
 	Size int
 	// TTL is how long a decision is kept; default 10s.
 	TTL time.Duration
-	// KeyFields, when set, are the only top-level input fields a decision
-	// is keyed on, for example method, path and user. Leave out fields that
-	// change on every request but that the policy does not read
-	// (remote_addr, most headers), or every lookup misses. The policy must
-	// not read any other field: a decision would be reused for inputs that
-	// differ where it matters.
+	// KeyFields, when set, names the top-level input fields (method, path,
+	// user...) that the decisions are expected to depend on. It is checked,
+	// never trusted: [NewCache] refuses it, naming the missing fields, when
+	// the policy being served reads a field it leaves out (or reads its
+	// input as a whole). The key itself is always what the revision in
+	// service reads, so a later revision that reads more is keyed right.
 	KeyFields []string
 }
 
 // Cache memoizes the decisions of an evaluator whose policy is
-// deterministic: the same input gives the same decision. It keys decisions
-// by a SHA-256 hash of the canonical input (or of the KeyFields), bounds
-// them in number and age, and drops them all whenever the evaluator's
-// policy revision changes. Errors are never cached.
+// deterministic: the same input gives the same decision.
+//
+// It keys each decision on the policy revision that made it and on the
+// input fields that revision reads (see [Snapshotter]): a field the policy
+// never reads, such as the client's address, never splits the cache, and a
+// field it reads always does. A new revision is never answered from an old
+// one's decisions. Only decisions of a known revision are kept: those of an
+// evaluator that is not a [Snapshotter], of a [Remote] (whose policy can
+// change unseen), or of a [Fallback]'s Secondary are passed through
+// uncached. Errors are never cached. Decisions are bounded in number and
+// age.
+//
+// A Cache is itself a [Snapshotter] and a [DecisionNamer], so the middleware
+// builds only the fields the policy reads behind it.
 //
 // Do not cache a policy that reads the time, calls http.send or reads data
 // that changes without a new revision.
 type Cache struct {
-	eval     Evaluator
-	revision func() string
-	ttl      time.Duration
-	keys     []*ast.Term
-	entries  *lru.Cache[[sha256.Size]byte, cached]
-	mu       sync.Mutex // guards seenRev
-	seenRev  string
-	bufs     sync.Pool
+	eval    Evaluator
+	ttl     time.Duration
+	entries *lru.Cache[[sha256.Size]byte, cached]
+	mu      sync.Mutex // guards seenRev
+	seenRev string
+	bufs    sync.Pool
+	plan    atomic.Pointer[keyPlan] // of the fields last keyed on
 }
 
 type cached struct {
@@ -52,64 +67,138 @@ type cached struct {
 	expires time.Time
 }
 
-// NewCache returns a Cache in front of eval. When eval has a Revision()
-// method (as *policy.Engine has), a new revision empties the cache.
+// NewCache returns a Cache in front of eval. When cfg.KeyFields is set and
+// eval serves a revision already, it is checked against what that revision
+// reads.
 func NewCache(eval Evaluator, cfg CacheConfig) (*Cache, error) {
 	if eval == nil {
 		return nil, errors.New("authz: cache needs an evaluator")
 	}
+	if len(cfg.KeyFields) > 0 {
+		if err := checkKeyFields(eval, cfg.KeyFields); err != nil {
+			return nil, err
+		}
+	}
 	size := orDefault(cfg.Size, 10000)
 	entries, err := lru.New[[sha256.Size]byte, cached](size)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("authz: cache: %w", err)
 	}
 	c := &Cache{eval: eval, ttl: orDefault(cfg.TTL, 10*time.Second), entries: entries}
-	if r, ok := eval.(interface{ Revision() string }); ok {
-		c.revision = r.Revision
-	}
-	for _, f := range cfg.KeyFields {
-		c.keys = append(c.keys, ast.StringTerm(f))
-	}
 	c.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return c, nil
 }
 
+// checkKeyFields refuses a key that leaves out a field the revision eval
+// serves reads. An evaluator with no known revision yet cannot be checked:
+// the key then follows each revision anyway.
+func checkKeyFields(eval Evaluator, keys []string) error {
+	s, err := SnapshotOf(eval)
+	if err != nil || s.Revision() == "" {
+		return nil
+	}
+	f := s.RevisionFields()
+	if f == nil {
+		return fmt.Errorf("authz: decision cache key %s: the policy (revision %s) reads its input as a whole "+
+			"(input[k], walk(input), a function of input...): no list of fields covers it; leave the key out, "+
+			"and decisions are keyed on what the policy reads", strings.Join(keys, ","), s.Revision())
+	}
+	var missing []string
+	for _, k := range f.Keys() {
+		if !slices.Contains(keys, k) {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("authz: decision cache key %s leaves out input fields the policy (revision %s) reads: %s; "+
+			"add them, or leave the key out and decisions are keyed on what the policy reads",
+			strings.Join(keys, ","), s.Revision(), strings.Join(missing, ","))
+	}
+	return nil
+}
+
 // Eval implements [Evaluator].
 func (c *Cache) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
-	c.dropOnNewRevision()
-	key, err := c.key(input)
+	inner, err := SnapshotOf(c.eval)
 	if err != nil {
-		return c.eval.Eval(ctx, input)
+		return policy.Decision{}, err
+	}
+	return c.evalOn(ctx, inner, input)
+}
+
+// Snapshot implements [Snapshotter]: the snapshot of the evaluator behind
+// the cache, whose decisions are looked up and kept in the cache.
+func (c *Cache) Snapshot() (policy.Snapshot, error) {
+	inner, err := SnapshotOf(c.eval)
+	if err != nil {
+		return nil, err
+	}
+	return &cacheSnapshot{c: c, inner: inner}, nil
+}
+
+// DecisionRef implements [DecisionNamer] when the evaluator behind the
+// cache does; it returns nil otherwise.
+func (c *Cache) DecisionRef() ast.Ref { return decisionRef(c.eval) }
+
+// Len returns the number of cached decisions. The first decision asked of a
+// new revision empties the cache.
+func (c *Cache) Len() int { return c.entries.Len() }
+
+// cacheSnapshot is a Cache in front of one snapshot.
+type cacheSnapshot struct {
+	c     *Cache
+	inner policy.Snapshot
+}
+
+func (s *cacheSnapshot) Revision() string                    { return s.inner.Revision() }
+func (s *cacheSnapshot) Fields() *policy.InputFields         { return s.inner.Fields() }
+func (s *cacheSnapshot) RevisionFields() *policy.InputFields { return s.inner.RevisionFields() }
+
+func (s *cacheSnapshot) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
+	return s.c.evalOn(ctx, s.inner, input)
+}
+
+// evalOn answers from the cache or from inner, and keeps inner's decision
+// when it is one of inner's revision.
+func (c *Cache) evalOn(ctx context.Context, inner policy.Snapshot, input ast.Value) (policy.Decision, error) {
+	rev := inner.Revision()
+	if rev == "" {
+		return evalFailClosed(ctx, inner, input)
+	}
+	c.dropOnNewRevision(rev)
+	key, err := c.key(rev, input, inner.RevisionFields())
+	if err != nil {
+		return evalFailClosed(ctx, inner, input)
 	}
 	now := time.Now()
 	if e, ok := c.entries.Get(key); ok && now.Before(e.expires) {
 		return e.d, nil
 	}
-	d, err := c.eval.Eval(ctx, input)
+	d, err := evalFailClosed(ctx, inner, input)
 	if err != nil {
-		return policy.Decision{Revision: d.Revision}, err
+		return d, err
 	}
-	c.entries.Add(key, cached{d: d, expires: now.Add(c.ttl)})
+	// Only a decision of the revision the key names is kept: not one of a
+	// fallback that answered instead.
+	if d.Revision == rev {
+		c.entries.Add(key, cached{d: d, expires: now.Add(c.ttl)})
+	}
 	return d, nil
 }
 
-// Revision passes the evaluator's revision on, so a Cache can stand where
-// an engine did.
-func (c *Cache) Revision() string {
-	if c.revision == nil {
-		return ""
+// evalFailClosed asks s; a failed decision never carries an allow.
+func evalFailClosed(ctx context.Context, s policy.Snapshot, input ast.Value) (policy.Decision, error) {
+	d, err := s.Eval(ctx, input)
+	if err != nil {
+		return policy.Decision{Revision: d.Revision, Bundles: d.Bundles}, err
 	}
-	return c.revision()
+	return d, nil
 }
 
-// Len returns the number of cached decisions.
-func (c *Cache) Len() int { return c.entries.Len() }
-
-func (c *Cache) dropOnNewRevision() {
-	if c.revision == nil {
-		return
-	}
-	rev := c.revision()
+// dropOnNewRevision empties the cache when the revision in service changes:
+// the old entries could never be hit again (the key holds the revision),
+// but would take room until evicted.
+func (c *Cache) dropOnNewRevision(rev string) {
 	c.mu.Lock()
 	changed := rev != c.seenRev
 	c.seenRev = rev
@@ -119,33 +208,86 @@ func (c *Cache) dropOnNewRevision() {
 	}
 }
 
-func (c *Cache) key(input ast.Value) ([sha256.Size]byte, error) {
-	v := input
-	if len(c.keys) > 0 {
-		obj, ok := input.(ast.Object)
-		if !ok {
-			return [sha256.Size]byte{}, errors.New("input is not an object")
-		}
-		sub := ast.NewObjectWithCapacity(len(c.keys))
-		for _, k := range c.keys {
-			if t := obj.Get(k); t != nil {
-				sub.Insert(k, t)
-			}
-		}
-		v = sub
-	}
+// key hashes the revision and the part of input that fields reads: all a
+// decision of that revision depends on.
+func (c *Cache) key(rev string, input ast.Value, fields *policy.InputFields) ([sha256.Size]byte, error) {
 	bp := c.bufs.Get().(*[]byte)
 	defer c.bufs.Put(bp)
-	// Object keys and set members are written sorted: equal values give
-	// equal text.
-	ap, ok := v.(interface{ AppendText([]byte) ([]byte, error) })
-	if !ok {
-		return [sha256.Size]byte{}, errors.New("input cannot be written as text")
-	}
-	buf, err := ap.AppendText((*bp)[:0])
+	buf := binary.AppendUvarint((*bp)[:0], uint64(len(rev)))
+	buf = append(buf, rev...)
+	buf, err := appendRead(buf, input, c.planFor(fields))
 	if err != nil {
 		return [sha256.Size]byte{}, err
 	}
 	*bp = buf
 	return sha256.Sum256(buf), nil
+}
+
+// keyPlan is what a key is made of for one InputFields: the keys read at
+// each level of the input, with their terms and text made once, in a fixed
+// order. A nil *keyPlan takes a value whole.
+type keyPlan struct {
+	fields *policy.InputFields
+	keys   []plannedKey
+}
+
+type plannedKey struct {
+	term *ast.Term
+	text []byte // the key as text, and ':'
+	sub  *keyPlan
+}
+
+func newKeyPlan(f *policy.InputFields) *keyPlan {
+	if f == nil {
+		return nil
+	}
+	p := &keyPlan{fields: f}
+	for _, k := range f.Keys() {
+		text, _ := ast.String(k).AppendText(nil)
+		p.keys = append(p.keys, plannedKey{term: ast.StringTerm(k), text: append(text, ':'), sub: newKeyPlan(f.Under(k))})
+	}
+	return p
+}
+
+// planFor returns the plan of fields, made once per revision: the last one
+// made is kept.
+func (c *Cache) planFor(fields *policy.InputFields) *keyPlan {
+	if fields == nil {
+		return nil
+	}
+	if p := c.plan.Load(); p != nil && p.fields == fields {
+		return p
+	}
+	p := newKeyPlan(fields)
+	c.plan.Store(p)
+	return p
+}
+
+// appendRead writes the part of v that plan reads as text: of an object,
+// the keys read that it has (key, ':', value, ','), between braces;
+// anything else whole. Equal parts give equal text.
+func appendRead(buf []byte, v ast.Value, plan *keyPlan) ([]byte, error) {
+	obj, ok := v.(ast.Object)
+	if plan == nil || !ok {
+		ap, ok := v.(encoding.TextAppender)
+		if !ok {
+			return nil, fmt.Errorf("authz: cache: a %T cannot be written as text", v)
+		}
+		return ap.AppendText(buf)
+	}
+	buf = append(buf, '{')
+	for i := range plan.keys {
+		k := &plan.keys[i]
+		t := obj.Get(k.term)
+		if t == nil {
+			continue
+		}
+		buf = append(buf, k.text...)
+		var err error
+		if buf, err = appendRead(buf, t.Value, k.sub); err != nil {
+			return nil, err
+		}
+		buf = append(buf, ',')
+	}
+	return append(buf, '}'), nil
 }

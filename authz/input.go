@@ -58,7 +58,6 @@ type inputBuilder struct {
 	dropHeaders   map[string]bool
 	keepHeaders   map[string]bool
 	withBody      bool
-	maxBody       int64
 	enrichers     []Enricher
 	preserveToken bool
 }

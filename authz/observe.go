@@ -86,7 +86,7 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 			m.metrics.errors.Inc()
 		}
 	}
-	level := m.cfg.DecisionLogLevel
+	level := m.logLevel
 	if outcome == "error" {
 		level = slog.LevelError
 	}

@@ -36,15 +36,16 @@ type RemoteConfig struct {
 	Timeout time.Duration
 	// Token, when set, is sent as a bearer token (OPA's --authentication=token).
 	Token string
-	// Client replaces the default client, a keep-alive pool sized for a busy
-	// proxy. Its own Timeout, if any, also applies.
-	Client *http.Client
+	// HTTPClient replaces the default client, a keep-alive pool sized for a
+	// busy proxy. Its own Timeout, if any, also applies.
+	HTTPClient *http.Client
 }
 
 // Remote asks a remote OPA server for each decision over its REST API
 // (POST /v1/data/{path} with {"input": ...}): the mode fastapi-opa users
 // know, kept for migrations and as a fallback.
 type Remote struct {
+	ref      ast.Ref
 	endpoint string
 	timeout  time.Duration
 	token    string
@@ -73,11 +74,12 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	if timeout <= 0 {
 		timeout = DefaultRemoteTimeout
 	}
-	client := cfg.Client
+	client := cfg.HTTPClient
 	if client == nil {
 		client = &http.Client{Transport: newPooledTransport(timeout)}
 	}
 	return &Remote{
+		ref:      ref,
 		endpoint: strings.TrimSuffix(u.String(), "/") + "/v1/data/" + strings.Join(segments, "/"),
 		timeout:  timeout,
 		token:    cfg.Token,
@@ -103,6 +105,16 @@ func newPooledTransport(timeout time.Duration) *http.Transport {
 
 // Endpoint returns the URL that decisions are posted to.
 func (c *Remote) Endpoint() string { return c.endpoint }
+
+// DecisionRef implements [DecisionNamer].
+func (c *Remote) DecisionRef() ast.Ref { return c.ref }
+
+// Snapshot implements [Snapshotter], to say what regoguard cannot know of a
+// remote OPA server: its snapshot has no revision (the server may load
+// another policy at any time, unseen) and may read the whole input. The
+// middleware therefore builds every input field for it, and a [Cache] keeps
+// none of its decisions.
+func (c *Remote) Snapshot() (policy.Snapshot, error) { return unpinned{c}, nil }
 
 // Eval implements [Evaluator]. An absent result is an undefined decision (a
 // deny); a status other than 200, an answer that is not OPA's, or a timeout
@@ -198,12 +210,18 @@ func remoteError(endpoint string, status int, body []byte) error {
 // Fallback evaluates with Primary and, when Primary fails (no policy
 // loaded yet, an evaluation error, a remote server that does not answer),
 // with Secondary. An undefined or denying decision is an answer, not a
-// failure: it is never retried. With both failing
-// and the request is refused; the error names both failures.
+// failure: it is never retried. With both failing the request is refused;
+// the error names both failures.
+//
+// A Fallback is a [Snapshotter]: its snapshot fixes both evaluators'
+// revisions, reads what either reads, and has the revision of the one
+// expected to answer (Primary, unless it cannot decide at all), so that a
+// [Cache] in front keeps Primary's decisions and passes Secondary's through.
 type Fallback struct {
 	Primary, Secondary Evaluator
 	// OnFallback, when set, is called each time Secondary is asked, with
-	// Primary's error; the middleware counts these in its metrics.
+	// Primary's error. (The middleware counts fallbacks in its metrics
+	// through an [EvalTrace], not through this field.)
 	OnFallback func(err error)
 }
 
@@ -213,6 +231,12 @@ func (f *Fallback) Eval(ctx context.Context, input ast.Value) (policy.Decision, 
 	if err == nil {
 		return d, nil
 	}
+	return f.second(ctx, input, err, f.Secondary.Eval)
+}
+
+// second asks the secondary after the primary failed with err.
+func (f *Fallback) second(ctx context.Context, input ast.Value, err error,
+	eval func(context.Context, ast.Value) (policy.Decision, error)) (policy.Decision, error) {
 	if ctx.Err() != nil {
 		// The caller gave up; asking another evaluator cannot help.
 		return policy.Decision{}, err
@@ -220,9 +244,80 @@ func (f *Fallback) Eval(ctx context.Context, input ast.Value) (policy.Decision, 
 	if f.OnFallback != nil {
 		f.OnFallback(err)
 	}
-	d, err2 := f.Secondary.Eval(ctx, input)
+	if t := ContextEvalTrace(ctx); t != nil && t.Fallback != nil {
+		t.Fallback(err)
+	}
+	d, err2 := eval(ctx, input)
 	if err2 != nil {
 		return policy.Decision{}, errors.Join(err, err2)
 	}
 	return d, nil
+}
+
+// Snapshot implements [Snapshotter]. It fails only when neither evaluator
+// can decide at all.
+func (f *Fallback) Snapshot() (policy.Snapshot, error) {
+	p, perr := SnapshotOf(f.Primary)
+	s, serr := SnapshotOf(f.Secondary)
+	if perr != nil && serr != nil {
+		return nil, errors.Join(perr, serr)
+	}
+	return &fallbackSnapshot{f: f, primary: p, secondary: s, perr: perr, serr: serr}, nil
+}
+
+// DecisionRef implements [DecisionNamer]: Primary's decision, or
+// Secondary's when Primary does not name one.
+func (f *Fallback) DecisionRef() ast.Ref {
+	if ref := decisionRef(f.Primary); ref != nil {
+		return ref
+	}
+	return decisionRef(f.Secondary)
+}
+
+// fallbackSnapshot is a Fallback on one snapshot of each evaluator; a
+// snapshot that could not be taken is an evaluator that fails with its error.
+type fallbackSnapshot struct {
+	f                  *Fallback
+	primary, secondary policy.Snapshot
+	perr, serr         error
+}
+
+func (s *fallbackSnapshot) Revision() string {
+	if s.perr == nil {
+		return s.primary.Revision()
+	}
+	return s.secondary.Revision()
+}
+
+func (s *fallbackSnapshot) Fields() *policy.InputFields {
+	switch {
+	case s.perr != nil:
+		return s.secondary.Fields()
+	case s.serr != nil:
+		return s.primary.Fields()
+	}
+	return s.primary.Fields().Union(s.secondary.Fields())
+}
+
+func (s *fallbackSnapshot) RevisionFields() *policy.InputFields {
+	if s.perr == nil {
+		return s.primary.RevisionFields()
+	}
+	return s.secondary.RevisionFields()
+}
+
+func (s *fallbackSnapshot) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
+	err := s.perr
+	if err == nil {
+		var d policy.Decision
+		if d, err = s.primary.Eval(ctx, input); err == nil {
+			return d, nil
+		}
+	}
+	if s.serr != nil {
+		return s.f.second(ctx, input, err, func(context.Context, ast.Value) (policy.Decision, error) {
+			return policy.Decision{}, s.serr
+		})
+	}
+	return s.f.second(ctx, input, err, s.secondary.Eval)
 }

@@ -115,7 +115,7 @@ func TestOPAStoppedMidTest(t *testing.T) {
 // policy the remote server decides.
 func TestFallbackToRemoteUntilPolicyLoaded(t *testing.T) {
 	opa := testopa.Start(t, "testdata/regoguard")
-	e, err := policy.NewEngine(policy.Config{})
+	e, err := policy.New(context.Background(), policy.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

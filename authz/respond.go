@@ -9,12 +9,42 @@ import (
 	"github.com/regoguard/regoguard/policy"
 )
 
+// The codes of a [Refusal]: stable, machine-readable words, sent as the
+// "error" field of the default JSON body.
+const (
+	// CodeBadRequest (400): the request cannot be judged as sent: a path
+	// not in canonical form, a body the policy reads that is not valid
+	// JSON, an enricher's ErrBadRequest.
+	CodeBadRequest = "bad_request"
+	// CodeUnauthorized (401): no credential where one is needed, or an
+	// invalid one. The response carries WWW-Authenticate.
+	CodeUnauthorized = "unauthorized"
+	// CodeForbidden (403, or the status the policy gives): the policy
+	// refused the request.
+	CodeForbidden = "forbidden"
+	// CodeBodyTooLarge (413): the body the input needs is larger than
+	// Config.MaxBodyBytes.
+	CodeBodyTooLarge = "body_too_large"
+	// CodeUnsupportedMediaType (415): the policy reads the body, and the
+	// body is not unambiguously JSON (no or another Content-Type, a charset
+	// other than UTF-8, a Content-Encoding).
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	// CodePolicyUnavailable (503): no decision could be made (no policy
+	// loaded, an evaluation error, a remote OPA that does not answer) or
+	// the input could not be built. The request is refused: the middleware
+	// fails closed.
+	CodePolicyUnavailable = "policy_unavailable"
+	// CodeAuthenticationUnavailable (503): the credential could not be
+	// checked because the identity provider cannot be reached
+	// (authn.ErrUnavailable); it is neither accepted nor called invalid.
+	CodeAuthenticationUnavailable = "authentication_unavailable"
+)
+
 // Refusal describes a request the middleware does not let through.
 type Refusal struct {
 	// Status is the HTTP status: 400, 401, 403 (or the policy's), 413, 415, 503.
 	Status int
-	// Code is a stable, machine-readable word: bad_request, unauthorized,
-	// forbidden, body_too_large, unsupported_media_type, policy_unavailable.
+	// Code is one of the Code constants, such as [CodeForbidden].
 	Code string
 	// Message is safe to show to the caller: it holds no credential and no
 	// internal error.
@@ -63,7 +93,7 @@ func (m *Middleware) challenge(w http.ResponseWriter, r *http.Request, authErr e
 	if authErr != nil {
 		msg = "invalid credentials"
 	}
-	m.refuse(w, r, Refusal{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg, Err: authErr})
+	m.refuse(w, r, Refusal{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: msg, Err: authErr})
 }
 
 // wwwAuthenticate is the authenticator's own challenge when its error

@@ -153,7 +153,7 @@ func bndBundle(tb testing.TB, w bndWorkload) string {
 func bndEngine(tb testing.TB, path string, logs bool, queue int) (*policy.Engine, *bundles.DecisionLogger) {
 	tb.Helper()
 	ctx := context.Background()
-	e, err := policy.NewEngine(policy.Config{Logger: bndQuiet})
+	e, err := policy.New(ctx, policy.Config{Logger: bndQuiet}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func BenchmarkBundleActivation(b *testing.B) {
 	path := bndBundle(b, w)
 	in, _ := w.request("POST")
 	b.Run("engine", func(b *testing.B) {
-		e, err := policy.NewEngine(policy.Config{Logger: bndQuiet})
+		e, err := policy.New(context.Background(), policy.Config{Logger: bndQuiet}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -129,13 +129,12 @@ func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLog
 		return nil, fmt.Errorf("bundles: decision logs: %w", err)
 	}
 	olog := newOPALogger(logger.With("component", "decision_logs"))
-	// No version check, no telemetry, no other service: this manager only
+	// No version check (which is also OPA's telemetry), no other service: this manager only
 	// talks to the collector.
 	mgr, err := plugins.New(rawManager, id, inmem.New(),
 		plugins.Logger(olog),
 		plugins.ConsoleLogger(newOPALogger(logger)),
 		plugins.WithEnableVersionCheck(false),
-		plugins.WithEnableTelemetry(false),
 		plugins.WithParserOptions(ast.ParserOptions{RegoVersion: ast.RegoV1}),
 	)
 	if err != nil {

@@ -36,7 +36,7 @@ func Example() {
 		}
 	}
 
-	engine, err := policy.NewEngine(policy.Config{Decision: "httpapi/authz/allow", Logger: quiet})
+	engine, err := policy.New(context.Background(), policy.Config{Decision: "httpapi/authz/allow", Logger: quiet}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

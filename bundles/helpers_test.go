@@ -206,7 +206,7 @@ func (s *bundleServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the rules rule of allowed decisions.
 func newEngine(t testing.TB) *policy.Engine {
 	t.Helper()
-	e, err := policy.NewEngine(policy.Config{Logger: quiet, WholeDocument: true})
+	e, err := policy.New(context.Background(), policy.Config{Logger: quiet, WholeDocument: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,7 +202,8 @@ type Config struct {
 type Interceptor struct {
 	cfg         Config
 	eval        authz.Evaluator
-	snap        snapshotter
+	snap        authz.Snapshotter
+	prune       bool
 	exempt      map[string]bool
 	apiKeyMD    string
 	keys        keySets
@@ -212,12 +213,6 @@ type Interceptor struct {
 	metrics     *metrics
 	ids         *idSource
 	decisionRef string
-}
-
-// snapshotter is an evaluator that can pin the revision it serves and say
-// which input fields that revision reads: *policy.Engine.
-type snapshotter interface {
-	Snapshot() (*policy.Snapshot, error)
 }
 
 // New checks cfg and returns the interceptors.
@@ -251,13 +246,16 @@ func New(cfg Config) (*Interceptor, error) {
 		}
 		i.exempt[m] = true
 	}
-	if s, ok := cfg.Evaluator.(snapshotter); ok && cfg.DecisionLogger == nil {
+	if s, ok := cfg.Evaluator.(authz.Snapshotter); ok {
+		i.snap = s
 		// The input then holds only what the policy reads. A decision log
 		// gets the whole input, as for HTTP.
-		i.snap = s
+		i.prune = cfg.DecisionLogger == nil
 	}
-	if e, ok := cfg.Evaluator.(interface{ Decision() ast.Ref }); ok {
-		i.decisionRef = e.Decision().String()
+	if n, ok := cfg.Evaluator.(authz.DecisionNamer); ok {
+		if ref := n.DecisionRef(); ref != nil {
+			i.decisionRef = ref.String()
+		}
 	}
 	if cfg.Metrics != nil {
 		m, err := newMetrics(cfg.Metrics)
@@ -440,6 +438,9 @@ func strcase(s string) string {
 func (i *Interceptor) plan() (authz.Evaluator, *policy.InputFields) {
 	if i.snap != nil {
 		if s, err := i.snap.Snapshot(); err == nil {
+			if !i.prune {
+				return s, nil
+			}
 			return s, s.Fields()
 		}
 	}

@@ -94,7 +94,7 @@ type compiled struct {
 	revision    string
 	bundles     map[string]string
 	// snapshot is this revision's Snapshot, made once rather than per request.
-	snapshot *Snapshot
+	snapshot *snapshot
 }
 
 // Status reports what an Engine is serving and how its last load went.
@@ -112,9 +112,11 @@ type Status struct {
 	Loads, Failures int
 }
 
-// NewEngine returns an Engine with no policy loaded; call [Engine.Load]
-// before evaluating.
-func NewEngine(cfg Config) (*Engine, error) {
+// New returns an Engine for cfg serving p, or an error naming what fails to
+// compile. p may be nil: the Engine then serves nothing, and every
+// evaluation fails with ErrNoPolicy, until a policy is loaded with
+// [Engine.Load] (as a bundles.Manager does once a bundle arrives).
+func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
 	query, err := DecisionRef(cfg.Decision)
 	if err != nil {
 		return nil, err
@@ -130,18 +132,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, logger: logger,
-		noMetrics: rego.EvalMetrics(metrics.NoOp())}, nil
-}
-
-// New returns an Engine serving p, or an error naming what fails to compile.
-func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
-	e, err := NewEngine(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.Load(ctx, p); err != nil {
-		return nil, err
+	e := &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, logger: logger,
+		noMetrics: rego.EvalMetrics(metrics.NoOp())}
+	if p != nil {
+		if err := e.Load(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -173,9 +169,9 @@ func DecisionRef(path string) (ast.Ref, error) {
 	return ref, nil
 }
 
-// Decision returns the reference of the decision document, such as
-// data.httpapi.authz.
-func (e *Engine) Decision() ast.Ref { return e.query }
+// DecisionRef returns the reference of the decision document the Engine
+// evaluates, such as data.httpapi.authz.
+func (e *Engine) DecisionRef() ast.Ref { return e.query }
 
 // Load compiles p and, only if it compiles, makes it the policy that
 // evaluations use. Evaluations in flight finish on the policy they started
@@ -226,15 +222,11 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if !e.defines(ctx, p, store) {
 		return nil, fmt.Errorf("policy: no rule or data defines %s (is the package name right?)", e.query)
 	}
-	// The compiler is made here, with the options rego.New would give it,
-	// so that the allow query below can share the compiled policy.
-	compiler := ast.NewCompiler().
-		WithCapabilities(e.caps).
-		WithEnablePrintStatements(true).
-		WithStrict(e.strict).
-		WithUseTypeCheckAnnotations(true).
-		WithDefaultRegoVersion(ast.RegoV1)
-	opts := append(e.evalSetup(store, compiler), rego.Query(e.query.String()))
+	// rego.New makes the compiler, with its own options; the hook hands it
+	// over so that the allow query below shares the compiled policy.
+	var compiler *ast.Compiler
+	opts := append(e.evalSetup(store), rego.Query(e.query.String()),
+		rego.CompilerHook(func(c *ast.Compiler) { compiler = c }))
 	for _, m := range p.Modules {
 		opts = append(opts, rego.ParsedModule(m))
 	}
@@ -242,23 +234,25 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if err != nil {
 		return nil, locate(err)
 	}
+	if compiler == nil {
+		return nil, errors.New("policy: OPA did not hand over its compiler (rego.CompilerHook)")
+	}
 	c := &compiled{query: pq, revision: p.revision(), bundles: maps.Clone(p.Bundles),
 		inputFields: inputFields(compiler.Modules, e.query)}
 	if allow, ok := e.allowFirst(ctx, compiler, store); ok {
-		aq, err := rego.New(append(e.evalSetup(store, compiler), rego.Query(allow.String()))...).PrepareForEval(ctx)
+		aq, err := rego.New(append(e.evalSetup(store), rego.Compiler(compiler), rego.Query(allow.String()))...).PrepareForEval(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("policy: prepare %s: %w", allow, err)
 		}
 		c.allow = &aq
 	}
-	c.snapshot = &Snapshot{e: e, c: c}
+	c.snapshot = &snapshot{e: e, c: c}
 	return c, nil
 }
 
 // evalSetup is what every query of one revision shares.
-func (e *Engine) evalSetup(store storage.Store, compiler *ast.Compiler) []func(*rego.Rego) {
+func (e *Engine) evalSetup(store storage.Store) []func(*rego.Rego) {
 	return []func(*rego.Rego){
-		rego.Compiler(compiler),
 		rego.Store(store),
 		rego.Capabilities(e.caps),
 		rego.Strict(e.strict),

@@ -111,7 +111,7 @@ allow := "yes"
 }
 
 func TestNoPolicyLoaded(t *testing.T) {
-	e, err := policy.NewEngine(policy.Config{})
+	e, err := policy.New(context.Background(), policy.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ reason := "read-only unless admin" if not allow
 
 func ExampleEngine_Load() {
 	ctx := context.Background()
-	engine, err := policy.NewEngine(policy.Config{Decision: "app/allow"})
+	engine, err := policy.New(ctx, policy.Config{Decision: "app/allow"}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -91,7 +91,7 @@ allow if "admin" in input.user.claims.groups
 		log.Fatal(err)
 	}
 	claims := s.Fields().Under("user").Under("claims")
-	fmt.Println(s.Reads("method"), s.Reads("headers"), claims.Reads("groups"), claims.Reads("email"))
+	fmt.Println(s.Fields().Reads("method"), s.Fields().Reads("headers"), claims.Reads("groups"), claims.Reads("email"))
 
 	d, err := s.Eval(context.Background(), ast.NewObject(ast.Item(ast.StringTerm("method"), ast.StringTerm("GET"))))
 	if err != nil {

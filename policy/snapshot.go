@@ -2,24 +2,51 @@ package policy
 
 import (
 	"context"
+	"maps"
+	"slices"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// Snapshot is the revision an Engine served when it was taken. It tells
-// which fields of the input that revision reads, so that a caller builds
-// only those, and evaluates with that same revision even if a new one is
-// loaded in between: the fields and the policy always match. A Snapshot
-// never changes and is safe for concurrent use; the same revision always
-// gives the same one.
-type Snapshot struct {
+// A Snapshot evaluates with one policy revision, fixed when it was taken,
+// and tells which fields of the input that revision reads, so that a caller
+// builds only those and evaluates with that same revision even if a new one
+// is loaded in between: the fields and the policy always match.
+//
+// [Engine.Snapshot] gives one; evaluators that wrap or combine others (a
+// decision cache, a fallback, a remote OPA) give their own, so that what a
+// snapshot promises survives the wrapping (see authz.Snapshotter).
+// A Snapshot is safe for concurrent use.
+type Snapshot interface {
+	// Eval decides on input with the snapshot's revision. The Decision's
+	// Revision names the revision that made it.
+	Eval(ctx context.Context, input ast.Value) (Decision, error)
+	// Revision names the revision every decision of the snapshot is made
+	// with. It is "" when no single, known revision decides (a remote OPA
+	// server, whose policy can change unseen): nothing may then be cached
+	// or compared across revisions on its account.
+	Revision() string
+	// Fields is what an evaluation of the snapshot may read of its input,
+	// key by key: the fields to build. It is nil when the whole input may
+	// be read (or the snapshot cannot tell).
+	Fields() *InputFields
+	// RevisionFields is what the revision named by Revision reads: a
+	// decision whose Revision is that revision depends on these fields
+	// only. It is Fields, unless the snapshot may also ask an evaluator of
+	// another revision (a fallback), whose fields Fields adds.
+	RevisionFields() *InputFields
+}
+
+// snapshot is an Engine's Snapshot of one compiled revision.
+type snapshot struct {
 	e *Engine
 	c *compiled
 }
 
 // Snapshot returns the revision being served, or ErrNoPolicy before the
-// first successful Load.
-func (e *Engine) Snapshot() (*Snapshot, error) {
+// first successful Load. The same revision always gives the same Snapshot,
+// made once at Load: taking one costs nothing per request.
+func (e *Engine) Snapshot() (Snapshot, error) {
 	c := e.current.Load()
 	if c == nil {
 		return nil, ErrNoPolicy
@@ -27,21 +54,13 @@ func (e *Engine) Snapshot() (*Snapshot, error) {
 	return c.snapshot, nil
 }
 
-// Reads reports whether the policy may read the top-level input field
-// (input.<field>). It is false only when no rule, function or test of the
-// policy refers to that field and none reads the input as a whole (such as
-// walk(input, ...)) or by a computed key (input[k]).
-func (s *Snapshot) Reads(field string) bool { return s.c.inputFields.Reads(field) }
+func (s *snapshot) Fields() *InputFields { return s.c.inputFields }
 
-// Fields is what the policy may read of its input, key by key: nil when it
-// reads the input as a whole.
-func (s *Snapshot) Fields() *InputFields { return s.c.inputFields }
+func (s *snapshot) RevisionFields() *InputFields { return s.c.inputFields }
 
-// Revision is the snapshot's policy revision.
-func (s *Snapshot) Revision() string { return s.c.revision }
+func (s *snapshot) Revision() string { return s.c.revision }
 
-// Eval is [Engine.Eval] on the snapshot's revision.
-func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (Decision, error) {
+func (s *snapshot) Eval(ctx context.Context, input ast.Value) (Decision, error) {
 	return s.e.eval(ctx, s.c, input, nil)
 }
 
@@ -73,6 +92,36 @@ func (f *InputFields) Under(key string) *InputFields {
 		return nil
 	}
 	return f.keys[key]
+}
+
+// Keys returns the keys the policy may read, sorted; nil when f is nil
+// (every key).
+func (f *InputFields) Keys() []string {
+	if f == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(f.keys))
+}
+
+// Union returns what a policy reading f or g may read: for an evaluator
+// that may ask either of two policies, such as a fallback. It never
+// modifies f or g.
+func (f *InputFields) Union(g *InputFields) *InputFields {
+	if f == nil || g == nil {
+		return nil
+	}
+	u := &InputFields{keys: make(map[string]*InputFields, len(f.keys)+len(g.keys))}
+	for k, sub := range f.keys {
+		u.keys[k] = sub
+	}
+	for k, sub := range g.keys {
+		if mine, ok := u.keys[k]; ok {
+			u.keys[k] = mine.Union(sub)
+		} else {
+			u.keys[k] = sub
+		}
+	}
+	return u
 }
 
 // add records that the policy reads path (string keys below input) and

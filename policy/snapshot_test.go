@@ -2,13 +2,14 @@ package policy_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/regoguard/regoguard/policy"
 )
 
 // snapshotOf compiles p and returns the snapshot of that revision.
-func snapshotOf(t *testing.T, cfg policy.Config, p *policy.Policy) *policy.Snapshot {
+func snapshotOf(t *testing.T, cfg policy.Config, p *policy.Policy) policy.Snapshot {
 	t.Helper()
 	e, err := policy.New(context.Background(), cfg, p)
 	if err != nil {
@@ -60,12 +61,12 @@ allow if inner with input.method as "GET"`, []string{"method"}, []string{"header
 		t.Run(c.name, func(t *testing.T) {
 			s := snapshotOf(t, policy.Config{NonStrict: true}, policy.MustParse(map[string]string{"p.rego": c.src}, map[string]any{"field": "method"}))
 			for _, f := range c.reads {
-				if !s.Reads(f) {
+				if !s.Fields().Reads(f) {
 					t.Errorf("Reads(%q) false, want true", f)
 				}
 			}
 			for _, f := range c.doesntRead {
-				if s.Reads(f) {
+				if s.Fields().Reads(f) {
 					t.Errorf("Reads(%q) true, want false", f)
 				}
 			}
@@ -84,8 +85,8 @@ func TestSnapshotReadsTheFieldsOfTheDecisionPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Reads("tenant") || s.Reads("headers") {
-		t.Errorf("Reads(tenant) %v, Reads(headers) %v; want true, false", s.Reads("tenant"), s.Reads("headers"))
+	if !s.Fields().Reads("tenant") || s.Fields().Reads("headers") {
+		t.Errorf("Reads(tenant) %v, Reads(headers) %v; want true, false", s.Fields().Reads("tenant"), s.Fields().Reads("headers"))
 	}
 	if d := mustEval(t, e, `{"tenant": "acme"}`); !d.Allow {
 		t.Errorf("tenant acme: %+v, want allow", d)
@@ -113,13 +114,13 @@ func TestSnapshotEvaluatesItsOwnRevision(t *testing.T) {
 	if err != nil || !d.Allow || d.Revision != s.Revision() || d.Revision == e.Revision() {
 		t.Errorf("snapshot eval: %+v, %v; want allow at the snapshot's revision %s (engine now %s)", d, err, s.Revision(), e.Revision())
 	}
-	if s2, _ := e.Snapshot(); !s2.Reads("headers") || s2.Reads("method") {
+	if s2, _ := e.Snapshot(); !s2.Fields().Reads("headers") || s2.Fields().Reads("method") {
 		t.Error("a new snapshot does not follow the new revision's fields")
 	}
 }
 
 func TestSnapshotBeforeTheFirstPolicy(t *testing.T) {
-	e, err := policy.NewEngine(policy.Config{})
+	e, err := policy.New(context.Background(), policy.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,5 +191,28 @@ allow if c.email == "a@example.com"`, []want{{[]string{"user", "claims"}, []stri
 				}
 			}
 		})
+	}
+}
+
+// Union is what either of two policies reads; Keys lists a level's keys.
+func TestInputFieldsUnionAndKeys(t *testing.T) {
+	fieldsOf := func(src string) *policy.InputFields {
+		return snapshotOf(t, policy.Config{}, policy.MustParse(map[string]string{"p.rego": src}, nil)).Fields()
+	}
+	a := fieldsOf("package httpapi.authz\nallow if input.method == \"GET\"\nallow if \"x\" in input.user.claims.groups\n")
+	b := fieldsOf("package httpapi.authz\nallow if input.path == \"/\"\nallow if input.user.sub == \"root\"\n")
+	whole := fieldsOf("package httpapi.authz\nallow if count(input) > 1\n")
+	u := a.Union(b)
+	if got := strings.Join(u.Keys(), ","); got != "method,path,user" {
+		t.Errorf("union keys %q, want method,path,user", got)
+	}
+	if got := strings.Join(u.Under("user").Keys(), ","); got != "claims,sub" {
+		t.Errorf("union user keys %q, want claims,sub", got)
+	}
+	if got := strings.Join(a.Keys(), ","); got != "method,user" {
+		t.Errorf("a was modified: keys %q", got)
+	}
+	if a.Union(whole) != nil || whole.Union(b) != nil || whole.Keys() != nil {
+		t.Error("a union with an input read whole must read it whole")
 	}
 }

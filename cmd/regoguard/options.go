@@ -55,7 +55,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.nonStrict, "non-strict", false, "turn off OPA's strict compilation checks")
 	fs.IntVar(&o.cacheSize, "decision-cache", 0, "keep up to this many decisions, for deterministic policies (0: no cache)")
 	fs.DurationVar(&o.cacheTTL, "decision-cache-ttl", 10*time.Second, "how long a cached decision is kept")
-	fs.StringSliceVar(&o.cacheKey, "decision-cache-key", nil, "input fields decisions are cached by, such as method,path,user (default: the whole input); the policy must read no other field")
+	fs.StringSliceVar(&o.cacheKey, "decision-cache-key", nil, "input fields the policy's decisions are expected to depend on, such as method,path,user: refused at start when the policy reads another; decisions are always keyed on what the policy reads")
 	envAlias(fs, "opa-url", "OPA_HOST")
 }
 
@@ -102,13 +102,16 @@ func (o *policyOptions) remote() (*authz.Remote, error) {
 }
 
 // cached puts the decision cache in front of eval when it is asked for.
-func (o *policyOptions) cached(eval authz.Evaluator) (authz.Evaluator, error) {
+func (o *policyOptions) cached(eval authz.Evaluator, logger *slog.Logger) (authz.Evaluator, error) {
 	if o.cacheSize == 0 || eval == nil {
 		return eval, nil
 	}
 	c, err := authz.NewCache(eval, authz.CacheConfig{Size: o.cacheSize, TTL: o.cacheTTL, KeyFields: o.cacheKey})
 	if err != nil {
 		return nil, configErrorf("--decision-cache: %w", err)
+	}
+	if s, err := authz.SnapshotOf(eval); err == nil && s.Revision() == "" {
+		logger.Warn("the decision cache keeps no decision of a remote OPA asked first or alone: regoguard cannot see when its policy changes")
 	}
 	return c, nil
 }

@@ -160,7 +160,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		if eval, ready, err = o.evaluator(ctx, demoing, dl, reg, logger); err != nil {
 			return err
 		}
-		if eval, err = o.cached(eval); err != nil {
+		if eval, err = o.cached(eval, logger); err != nil {
 			return err
 		}
 	}
@@ -232,7 +232,7 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 	ready := func() error { return nil }
 	switch {
 	case len(o.bundles) > 0:
-		if engine, err = policy.NewEngine(o.engineConfig(logger)); err != nil {
+		if engine, err = policy.New(ctx, o.engineConfig(logger), nil); err != nil {
 			return nil, nil, err
 		}
 		m, err := o.manager(engine, dl, reg, logger)

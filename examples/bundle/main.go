@@ -70,7 +70,7 @@ func run(ctx context.Context, ln net.Listener, pathOrURL string) error {
 // activation the engine refuses to evaluate, so requests fail closed (503);
 // a remote bundle keeps being polled in the background.
 func startBundle(ctx context.Context, pathOrURL string) (*policy.Engine, *bundles.Manager, error) {
-	engine, err := policy.NewEngine(policy.Config{})
+	engine, err := policy.New(ctx, policy.Config{}, nil)
 	if err != nil {
 		return nil, nil, err
 	}
