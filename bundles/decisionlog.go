@@ -275,6 +275,7 @@ func (d *DecisionLogger) log(ctx context.Context, ev policy.DecisionEvent) error
 		Path:       ev.Path,
 		Timestamp:  ev.Timestamp,
 		InputAST:   ev.Input,
+		Custom:     ev.Custom,
 	}
 	if ev.Err != nil {
 		// OPA's own error shape, {"code": ..., "message": ...}: a plain

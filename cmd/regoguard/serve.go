@@ -34,6 +34,7 @@ type serveOptions struct {
 	policyOptions
 	authOptions
 	bundleOptions
+	rolloutOptions
 	listen          string
 	upstream        string
 	adminListen     string
@@ -81,6 +82,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	o.policyOptions.register(fs)
 	o.authOptions.register(fs)
 	o.bundleOptions.register(fs)
+	o.rolloutOptions.register(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address the proxy listens on")
 	fs.StringVar(&o.upstream, "upstream", "", "URL of the protected service")
 	fs.StringVar(&o.adminListen, "admin-listen", "", "address for /healthz, /readyz and /metrics (none when empty)")
@@ -158,13 +160,18 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
+	eval, stopShadow, err := o.shadowed(ctx, eval, dl, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopShadow()
 	auth, err := o.authenticator(ctx, demoing, logger)
 	if err != nil {
 		return err
 	}
 	cfg := o.middlewareConfig()
 	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
-	cfg.DisableAuthorization = o.noAuthz
+	cfg.DisableAuthorization, cfg.DryRun = o.noAuthz, o.dryRun
 	if dl != nil {
 		cfg.DecisionLogger = dl
 	}
