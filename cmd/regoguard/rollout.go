@@ -31,7 +31,9 @@ func (o *rolloutOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "let through every request the policy would refuse, logging and counting it as \"would have refused\" (authentication is still enforced)")
 }
 
-func (o *rolloutOptions) shadowing() bool { return len(o.shadowPolicies) > 0 || len(o.shadowBundles) > 0 }
+func (o *rolloutOptions) shadowing() bool {
+	return len(o.shadowPolicies) > 0 || len(o.shadowBundles) > 0
+}
 
 // shadowed puts live behind a Shadow trying the candidate policy, when one is
 // given; stop finishes the queued comparisons.
