@@ -24,6 +24,7 @@ type checkOptions struct {
 	asClaims  string
 	diff      []string
 	skipTests bool
+	checkExtras
 }
 
 func newCheckCommand() *cobra.Command {
@@ -65,6 +66,7 @@ outcome; status is the HTTP status serve would answer:
 	fs.StringVar(&o.asClaims, "as-claims", "", "claims of that identity, as a JSON object")
 	fs.StringArrayVar(&o.diff, "diff", nil, "another policy (files or directories, repeatable): list the requests whose decision it changes")
 	fs.BoolVar(&o.skipTests, "skip-rego-tests", false, "do not run the policy's own *_test.rego unit tests")
+	o.registerExtras(fs)
 	return withLayers(cmd)
 }
 
@@ -90,8 +92,14 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 	if err := oneOf("format", o.format, "text", "json", "junit"); err != nil {
 		return err
 	}
-	if len(o.policies) == 0 {
-		return configErrorf("--policy is required")
+	if o.replay != "" {
+		if len(args) > 0 {
+			return configErrorf("--replay takes no CASES.yaml")
+		}
+		return o.runReplay(ctx, out)
+	}
+	if len(o.policies) == 0 && o.opaURL == "" {
+		return configErrorf("--policy is required (or --opa-url, to ask a remote OPA)")
 	}
 	if len(args) == 0 && o.har == "" {
 		return configErrorf("give a CASES.yaml file, --har, or both")
@@ -115,7 +123,7 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 	for _, c := range cases {
 		results = append(results, o.runCase(ctx, c, j, other))
 	}
-	if !o.skipTests {
+	if !o.skipTests && len(o.policies) > 0 {
 		tests, err := runRegoTests(ctx, o.policies)
 		if err != nil {
 			return err
@@ -127,6 +135,9 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 	}
 	if n := failures(results); n > 0 {
 		return fmt.Errorf("%d of %d checks failed", n, len(results))
+	}
+	if n := changes(results); n > 0 && o.failOnChange {
+		return fmt.Errorf("%d of %d requests change decision under --diff (--fail-on-change)", n, len(results))
 	}
 	return nil
 }
@@ -160,7 +171,7 @@ func (o *checkOptions) cases(args []string) ([]testCase, error) {
 }
 
 func (o *checkOptions) judgeFor(ctx context.Context, paths []string, logger *slog.Logger) (*judge, error) {
-	e, err := o.loadEngine(ctx, paths, logger)
+	e, err := o.checkEvaluator(ctx, paths, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -315,12 +326,7 @@ func report(w io.Writer, format string, results []checkResult, diff bool) error 
 			fmt.Fprintf(w, "FAIL %s (%s): %s\n", r.Name, r.Source, r.Failure)
 		}
 	}
-	changed := 0
-	for _, r := range results {
-		if r.Changed {
-			changed++
-		}
-	}
+	changed := changes(results)
 	if diff {
 		fmt.Fprintf(w, "%d of %d requests change decision under the other policy\n", changed, len(results))
 	}
@@ -346,7 +352,7 @@ type junitSuite struct {
 type junitCase struct {
 	Name      string        `xml:"name,attr"`
 	Classname string        `xml:"classname,attr"`
-	Time      float64       `xml:"time,attr"`
+	Time      string        `xml:"time,attr"` // decimal seconds, never an exponent
 	Failure   *junitFailure `xml:"failure,omitempty"`
 }
 
@@ -358,7 +364,7 @@ type junitFailure struct {
 func junitReport(w io.Writer, results []checkResult) error {
 	suite := junitSuite{Name: "regoguard check", Tests: len(results), Failures: failures(results)}
 	for _, r := range results {
-		c := junitCase{Name: r.Name, Classname: r.Kind, Time: r.Duration}
+		c := junitCase{Name: r.Name, Classname: r.Kind, Time: junitSeconds(r.Duration)}
 		if r.Failure != "" {
 			c.Failure = &junitFailure{Message: r.Failure, Text: fmt.Sprintf("%s\n%s as %s: got %s", r.Source, r.Request, r.User, outcomeLabel(r.Got))}
 		}
