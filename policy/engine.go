@@ -63,6 +63,12 @@ type Config struct {
 	// since that rule is not evaluated. Errors in allow itself, or in the
 	// rules allow reads, fail every request.
 	WholeDocument bool
+	// RegoVersion is the Rego syntax of the policy: ast.RegoV1 (the default,
+	// when zero) or ast.RegoV0, compiled with OPA's v0 compatibility. It
+	// applies to the files the Engine reloads itself ([Engine.ReloadFiles],
+	// [Engine.WatchFiles]); load the first policy with a [Loader] of the
+	// same version.
+	RegoVersion ast.RegoVersion
 }
 
 // Engine evaluates one decision of a compiled [Policy] in-process. It is safe
@@ -78,6 +84,7 @@ type Engine struct {
 	// its timers) for every evaluation, which nobody reads here.
 	noMetrics rego.EvalOption
 	loadMu    sync.Mutex // serialises Load; evaluations never take it
+	version   ast.RegoVersion
 	statusMu  sync.Mutex
 	status    Status
 }
@@ -131,7 +138,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		logger = slog.Default()
 	}
 	return &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, logger: logger,
-		noMetrics: rego.EvalMetrics(metrics.NoOp())}, nil
+		noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion()}, nil
 }
 
 // New returns an Engine serving p, or an error naming what fails to compile.
@@ -233,7 +240,7 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 		WithEnablePrintStatements(true).
 		WithStrict(e.strict).
 		WithUseTypeCheckAnnotations(true).
-		WithDefaultRegoVersion(ast.RegoV1)
+		WithDefaultRegoVersion(e.version)
 	opts := append(e.evalSetup(store, compiler), rego.Query(e.query.String()))
 	for _, m := range p.Modules {
 		opts = append(opts, rego.ParsedModule(m))
@@ -262,7 +269,7 @@ func (e *Engine) evalSetup(store storage.Store, compiler *ast.Compiler) []func(*
 		rego.Store(store),
 		rego.Capabilities(e.caps),
 		rego.Strict(e.strict),
-		rego.SetRegoVersion(ast.RegoV1),
+		rego.SetRegoVersion(e.version),
 		rego.EnablePrintStatements(true),
 		rego.PrintHook(printHook{e.logger}),
 	}

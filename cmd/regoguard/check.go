@@ -11,7 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/spf13/cobra"
 )
 
@@ -25,6 +26,7 @@ type checkOptions struct {
 	diff      []string
 	skipTests bool
 	checkExtras
+	coverageOptions
 }
 
 func newCheckCommand() *cobra.Command {
@@ -67,6 +69,7 @@ outcome; status is the HTTP status serve would answer:
 	fs.StringArrayVar(&o.diff, "diff", nil, "another policy (files or directories, repeatable): list the requests whose decision it changes")
 	fs.BoolVar(&o.skipTests, "skip-rego-tests", false, "do not run the policy's own *_test.rego unit tests")
 	o.registerExtras(fs)
+	o.registerCoverage(fs)
 	return withLayers(cmd)
 }
 
@@ -108,14 +111,20 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 	if err != nil {
 		return configError{err}
 	}
+	if o.coverage {
+		if len(o.policies) == 0 {
+			return configErrorf("--coverage needs --policy: a remote OPA's coverage cannot be measured from here")
+		}
+		o.cov = cover.New()
+	}
 	quiet := slog.New(slog.DiscardHandler)
-	j, err := o.judgeFor(ctx, o.policies, quiet)
+	j, err := o.judgeFor(ctx, o.policies, quiet, o.cov)
 	if err != nil {
 		return err
 	}
 	var other *judge
 	if len(o.diff) > 0 {
-		if other, err = o.judgeFor(ctx, o.diff, quiet); err != nil {
+		if other, err = o.judgeFor(ctx, o.diff, quiet, nil); err != nil {
 			return fmt.Errorf("--diff: %w", err)
 		}
 	}
@@ -124,17 +133,26 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 		results = append(results, o.runCase(ctx, c, j, other))
 	}
 	if !o.skipTests && len(o.policies) > 0 {
-		tests, err := runRegoTests(ctx, o.policies)
+		tests, err := runRegoTests(ctx, o.policies, o.astRegoVersion(), o.cov)
 		if err != nil {
 			return err
 		}
 		results = append(results, tests...)
 	}
-	if err := report(out, o.format, results, len(o.diff) > 0); err != nil {
+	var covRep *coverageReport
+	if o.cov != nil {
+		if covRep, err = o.coverageOf(o.cov); err != nil {
+			return err
+		}
+	}
+	if err := report(out, o.format, results, len(o.diff) > 0, covRep); err != nil {
 		return err
 	}
 	if n := failures(results); n > 0 {
 		return fmt.Errorf("%d of %d checks failed", n, len(results))
+	}
+	if covRep != nil && covRep.BelowMinimum {
+		return fmt.Errorf("coverage %.1f%% is below --min-coverage %.1f%%", covRep.Coverage, covRep.MinCoverage)
 	}
 	if n := changes(results); n > 0 && o.failOnChange {
 		return fmt.Errorf("%d of %d requests change decision under --diff (--fail-on-change)", n, len(results))
@@ -170,8 +188,8 @@ func (o *checkOptions) cases(args []string) ([]testCase, error) {
 	return cases, nil
 }
 
-func (o *checkOptions) judgeFor(ctx context.Context, paths []string, logger *slog.Logger) (*judge, error) {
-	e, err := o.checkEvaluator(ctx, paths, logger)
+func (o *checkOptions) judgeFor(ctx context.Context, paths []string, logger *slog.Logger, cov *cover.Cover) (*judge, error) {
+	e, err := o.checkEvaluator(ctx, paths, logger, cov)
 	if err != nil {
 		return nil, err
 	}
@@ -250,8 +268,8 @@ func outcomeLabel(o *outcome) string {
 }
 
 // runRegoTests runs the policy's own unit tests, as `opa test` does.
-func runRegoTests(ctx context.Context, paths []string) ([]checkResult, error) {
-	results, err := tester.Run(ctx, paths...)
+func runRegoTests(ctx context.Context, paths []string, version ast.RegoVersion, cov *cover.Cover) ([]checkResult, error) {
+	results, err := loadRegoTests(ctx, paths, version, cov)
 	if err != nil {
 		return nil, fmt.Errorf("rego unit tests: %w", err)
 	}
@@ -284,14 +302,18 @@ func failures(results []checkResult) int {
 	return n
 }
 
-func report(w io.Writer, format string, results []checkResult, diff bool) error {
+func report(w io.Writer, format string, results []checkResult, diff bool, cov *coverageReport) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"results": results, "failures": failures(results)})
+		doc := map[string]any{"results": results, "failures": failures(results)}
+		if cov != nil {
+			doc["coverage"] = cov
+		}
+		return enc.Encode(doc)
 	case "junit":
-		return junitReport(w, results)
+		return junitReport(w, results, cov)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	header := "RESULT\tNAME\tREQUEST\tUSER\tEXPECTED\tGOT"
@@ -331,6 +353,9 @@ func report(w io.Writer, format string, results []checkResult, diff bool) error 
 		fmt.Fprintf(w, "%d of %d requests change decision under the other policy\n", changed, len(results))
 	}
 	fmt.Fprintf(w, "%d passed, %d failed\n", len(results)-failures(results), failures(results))
+	if cov != nil {
+		cov.writeText(w)
+	}
 	return nil
 }
 
@@ -361,12 +386,20 @@ type junitFailure struct {
 	Text    string `xml:",chardata"`
 }
 
-func junitReport(w io.Writer, results []checkResult) error {
+func junitReport(w io.Writer, results []checkResult, cov *coverageReport) error {
 	suite := junitSuite{Name: "regoguard check", Tests: len(results), Failures: failures(results)}
 	for _, r := range results {
 		c := junitCase{Name: r.Name, Classname: r.Kind, Time: junitSeconds(r.Duration)}
 		if r.Failure != "" {
 			c.Failure = &junitFailure{Message: r.Failure, Text: fmt.Sprintf("%s\n%s as %s: got %s", r.Source, r.Request, r.User, outcomeLabel(r.Got))}
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	if cov != nil {
+		c := cov.junitCase()
+		suite.Tests++
+		if c.Failure != nil {
+			suite.Failures++
 		}
 		suite.Cases = append(suite.Cases, c)
 	}

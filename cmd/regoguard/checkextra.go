@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
@@ -20,6 +21,7 @@ import (
 type checkExtras struct {
 	replay       string
 	failOnChange bool
+	cov          *cover.Cover // with --coverage
 }
 
 func (o *checkExtras) registerExtras(fs *pflag.FlagSet) {
@@ -29,7 +31,8 @@ func (o *checkExtras) registerExtras(fs *pflag.FlagSet) {
 
 // checkEvaluator is what judges the cases: the policy in paths, or, with
 // --opa-url and no --policy, the remote OPA (as serve would ask it).
-func (o *checkOptions) checkEvaluator(ctx context.Context, paths []string, logger *slog.Logger) (authz.Evaluator, error) {
+// With cov, the policy's evaluations are traced for --coverage.
+func (o *checkOptions) checkEvaluator(ctx context.Context, paths []string, logger *slog.Logger, cov *cover.Cover) (authz.Evaluator, error) {
 	if len(paths) == 0 {
 		r, err := o.remote()
 		if err != nil {
@@ -39,7 +42,11 @@ func (o *checkOptions) checkEvaluator(ctx context.Context, paths []string, logge
 			return r, nil
 		}
 	}
-	return o.loadEngine(ctx, paths, logger)
+	e, err := o.loadEngine(ctx, paths, logger)
+	if err != nil || cov == nil {
+		return e, err
+	}
+	return coverageEvaluator{e: e, cov: cov}, nil
 }
 
 // changes counts the results whose decision --diff changes.

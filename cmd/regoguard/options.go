@@ -33,6 +33,7 @@ type policyOptions struct {
 	cacheSize      int
 	cacheTTL       time.Duration
 	cacheKey       []string
+	regoVersion    string
 }
 
 func (o *policyOptions) register(fs *pflag.FlagSet) {
@@ -54,6 +55,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.cacheSize, "decision-cache", 0, "keep up to this many decisions, for deterministic policies (0: no cache)")
 	fs.DurationVar(&o.cacheTTL, "decision-cache-ttl", 10*time.Second, "how long a cached decision is kept")
 	fs.StringSliceVar(&o.cacheKey, "decision-cache-key", nil, "input fields decisions are cached by, such as method,path,user (default: the whole input); the policy must read no other field")
+	fs.StringVar(&o.regoVersion, "rego-version", "v1", "Rego syntax of the --policy files: v1, or v0 for policies written before OPA 1.0 (fastapi-opa's), compiled with OPA's v0 compatibility")
 	envAlias(fs, "opa-url", "OPA_HOST")
 }
 
@@ -67,6 +69,9 @@ func (o *policyOptions) validate() error {
 	if o.cacheSize < 0 || o.cacheTTL <= 0 {
 		return configErrorf("--decision-cache and --decision-cache-ttl must not be negative")
 	}
+	if err := oneOf("rego-version", o.regoVersion, "v1", "v0"); err != nil {
+		return err
+	}
 	if o.maxBodyBytes <= 0 {
 		return configErrorf("--max-body-bytes: must be positive, got %d", o.maxBodyBytes)
 	}
@@ -75,12 +80,12 @@ func (o *policyOptions) validate() error {
 
 func (o *policyOptions) engineConfig(logger *slog.Logger) policy.Config {
 	return policy.Config{Decision: o.decision, DenyBuiltins: o.denyBuiltins, NonStrict: o.nonStrict,
-		WholeDocument: o.wholeDecision, Logger: logger}
+		WholeDocument: o.wholeDecision, Logger: logger, RegoVersion: o.astRegoVersion()}
 }
 
 // loadEngine compiles the policy files into a new engine.
 func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *slog.Logger) (*policy.Engine, error) {
-	p, err := policy.LoadFiles(paths...)
+	p, err := policy.Loader{RegoVersion: o.astRegoVersion()}.LoadFiles(paths...)
 	if err != nil {
 		return nil, err
 	}
