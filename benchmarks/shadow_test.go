@@ -1,0 +1,76 @@
+package benchmarks
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/policy"
+)
+
+// BenchmarkShadow measures what a shadow (candidate) policy adds to a whole
+// request: off, judging 10 % of decisions, and judging all of them. The
+// candidate is the same policy compiled again, so it costs what the live one
+// does. ns/op is the request path; the candidate's evaluations run in a
+// background worker, and drain-ns/op is the time left after the loop to
+// finish them (their cost beyond the request path, which a busy server
+// pays in CPU). skipped/op counts comparisons dropped because the queue was
+// full.
+func BenchmarkShadow(b *testing.B) {
+	ctx := context.Background()
+	for _, w := range workloads[:2] {
+		s := newSetup(b, w, false)
+		p, err := policy.LoadFiles(w.policyDir(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		candidate, err := policy.New(ctx, policy.Config{}, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		auth := authn.AuthenticatorFunc(func(*http.Request) (*authn.Identity, error) { return w.user, nil })
+		for _, mode := range []struct {
+			name   string
+			sample float64
+		}{{"off", 0}, {"10pct", 0.1}, {"100pct", 1}} {
+			b.Run("policy="+w.name+"/shadow="+mode.name, func(b *testing.B) {
+				var eval authz.Evaluator = s.engine
+				var shadow *authz.Shadow
+				if mode.sample > 0 {
+					if shadow, err = authz.NewShadow(s.engine, authz.ShadowConfig{Candidate: candidate, Sample: mode.sample, Queue: 1 << 17}); err != nil {
+						b.Fatal(err)
+					}
+					eval = shadow
+				}
+				h := middleware(b, auth, eval).Handler(app)
+				rw := newDiscard()
+				b.ReportAllocs()
+				for b.Loop() {
+					rw.reset()
+					h.ServeHTTP(rw, s.request)
+					if rw.status != http.StatusOK {
+						b.Fatalf("status %d", rw.status)
+					}
+				}
+				if shadow == nil {
+					return
+				}
+				start := time.Now()
+				cctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if err := shadow.Close(cctx); err != nil {
+					b.Fatal(err)
+				}
+				st := shadow.Stats()
+				if st.AllowToDeny+st.DenyToAllow+st.CandidateErrors > 0 {
+					b.Fatalf("the same policy disagreed with itself: %+v", st)
+				}
+				b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N), "drain-ns/op")
+				b.ReportMetric(float64(st.Skipped)/float64(b.N), "skipped/op")
+			})
+		}
+	}
+}
