@@ -312,3 +312,38 @@ func asConsoleLines(t *testing.T, path string) []byte {
 	buf.WriteString("a line that is not JSON at all\n")
 	return buf.Bytes()
 }
+
+func TestServeDryRunLetsRefusalsThroughButNotUnauthenticated(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "policy.rego"), []byte(policyA), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := newUpstream(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", dir, "--api-keys", keys,
+		"--dry-run", "--admin-listen", "127.0.0.1:0")
+	s.logs.wait(t, regexp.MustCompile(`(DRY RUN)`), nil)
+	if status, _, _ := s.get(t, "DELETE", "/docs/1", map[string]string{"X-API-Key": rolloutKeys["alice"]}); status != 200 {
+		t.Errorf("a refusal under --dry-run: %d, want 200", status)
+	}
+	if status, _, _ := s.get(t, "DELETE", "/docs/1", nil); status != 401 {
+		t.Errorf("no credential under --dry-run: %d, want 401 (authentication is still enforced)", status)
+	}
+	if status, _, _ := s.get(t, "DELETE", "/docs/1", map[string]string{"X-API-Key": "wrong-key-0123456789"}); status != 401 {
+		t.Errorf("a bad credential under --dry-run: %d, want 401", status)
+	}
+	s.logs.wait(t, regexp.MustCompile(`(would have refused.*path=/docs/1)`), nil)
+	admin := s.logs.wait(t, adminLine, nil)
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "regoguard_dry_run_would_refuse_total 1") {
+		t.Errorf("metrics lack regoguard_dry_run_would_refuse_total 1")
+	}
+	if up.hits() != 1 {
+		t.Errorf("upstream saw %d requests, want the one refused by the policy only", up.hits())
+	}
+}
