@@ -347,3 +347,39 @@ func TestServeDryRunLetsRefusalsThroughButNotUnauthenticated(t *testing.T) {
 		t.Errorf("upstream saw %d requests, want the one refused by the policy only", up.hits())
 	}
 }
+
+// The masking rules of --policy files apply to the decision-log file, as a
+// bundle's do, and check --replay then counts those events as not
+// replayable.
+func TestServeDecisionLogFileMaskedByThePolicy(t *testing.T) {
+	dir := t.TempDir()
+	mask := "package system.log\n\nmask contains \"/input/user/claims\"\n"
+	for name, src := range map[string]string{"policy.rego": policyA, "mask.rego": mask} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up := newUpstream(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", dir, "--api-keys", keys,
+		"--decision-log-file", logFile)
+	if status, _, _ := s.get(t, "GET", "/docs/1", map[string]string{"X-API-Key": rolloutKeys["alice"]}); status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	data, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "alice@example.com") || !strings.Contains(string(data), `"erased":["/input/user/claims"]`) {
+		t.Errorf("the decision-log file is not masked by system.log.mask:\n%s", data)
+	}
+	res := run(t, nil, "check", "--replay", logFile, "--policy", dir)
+	if res.code != 0 || !strings.Contains(res.stdout, "not replayable: input erased by decision-log masking: 1") {
+		t.Errorf("replay of a masked event: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}

@@ -160,6 +160,9 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
+	if err := o.maskFromPolicy(ctx, dl, logger); err != nil {
+		return err
+	}
 	eval, stopShadow, err := o.shadowed(ctx, eval, dl, reg, logger)
 	if err != nil {
 		return err
