@@ -69,11 +69,16 @@ func loadRegoTests(ctx context.Context, paths []string, version ast.RegoVersion,
 	if err != nil {
 		return nil, err
 	}
-	r := tester.NewRunner().SetStore(store).SetDefaultRegoVersion(version)
+	r := tester.NewRunner().SetStore(store).SetModules(modules).SetDefaultRegoVersion(version)
 	if cov != nil {
 		r = r.SetCoverageQueryTracer(cov)
 	}
-	ch, err := r.Run(ctx, modules)
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Abort(ctx, txn)
+	ch, err := r.RunTests(ctx, txn)
 	if err != nil {
 		return nil, err
 	}

@@ -235,7 +235,7 @@ func TestRolloutRecordReplayAndShadowAgree(t *testing.T) {
 		"--allow-anonymous", "--shadow-policy", b, "--admin-listen", "127.0.0.1:0", "--log-format", "json")
 	sendTraffic(t, s, traffic, "A") // the live answers are A's
 	admin := s.logs.wait(t, adminLine, nil)
-	counts := map[string]int{}
+	var counts map[string]int
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		counts = shadowCounts(t, "http://"+admin+"/metrics")
