@@ -84,7 +84,9 @@ func (o *serveOptions) shadowed(ctx context.Context, live authz.Evaluator, dl *b
 			return nil, nil, err
 		}
 		b := o.bundleOptions
-		b.bundles = o.shadowBundles
+		// The candidate's bundles are not persisted: the live ones are, in
+		// the same directory and perhaps under the same names.
+		b.bundles, b.persistDir = o.shadowBundles, ""
 		m, err := b.manager(candidate, nil, prometheus.WrapRegistererWithPrefix("shadow_", reg), quiet)
 		if err != nil {
 			return nil, nil, configErrorf("--shadow-bundle: %w", err)
