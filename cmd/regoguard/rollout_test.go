@@ -383,3 +383,35 @@ func TestServeDecisionLogFileMaskedByThePolicy(t *testing.T) {
 		t.Errorf("replay of a masked event: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+func TestServeShadowBundle(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for p, src := range map[string]string{a: policyA, b: policyB} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "policy.rego"), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	traffic := rolloutTraffic(24)
+	want := expectedChanges(traffic)
+	up := newUpstream(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--bundle", a, "--api-keys", keys,
+		"--allow-anonymous", "--shadow-bundle", b, "--admin-listen", "127.0.0.1:0", "--log-format", "json")
+	admin := s.logs.wait(t, adminLine, nil)
+	waitReady(t, "http://"+admin+"/readyz")
+	sendTraffic(t, s, traffic, "A")
+	var counts map[string]int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		counts = shadowCounts(t, "http://"+admin+"/metrics")
+		if counts["agree"]+counts["allow_to_deny"]+counts["deny_to_allow"]+counts["candidate_error"] == len(traffic) {
+			break
+		}
+	}
+	if counts["allow_to_deny"] != want["allow_to_deny"] || counts["deny_to_allow"] != want["deny_to_allow"] || counts["candidate_error"] != 0 {
+		t.Errorf("shadow bundle metrics %v, want %v", counts, want)
+	}
+}
