@@ -3,8 +3,8 @@ package benchmarks
 import (
 	"context"
 	"log/slog"
-	"os"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
