@@ -58,8 +58,10 @@ type ShadowConfig struct {
 	// result: agree, allow_to_deny, deny_to_allow, candidate_error) and
 	// regoguard_shadow_skipped_total (the queue was full).
 	Metrics prometheus.Registerer
-	// Logger gets one line per disagreement (info) and candidate error
-	// (warn); default slog.Default().
+	// Logger gets one line per disagreement and candidate error at debug
+	// level (the first candidate error at warn); default slog.Default().
+	// Metrics and the DecisionLogger are where disagreements are meant to
+	// be read.
 	Logger *slog.Logger
 }
 
@@ -90,6 +92,7 @@ type Shadow struct {
 
 	counts  [4]atomic.Int64 // by shadowResults index
 	skipped atomic.Int64
+	warned  atomic.Bool // the first candidate error was logged as a warning
 	met     *shadowMetrics
 }
 
@@ -236,10 +239,14 @@ func (s *Shadow) compare(job shadowJob) {
 		return
 	}
 	id := "shadow-" + s.ids.next()
-	if err != nil {
-		s.logger.Warn("shadow policy failed", "shadow_decision_id", id, "candidate_revision", cd.Revision, "error", err)
-	} else {
-		s.logger.Info("shadow policy disagrees", "shadow_decision_id", id, "direction", shadowResults[result],
+	switch {
+	case err != nil && s.warned.CompareAndSwap(false, true):
+		s.logger.Warn("shadow policy failed (further failures are logged at debug level and counted)",
+			"shadow_decision_id", id, "candidate_revision", cd.Revision, "error", err)
+	case err != nil:
+		s.logger.Debug("shadow policy failed", "shadow_decision_id", id, "candidate_revision", cd.Revision, "error", err)
+	default:
+		s.logger.Debug("shadow policy disagrees", "shadow_decision_id", id, "direction", shadowResults[result],
 			"live_revision", job.live.Revision, "candidate_revision", cd.Revision)
 	}
 	if s.dl == nil {
