@@ -53,7 +53,9 @@ outcome; status is the HTTP status serve would answer:
 		Example: `  regoguard check --policy policy/ cases.yaml
   regoguard check --policy policy/ cases.yaml --format junit > report.xml
   regoguard check --policy policy/ --har session.har --as alice --as-claims '{"groups":["staff"]}'
-  regoguard check --policy policy/ cases.yaml --diff ../main/policy/`,
+  regoguard check --policy policy/ cases.yaml --diff ../main/policy/ --fail-on-change
+  regoguard check --policy policy/ cases.yaml --coverage --min-coverage 80
+  regoguard check --replay decisions.jsonl --policy new-policy/ --fail-on-change   # serve --decision-log-file`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd.Context(), cmd.OutOrStdout(), args)

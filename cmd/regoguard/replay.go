@@ -79,8 +79,8 @@ const maxExamplesPerDirection = 5
 // replay re-decides the decision events of o.replay with the candidate
 // policy (--policy, or --opa-url), as serve would, and reports the changes.
 func (o *checkOptions) runReplay(ctx context.Context, out io.Writer) error {
-	if o.har != "" || len(o.diff) > 0 {
-		return configErrorf("--replay cannot be combined with --har or --diff")
+	if o.har != "" || len(o.diff) > 0 || o.coverage {
+		return configErrorf("--replay cannot be combined with --har, --diff or --coverage")
 	}
 	eval, err := o.replayEvaluator(ctx)
 	if err != nil {

@@ -72,7 +72,9 @@ API keys and a built-in upstream that answers with what it was told.`,
   regoguard serve --upstream http://127.0.0.1:3000 --policy policy/ --api-keys keys.yaml
   regoguard serve --upstream http://127.0.0.1:3000 --opa-url http://127.0.0.1:8181 --input-layout fastapi-opa \
       --oidc-well-known https://idp.example/.well-known/openid-configuration --oidc-client-id app
-  REGOGUARD_UPSTREAM=http://127.0.0.1:3000 regoguard serve --config regoguard.yaml`,
+  REGOGUARD_UPSTREAM=http://127.0.0.1:3000 regoguard serve --config regoguard.yaml
+  regoguard serve --upstream http://127.0.0.1:3000 --policy policy/ --api-keys keys.yaml \
+      --shadow-policy new-policy/ --shadow-sample 0.1 --decision-log-file decisions.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd.Context(), cmd.OutOrStdout())
