@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -61,6 +64,49 @@ func TestPathPattern(t *testing.T) {
 	} {
 		if got := pathPattern(in); got != want {
 			t.Errorf("pathPattern(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestReplayDirectionsAndStatuses(t *testing.T) {
+	dir := t.TempDir()
+	// The candidate refuses /secret with 404 and lets anyone POST.
+	candidate := "package httpapi.authz\n\nallow if input.method == \"POST\"\n\nstatus := 404 if startswith(input.path, \"/secret\")\n"
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(candidate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	events := `{"decision_id": "a", "input": {"method": "GET", "path": "/secret/1", "user": {"authenticated": true, "sub": "alice"}}, "result": {"allow": false}}
+{"decision_id": "b", "input": {"method": "POST", "path": "/x", "user": {"authenticated": false}}, "result": {"allow": false}}
+{"decision_id": "c", "input": {"method": "GET", "path": "/x", "user": {"authenticated": true, "sub": "bob"}}, "result": {"allow": true}}
+{"decision_id": "d", "input": {"method": "GET", "path": "/y", "user": {"authenticated": false}}, "result": false}
+`
+	path := filepath.Join(dir, "events.jsonl")
+	if err := os.WriteFile(path, []byte(events), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := &checkOptions{policyOptions: policyOptions{policies: []string{dir}, decision: "httpapi/authz", denyStatus: 403, layout: "regoguard"},
+		checkExtras: checkExtras{replay: path}}
+	var out strings.Builder
+	o.format = "json"
+	if err := o.runReplay(t.Context(), &out); err != nil {
+		t.Fatal(err)
+	}
+	var rep replayReport
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatal(err)
+	}
+	// a: deny 403 → deny 404 (status); b: anonymous deny 401 → allow;
+	// c: allow → deny 403; d: anonymous deny 401 → deny 401 (no change).
+	want := map[string]int{changeStatus: 1, changeDenyToAllow: 1, changeAllowToDeny: 1}
+	if rep.Replayed != 4 || rep.Changed != 3 || !maps.Equal(rep.ByDirection, want) {
+		t.Errorf("replayed %d, changed %d, %v; want 4, 3, %v", rep.Replayed, rep.Changed, rep.ByDirection, want)
+	}
+	for _, e := range rep.Examples {
+		if e.DecisionID == "a" && (e.Before != "deny 403" || e.After != "deny 404") {
+			t.Errorf("example %+v", e)
+		}
+		if e.DecisionID == "b" && (e.Before != "deny 401" || e.After != "allow") {
+			t.Errorf("example %+v", e)
 		}
 	}
 }
