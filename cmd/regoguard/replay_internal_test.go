@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"maps"
 	"os"
 	"path/filepath"
@@ -108,5 +109,27 @@ func TestReplayDirectionsAndStatuses(t *testing.T) {
 		if e.DecisionID == "b" && (e.Before != "deny 401" || e.After != "allow") {
 			t.Errorf("example %+v", e)
 		}
+	}
+
+	out.Reset()
+	o.format = "junit"
+	if err := o.runReplay(t.Context(), &out); err != nil {
+		t.Fatal(err)
+	}
+	var suite struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Cases    []struct {
+			Name string `xml:"name,attr"`
+			Time string `xml:"time,attr"`
+		} `xml:"testcase"`
+	}
+	if err := xml.Unmarshal([]byte(out.String()), &suite); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	// Routes: GET /secret/{id} (changed), POST /x (changed), GET /x
+	// (changed), GET /y (unchanged).
+	if suite.Tests != 4 || suite.Failures != 3 {
+		t.Errorf("junit: %d tests, %d failures; want 4 and 3\n%s", suite.Tests, suite.Failures, out.String())
 	}
 }
