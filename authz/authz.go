@@ -63,6 +63,12 @@ type Config struct {
 	// authenticated request through without asking the policy
 	// (fastapi-opa's authentication-only mode). Logged as a warning at start.
 	DisableAuthorization bool
+	// DryRun lets through every request the policy refuses or cannot
+	// decide on, logging and counting it as "would have refused" (the
+	// Envoy plugin's dry-run, for a first rollout). Authentication is still
+	// enforced, as are the path and body checks: DryRun only sets aside the
+	// policy's decision. Logged as a warning at start.
+	DryRun bool
 
 	// Layout is the input layout; default LayoutRegoguard.
 	Layout Layout
@@ -166,6 +172,7 @@ type Middleware struct {
 	prune       bool
 	// trace is attached to each evaluation's context to count fallbacks.
 	trace *EvalTrace
+	wouldRefuse prometheus.Counter // DryRun only
 }
 
 type compiledSkip struct {
@@ -230,6 +237,11 @@ func New(cfg Config) (*Middleware, error) {
 			return nil, err
 		}
 		m.metrics = met
+		if cfg.DryRun {
+			if m.wouldRefuse, err = newDryRunCounter(cfg.Metrics); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if m.metrics != nil {
 		m.trace = &EvalTrace{Fallback: func(error) { m.metrics.fallbacks.Inc() }}
@@ -280,6 +292,9 @@ func keepHeaders(cfg Config) map[string]bool {
 func (m *Middleware) warn() {
 	if m.cfg.DisableAuthorization {
 		m.logger.Warn("authorization is DISABLED: every authenticated request goes through without a policy decision")
+	}
+	if m.cfg.DryRun && !m.cfg.DisableAuthorization {
+		m.logger.Warn("DRY RUN: the policy is NOT ENFORCED: requests it refuses are let through, logged and counted as would-have-refused")
 	}
 	if m.cfg.PreserveTokens {
 		m.logger.Warn("raw tokens are added to the policy input (PreserveTokens): they may reach decision logs")
@@ -361,7 +376,9 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	for k, v := range d.Headers {
 		w.Header().Set(k, v)
 	}
-	if !d.Allow {
+	if !d.Allow && m.cfg.DryRun {
+		m.letThrough(r, id, d)
+	} else if !d.Allow {
 		if id == nil && d.Status == 0 {
 			m.challenge(w, r, nil)
 			return
@@ -393,6 +410,10 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 	elapsed := time.Since(start)
 	d.ID = m.ids.next()
 	m.record(r, id, input, d, err, start, elapsed)
+	if err != nil && m.cfg.DryRun && !abandoned(r) {
+		d.Allow, d.Reason = false, "no policy decision could be made: "+err.Error()
+		return d, true
+	}
 	if err != nil {
 		m.refuse(w, r, Refusal{
 			Status: http.StatusServiceUnavailable, Code: CodePolicyUnavailable,

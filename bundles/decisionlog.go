@@ -24,8 +24,8 @@ import (
 	"github.com/regoguard/regoguard/policy"
 )
 
-// DecisionLogConfig configures a [DecisionLogger]. At least one of Console
-// and Service must be set.
+// DecisionLogConfig configures a [DecisionLogger]. At least one of Console,
+// Service and File must be set.
 type DecisionLogConfig struct {
 	// Console writes every event to Logger at info level, as OPA's
 	// "console": true does.
@@ -33,6 +33,14 @@ type DecisionLogConfig struct {
 	// Service, when set, is the remote collector events are uploaded to, in
 	// gzip-compressed JSON batches (OPA's decision log API).
 	Service *Service
+	// File, when set, is a file events are appended to, one JSON object
+	// (OPA's EventV1, masked and dropped as for an upload) per line. It is
+	// rotated when it would grow past FileMaxBytes (default 100 MiB) to
+	// File.1 … File.<FileKeep> (default 3; a negative FileKeep keeps none),
+	// flushed every second, and flushed and fsynced by [DecisionLogger.Stop].
+	File         string
+	FileMaxBytes int64
+	FileKeep     int
 	// Resource is the upload path on Service. Default "/logs".
 	Resource string
 	// MinDelay and MaxDelay bound the random wait between two uploads
@@ -87,6 +95,7 @@ type DecisionLogger struct {
 	closed  bool
 	done    chan struct{}
 	dropped atomic.Int64
+	file    *fileSink // DecisionLogConfig.File
 }
 
 // ErrQueueFull is returned by [DecisionLogger.LogDecision] when the event
@@ -98,8 +107,8 @@ var _ policy.DecisionLogger = (*DecisionLogger)(nil)
 // NewDecisionLogger configures and starts OPA's decision-log plugin. Stop
 // it with [DecisionLogger.Stop] to upload what is buffered.
 func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLogger, error) {
-	if !cfg.Console && cfg.Service == nil {
-		return nil, errors.New("bundles: decision logs need Console or a Service")
+	if !cfg.Console && cfg.Service == nil && cfg.File == "" {
+		return nil, errors.New("bundles: decision logs need Console, a Service or a File")
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -142,11 +151,30 @@ func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLog
 	}
 
 	ok := false
+	var sink *fileSink
 	defer func() {
 		if !ok {
 			mgr.Stop(ctx) // the manager runs a status goroutine from New on
+			if sink != nil {
+				_ = sink.close()
+			}
 		}
 	}()
+	var sinks []string
+	if cfg.File != "" {
+		keep := cfg.FileKeep
+		switch {
+		case keep == 0:
+			keep = DefaultFileKeep
+		case keep < 0:
+			keep = 0
+		}
+		if sink, err = openFileSink(cfg.File, cfg.FileMaxBytes, keep); err != nil {
+			return nil, err
+		}
+		mgr.Register(fileSinkName, sink)
+		sinks = append(sinks, fileSinkName)
+	}
 
 	reporting := map[string]any{}
 	trigger := plugins.TriggerPeriodic
@@ -172,6 +200,9 @@ func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLog
 			lcfg["resource"] = cfg.Resource
 		}
 	}
+	if sink != nil {
+		lcfg["plugin"] = fileSinkName
+	}
 	if cfg.MaskDecision != "" {
 		lcfg["mask_decision"] = cfg.MaskDecision
 	}
@@ -185,6 +216,7 @@ func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLog
 	parsed, err := logs.NewConfigBuilder().
 		WithBytes(rawLogs).
 		WithServices(mgr.Services()).
+		WithPlugins(sinks).
 		WithTriggerMode(&trigger).
 		WithLogger(olog).
 		Parse()
@@ -197,7 +229,7 @@ func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLog
 		return nil, fmt.Errorf("bundles: decision logs: %w", err)
 	}
 	ok = true
-	d := &DecisionLogger{manager: mgr, plugin: plugin, logger: logger}
+	d := &DecisionLogger{manager: mgr, plugin: plugin, logger: logger, file: sink}
 	if cfg.QueueSize > 0 {
 		d.queue, d.done = make(chan policy.DecisionEvent, cfg.QueueSize), make(chan struct{})
 		go d.work()
@@ -274,6 +306,7 @@ func (d *DecisionLogger) log(ctx context.Context, ev policy.DecisionEvent) error
 		Path:       ev.Path,
 		Timestamp:  ev.Timestamp,
 		InputAST:   ev.Input,
+		Custom:     ev.Custom,
 	}
 	if ev.Err != nil {
 		// OPA's own error shape, {"code": ..., "message": ...}: a plain
@@ -336,6 +369,11 @@ func (d *DecisionLogger) Stop(ctx context.Context) {
 		select {
 		case <-d.done:
 		case <-ctx.Done():
+		}
+	}
+	if d.file != nil {
+		if err := d.file.close(); err != nil {
+			d.logger.Error("decision log file not closed cleanly", "error", err)
 		}
 	}
 	d.manager.Stop(ctx)

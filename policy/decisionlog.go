@@ -29,6 +29,9 @@ type DecisionEvent struct {
 	Duration  time.Duration
 	// Err is the evaluation error, if any (the request was then refused).
 	Err error
+	// Custom holds fields of the logger's own, written under "custom" in
+	// OPA's event format (for example a shadow policy's comparison).
+	Custom map[string]any
 }
 
 // A DecisionLogger records decisions, for example in OPA's decision-log

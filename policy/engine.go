@@ -63,6 +63,12 @@ type Config struct {
 	// since that rule is not evaluated. Errors in allow itself, or in the
 	// rules allow reads, fail every request.
 	WholeDocument bool
+	// RegoVersion is the Rego syntax of the policy: ast.RegoV1 (the default,
+	// when zero) or ast.RegoV0, compiled with OPA's v0 compatibility. It
+	// applies to the files the Engine reloads itself ([Engine.ReloadFiles],
+	// [Engine.WatchFiles]); load the first policy with a [Loader] of the
+	// same version.
+	RegoVersion ast.RegoVersion
 }
 
 // Engine evaluates one decision of a compiled [Policy] in-process. It is safe
@@ -78,6 +84,7 @@ type Engine struct {
 	// its timers) for every evaluation, which nobody reads here.
 	noMetrics rego.EvalOption
 	loadMu    sync.Mutex // serialises Load; evaluations never take it
+	version   ast.RegoVersion
 	statusMu  sync.Mutex
 	status    Status
 }
@@ -133,7 +140,7 @@ func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
 		logger = slog.Default()
 	}
 	e := &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, logger: logger,
-		noMetrics: rego.EvalMetrics(metrics.NoOp())}
+		noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion()}
 	if p != nil {
 		if err := e.Load(ctx, p); err != nil {
 			return nil, err
@@ -256,7 +263,7 @@ func (e *Engine) evalSetup(store storage.Store) []func(*rego.Rego) {
 		rego.Store(store),
 		rego.Capabilities(e.caps),
 		rego.Strict(e.strict),
-		rego.SetRegoVersion(ast.RegoV1),
+		rego.SetRegoVersion(e.version),
 		rego.EnablePrintStatements(true),
 		rego.PrintHook(printHook{e.logger}),
 	}

@@ -51,24 +51,21 @@ type Policy struct {
 // data.roles. Rego unit tests (*_test.rego) are skipped: they are run by the
 // check command, not served.
 func LoadFiles(paths ...string) (*Policy, error) {
-	return load(loader.NewFileLoader(), paths)
+	return Loader{}.LoadFiles(paths...)
 }
 
 // LoadFS is [LoadFiles] on a file system, for example a directory embedded
 // with //go:embed. paths are slash-separated and relative to fsys; "." is the
 // whole file system.
 func LoadFS(fsys fs.FS, paths ...string) (*Policy, error) {
-	if len(paths) == 0 {
-		paths = []string{"."}
-	}
-	return load(loader.NewFileLoader().WithFS(fsys), paths)
+	return Loader{}.LoadFS(fsys, paths...)
 }
 
-func load(fl loader.FileLoader, paths []string) (*Policy, error) {
+func load(fl loader.FileLoader, paths []string, version ast.RegoVersion) (*Policy, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("policy: no files to load")
 	}
-	res, err := fl.WithRegoVersion(ast.RegoV1).
+	res, err := fl.WithRegoVersion(version).
 		WithProcessAnnotation(true).
 		Filtered(paths, skipTests)
 	if err != nil {
@@ -97,10 +94,14 @@ func skipTests(_ string, info fs.FileInfo, depth int) bool {
 // Parse builds a Policy from Rego sources keyed by file name, for policies
 // kept in strings. Errors name the file, line and column.
 func Parse(modules map[string]string, data map[string]any) (*Policy, error) {
+	return Loader{}.Parse(modules, data)
+}
+
+func parse(modules map[string]string, data map[string]any, version ast.RegoVersion) (*Policy, error) {
 	p := &Policy{Modules: make(map[string]*ast.Module, len(modules)), Data: data}
 	for _, name := range slices.Sorted(maps.Keys(modules)) {
 		m, err := ast.ParseModuleWithOpts(name, modules[name], ast.ParserOptions{
-			RegoVersion:       ast.RegoV1,
+			RegoVersion:       version,
 			ProcessAnnotation: true,
 		})
 		if err != nil {

@@ -114,7 +114,7 @@ func (e *Engine) reloadFiles(ctx context.Context, paths []string) {
 // is an error recorded in [Engine.Status], and the previous policy keeps
 // serving.
 func (e *Engine) ReloadFiles(ctx context.Context, paths ...string) error {
-	p, err := LoadFiles(paths...)
+	p, err := Loader{RegoVersion: e.version}.LoadFiles(paths...)
 	if err != nil {
 		e.RecordFailure(err)
 		return err

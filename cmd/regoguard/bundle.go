@@ -35,6 +35,9 @@ type bundleOptions struct {
 	logURL       string
 	logToken     string
 	logQueue     int
+	logFile      string
+	logFileMax   int64
+	logFileKeep  int
 }
 
 func (o *bundleOptions) register(fs *pflag.FlagSet) {
@@ -52,16 +55,26 @@ func (o *bundleOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.logConsole, "decision-log-console", false, "write decision logs in OPA's format to the log")
 	fs.StringVar(&o.logURL, "decision-log-url", "", "upload decision logs in OPA's format to this collector (POST <url>)")
 	fs.StringVar(&o.logToken, "decision-log-token", "", "bearer token for the decision-log collector")
+	fs.StringVar(&o.logFile, "decision-log-file", "", "append decision logs in OPA's format to this file, one JSON object per line (what check --replay reads)")
+	fs.Int64Var(&o.logFileMax, "decision-log-file-max-bytes", bundles.DefaultFileMaxBytes, "rotate --decision-log-file when it would grow past this size")
+	fs.IntVar(&o.logFileKeep, "decision-log-file-keep", bundles.DefaultFileKeep, "rotated decision-log files kept (FILE.1 ... FILE.N; 0: none)")
 	fs.IntVar(&o.logQueue, "decision-log-queue", 10000, "decision-log events queued off the request path (0: log synchronously)")
 }
 
 // decisionLogger starts OPA's decision-log plugin when decision logs are
 // asked for; nil otherwise.
 func (o *bundleOptions) decisionLogger(ctx context.Context, logger *slog.Logger) (*bundles.DecisionLogger, error) {
-	if !o.logConsole && o.logURL == "" {
+	if !o.logConsole && o.logURL == "" && o.logFile == "" {
 		return nil, nil
 	}
-	cfg := bundles.DecisionLogConfig{Console: o.logConsole, QueueSize: o.logQueue, Logger: logger}
+	if o.logFileMax <= 0 || o.logFileKeep < 0 {
+		return nil, configErrorf("--decision-log-file-max-bytes must be positive and --decision-log-file-keep not negative")
+	}
+	cfg := bundles.DecisionLogConfig{Console: o.logConsole, QueueSize: o.logQueue, Logger: logger,
+		File: o.logFile, FileMaxBytes: o.logFileMax, FileKeep: o.logFileKeep}
+	if o.logFileKeep == 0 {
+		cfg.FileKeep = -1 // none kept: the library's zero is its default
+	}
 	if o.logURL != "" {
 		u, err := url.Parse(o.logURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -11,7 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/spf13/cobra"
 )
 
@@ -24,6 +25,8 @@ type checkOptions struct {
 	asClaims  string
 	diff      []string
 	skipTests bool
+	checkExtras
+	coverageOptions
 }
 
 func newCheckCommand() *cobra.Command {
@@ -58,7 +61,9 @@ A case may describe a gRPC call instead, judged by the gRPC interceptors
 		Example: `  regoguard check --policy policy/ cases.yaml
   regoguard check --policy policy/ cases.yaml --format junit > report.xml
   regoguard check --policy policy/ --har session.har --as alice --as-claims '{"groups":["staff"]}'
-  regoguard check --policy policy/ cases.yaml --diff ../main/policy/`,
+  regoguard check --policy policy/ cases.yaml --diff ../main/policy/ --fail-on-change
+  regoguard check --policy policy/ cases.yaml --coverage --min-coverage 80
+  regoguard check --replay decisions.jsonl --policy new-policy/ --fail-on-change   # serve --decision-log-file`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd.Context(), cmd.OutOrStdout(), args)
@@ -73,6 +78,8 @@ A case may describe a gRPC call instead, judged by the gRPC interceptors
 	fs.StringVar(&o.asClaims, "as-claims", "", "claims of that identity, as a JSON object")
 	fs.StringArrayVar(&o.diff, "diff", nil, "another policy (files or directories, repeatable): list the requests whose decision it changes")
 	fs.BoolVar(&o.skipTests, "skip-rego-tests", false, "do not run the policy's own *_test.rego unit tests")
+	o.registerExtras(fs)
+	o.registerCoverage(fs)
 	return withLayers(cmd)
 }
 
@@ -98,8 +105,14 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 	if err := oneOf("format", o.format, "text", "json", "junit"); err != nil {
 		return err
 	}
-	if len(o.policies) == 0 {
-		return configErrorf("--policy is required")
+	if o.replay != "" {
+		if len(args) > 0 {
+			return configErrorf("--replay takes no CASES.yaml")
+		}
+		return o.runReplay(ctx, out)
+	}
+	if len(o.policies) == 0 && o.opaURL == "" {
+		return configErrorf("--policy is required (or --opa-url, to ask a remote OPA)")
 	}
 	if len(args) == 0 && o.har == "" {
 		return configErrorf("give a CASES.yaml file, --har, or both")
@@ -108,14 +121,20 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 	if err != nil {
 		return configError{err}
 	}
+	if o.coverage {
+		if len(o.policies) == 0 {
+			return configErrorf("--coverage needs --policy: a remote OPA's coverage cannot be measured from here")
+		}
+		o.cov = cover.New()
+	}
 	quiet := slog.New(slog.DiscardHandler)
-	j, err := o.judgeFor(ctx, o.policies, quiet)
+	j, err := o.judgeFor(ctx, o.policies, quiet, o.cov)
 	if err != nil {
 		return err
 	}
 	var other *judge
 	if len(o.diff) > 0 {
-		if other, err = o.judgeFor(ctx, o.diff, quiet); err != nil {
+		if other, err = o.judgeFor(ctx, o.diff, quiet, nil); err != nil {
 			return fmt.Errorf("--diff: %w", err)
 		}
 	}
@@ -123,18 +142,30 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 	for _, c := range cases {
 		results = append(results, o.runCase(ctx, c, j, other))
 	}
-	if !o.skipTests {
-		tests, err := runRegoTests(ctx, o.policies)
+	if !o.skipTests && len(o.policies) > 0 {
+		tests, err := runRegoTests(ctx, o.policies, o.astRegoVersion(), o.cov)
 		if err != nil {
 			return err
 		}
 		results = append(results, tests...)
 	}
-	if err := report(out, o.format, results, len(o.diff) > 0); err != nil {
+	var covRep *coverageReport
+	if o.cov != nil {
+		if covRep, err = o.coverageOf(o.cov); err != nil {
+			return err
+		}
+	}
+	if err := report(out, o.format, results, len(o.diff) > 0, covRep); err != nil {
 		return err
 	}
 	if n := failures(results); n > 0 {
 		return fmt.Errorf("%d of %d checks failed", n, len(results))
+	}
+	if covRep != nil && covRep.BelowMinimum {
+		return fmt.Errorf("coverage %.1f%% is below --min-coverage %.1f%%", covRep.Coverage, covRep.MinCoverage)
+	}
+	if n := changes(results); n > 0 && o.failOnChange {
+		return fmt.Errorf("%d of %d requests change decision under --diff (--fail-on-change)", n, len(results))
 	}
 	return nil
 }
@@ -167,8 +198,8 @@ func (o *checkOptions) cases(args []string) ([]testCase, error) {
 	return cases, nil
 }
 
-func (o *checkOptions) judgeFor(ctx context.Context, paths []string, logger *slog.Logger) (*judge, error) {
-	e, err := o.loadEngine(ctx, paths, logger)
+func (o *checkOptions) judgeFor(ctx context.Context, paths []string, logger *slog.Logger, cov *cover.Cover) (*judge, error) {
+	e, err := o.checkEvaluator(ctx, paths, logger, cov)
 	if err != nil {
 		return nil, err
 	}
@@ -259,8 +290,8 @@ func outcomeLabel(o *outcome) string {
 }
 
 // runRegoTests runs the policy's own unit tests, as `opa test` does.
-func runRegoTests(ctx context.Context, paths []string) ([]checkResult, error) {
-	results, err := tester.Run(ctx, paths...)
+func runRegoTests(ctx context.Context, paths []string, version ast.RegoVersion, cov *cover.Cover) ([]checkResult, error) {
+	results, err := loadRegoTests(ctx, paths, version, cov)
 	if err != nil {
 		return nil, fmt.Errorf("rego unit tests: %w", err)
 	}
@@ -293,14 +324,18 @@ func failures(results []checkResult) int {
 	return n
 }
 
-func report(w io.Writer, format string, results []checkResult, diff bool) error {
+func report(w io.Writer, format string, results []checkResult, diff bool, cov *coverageReport) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"results": results, "failures": failures(results)})
+		doc := map[string]any{"results": results, "failures": failures(results)}
+		if cov != nil {
+			doc["coverage"] = cov
+		}
+		return enc.Encode(doc)
 	case "junit":
-		return junitReport(w, results)
+		return junitReport(w, results, cov)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	header := "RESULT\tNAME\tREQUEST\tUSER\tEXPECTED\tGOT"
@@ -335,16 +370,14 @@ func report(w io.Writer, format string, results []checkResult, diff bool) error 
 			fmt.Fprintf(w, "FAIL %s (%s): %s\n", r.Name, r.Source, r.Failure)
 		}
 	}
-	changed := 0
-	for _, r := range results {
-		if r.Changed {
-			changed++
-		}
-	}
+	changed := changes(results)
 	if diff {
 		fmt.Fprintf(w, "%d of %d requests change decision under the other policy\n", changed, len(results))
 	}
 	fmt.Fprintf(w, "%d passed, %d failed\n", len(results)-failures(results), failures(results))
+	if cov != nil {
+		cov.writeText(w)
+	}
 	return nil
 }
 
@@ -366,7 +399,7 @@ type junitSuite struct {
 type junitCase struct {
 	Name      string        `xml:"name,attr"`
 	Classname string        `xml:"classname,attr"`
-	Time      float64       `xml:"time,attr"`
+	Time      string        `xml:"time,attr"` // decimal seconds, never an exponent
 	Failure   *junitFailure `xml:"failure,omitempty"`
 }
 
@@ -375,12 +408,20 @@ type junitFailure struct {
 	Text    string `xml:",chardata"`
 }
 
-func junitReport(w io.Writer, results []checkResult) error {
+func junitReport(w io.Writer, results []checkResult, cov *coverageReport) error {
 	suite := junitSuite{Name: "regoguard check", Tests: len(results), Failures: failures(results)}
 	for _, r := range results {
-		c := junitCase{Name: r.Name, Classname: r.Kind, Time: r.Duration}
+		c := junitCase{Name: r.Name, Classname: r.Kind, Time: junitSeconds(r.Duration)}
 		if r.Failure != "" {
 			c.Failure = &junitFailure{Message: r.Failure, Text: fmt.Sprintf("%s\n%s as %s: got %s", r.Source, r.Request, r.User, outcomeLabel(r.Got))}
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	if cov != nil {
+		c := cov.junitCase()
+		suite.Tests++
+		if c.Failure != nil {
+			suite.Failures++
 		}
 		suite.Cases = append(suite.Cases, c)
 	}

@@ -34,6 +34,7 @@ type policyOptions struct {
 	cacheSize      int
 	cacheTTL       time.Duration
 	cacheKey       []string
+	regoVersion    string
 }
 
 func (o *policyOptions) register(fs *pflag.FlagSet) {
@@ -56,6 +57,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.cacheSize, "decision-cache", 0, "keep up to this many decisions, for deterministic policies (0: no cache)")
 	fs.DurationVar(&o.cacheTTL, "decision-cache-ttl", 10*time.Second, "how long a cached decision is kept")
 	fs.StringSliceVar(&o.cacheKey, "decision-cache-key", nil, "input fields the policy's decisions are expected to depend on, such as method,path,user: refused at start when the policy reads another; decisions are always keyed on what the policy reads")
+	fs.StringVar(&o.regoVersion, "rego-version", "v1", "Rego syntax of the --policy files: v1, or v0 for policies written before OPA 1.0 (fastapi-opa's), compiled with OPA's v0 compatibility")
 	envAlias(fs, "opa-url", "OPA_HOST")
 }
 
@@ -69,6 +71,9 @@ func (o *policyOptions) validate() error {
 	if o.cacheSize < 0 || o.cacheTTL <= 0 {
 		return configErrorf("--decision-cache and --decision-cache-ttl must not be negative")
 	}
+	if err := oneOf("rego-version", o.regoVersion, "v1", "v0"); err != nil {
+		return err
+	}
 	if o.maxBodyBytes <= 0 {
 		return configErrorf("--max-body-bytes: must be positive, got %d", o.maxBodyBytes)
 	}
@@ -77,12 +82,12 @@ func (o *policyOptions) validate() error {
 
 func (o *policyOptions) engineConfig(logger *slog.Logger) policy.Config {
 	return policy.Config{Decision: o.decision, DenyBuiltins: o.denyBuiltins, NonStrict: o.nonStrict,
-		WholeDocument: o.wholeDecision, Logger: logger}
+		WholeDocument: o.wholeDecision, Logger: logger, RegoVersion: o.astRegoVersion()}
 }
 
 // loadEngine compiles the policy files into a new engine.
 func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *slog.Logger) (*policy.Engine, error) {
-	p, err := policy.LoadFiles(paths...)
+	p, err := policy.Loader{RegoVersion: o.astRegoVersion()}.LoadFiles(paths...)
 	if err != nil {
 		return nil, err
 	}

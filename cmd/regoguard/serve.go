@@ -35,6 +35,7 @@ type serveOptions struct {
 	policyOptions
 	authOptions
 	bundleOptions
+	rolloutOptions
 	listen          string
 	upstream        string
 	adminListen     string
@@ -76,7 +77,9 @@ API keys and a built-in upstream that answers with what it was told.`,
   regoguard serve --upstream http://127.0.0.1:3000 --policy policy/ --api-keys keys.yaml
   regoguard serve --upstream http://127.0.0.1:3000 --opa-url http://127.0.0.1:8181 --input-layout fastapi-opa \
       --oidc-well-known https://idp.example/.well-known/openid-configuration --oidc-client-id app
-  REGOGUARD_UPSTREAM=http://127.0.0.1:3000 regoguard serve --config regoguard.yaml`,
+  REGOGUARD_UPSTREAM=http://127.0.0.1:3000 regoguard serve --config regoguard.yaml
+  regoguard serve --upstream http://127.0.0.1:3000 --policy policy/ --api-keys keys.yaml \
+      --shadow-policy new-policy/ --shadow-sample 0.1 --decision-log-file decisions.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd.Context(), cmd.OutOrStdout())
@@ -86,6 +89,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	o.policyOptions.register(fs)
 	o.authOptions.register(fs)
 	o.bundleOptions.register(fs)
+	o.rolloutOptions.register(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address the proxy listens on")
 	fs.StringVar(&o.upstream, "upstream", "", "URL of the protected service")
 	fs.StringVar(&o.adminListen, "admin-listen", "", "address for /healthz, /readyz and /metrics (none when empty)")
@@ -164,13 +168,21 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
+	if err := o.maskFromPolicy(ctx, dl, logger); err != nil {
+		return err
+	}
+	eval, stopShadow, err := o.shadowed(ctx, eval, dl, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopShadow()
 	auth, err := o.authenticator(ctx, demoing, logger)
 	if err != nil {
 		return err
 	}
 	cfg := o.middlewareConfig()
 	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
-	cfg.DisableAuthorization = o.noAuthz
+	cfg.DisableAuthorization, cfg.DryRun = o.noAuthz, o.dryRun
 	cfg.ForwardCredentials = o.forwardCredentials
 	if dl != nil {
 		cfg.DecisionLogger = dl
