@@ -171,7 +171,7 @@ type Middleware struct {
 	snapshotter Snapshotter
 	prune       bool
 	// trace is attached to each evaluation's context to count fallbacks.
-	trace *EvalTrace
+	trace       *EvalTrace
 	wouldRefuse prometheus.Counter // DryRun only
 }
 
