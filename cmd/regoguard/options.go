@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -67,6 +68,9 @@ func (o *policyOptions) validate() error {
 	if o.cacheSize < 0 || o.cacheTTL <= 0 {
 		return configErrorf("--decision-cache and --decision-cache-ttl must not be negative")
 	}
+	if _, err := policy.DecisionRef(o.decision); err != nil {
+		return configErrorf("--decision: %w", err)
+	}
 	if o.maxBodyBytes <= 0 {
 		return configErrorf("--max-body-bytes: must be positive, got %d", o.maxBodyBytes)
 	}
@@ -80,11 +84,17 @@ func (o *policyOptions) engineConfig(logger *slog.Logger) policy.Config {
 
 // loadEngine compiles the policy files into a new engine.
 func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *slog.Logger) (*policy.Engine, error) {
+	for _, path := range paths {
+		if _, err := os.Stat(path); err != nil {
+			return nil, configErrorf("--policy: %w", err)
+		}
+	}
 	p, err := policy.LoadFiles(paths...)
 	if err != nil {
-		return nil, err
+		return nil, policyError(err)
 	}
-	return policy.New(ctx, o.engineConfig(logger), p)
+	e, err := policy.New(ctx, o.engineConfig(logger), p)
+	return e, policyError(err)
 }
 
 // remote returns the remote OPA evaluator, or nil without --opa-url.

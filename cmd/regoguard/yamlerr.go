@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// yamlTypes are the types of the YAML files regoguard reads strictly, by the
+// name yaml.v3 gives them in its errors: their fields are what a misspelt
+// field is compared with.
+var yamlTypes = map[string]reflect.Type{
+	"main.casesFile":    reflect.TypeFor[casesFile](),
+	"main.testCase":     reflect.TypeFor[testCase](),
+	"main.caseRequest":  reflect.TypeFor[caseRequest](),
+	"main.caseIdentity": reflect.TypeFor[caseIdentity](),
+	"main.caseExpect":   reflect.TypeFor[caseExpect](),
+}
+
+var (
+	yamlUnknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
+	yamlWrongType    = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+) `(.*)` into (\\S+)$")
+)
+
+// explainYAML rewrites yaml.v3's decoding errors for a person: each one on
+// its own line as file:line, naming the field, with the closest known field
+// for a misspelt one and the wanted type for a value of the wrong type.
+func explainYAML(path string, root *yaml.Node, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	lines := make([]string, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		if m := yamlUnknownField.FindStringSubmatch(msg); m != nil {
+			hint := ""
+			if t, ok := yamlTypes[m[3]]; ok {
+				hint = didYouMean(m[2], yamlFields(t), strconv.Quote)
+			}
+			lines = append(lines, fmt.Sprintf("%s:%s: unknown field %q%s", path, m[1], m[2], hint))
+			continue
+		}
+		if m := yamlWrongType.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			field := ""
+			if key := keyAtLine(root, line); key != "" {
+				field = fmt.Sprintf("field %q: ", key)
+			}
+			lines = append(lines, fmt.Sprintf("%s:%d: %swant %s, got %s %q", path, line, field,
+				strings.TrimPrefix(m[4], "main."), strings.TrimPrefix(m[2], "!!"), m[3]))
+			continue
+		}
+		lines = append(lines, path+": "+msg)
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+// yamlFields lists the YAML names of a struct's fields.
+func yamlFields(t reflect.Type) []string {
+	var names []string
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		if name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// keyAtLine finds the mapping key whose value starts on line (the first
+// one, depth first).
+func keyAtLine(n *yaml.Node, line int) string {
+	if n == nil {
+		return ""
+	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i+1].Line == line && n.Content[i+1].Kind == yaml.ScalarNode {
+				return n.Content[i].Value
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if k := keyAtLine(c, line); k != "" {
+			return k
+		}
+	}
+	return ""
+}
