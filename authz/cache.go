@@ -45,6 +45,7 @@ type Cache struct {
 	mu       sync.Mutex // guards seenRev
 	seenRev  string
 	bufs     sync.Pool
+	stats    cacheStats
 }
 
 type cached struct {
@@ -79,12 +80,15 @@ func (c *Cache) Eval(ctx context.Context, input ast.Value) (policy.Decision, err
 	c.dropOnNewRevision()
 	key, err := c.key(input)
 	if err != nil {
+		c.stats.misses.Add(1)
 		return c.eval.Eval(ctx, input)
 	}
 	now := time.Now()
 	if e, ok := c.entries.Get(key); ok && now.Before(e.expires) {
+		c.stats.hits.Add(1)
 		return e.d, nil
 	}
+	c.stats.misses.Add(1)
 	d, err := c.eval.Eval(ctx, input)
 	if err != nil {
 		return policy.Decision{Revision: d.Revision}, err

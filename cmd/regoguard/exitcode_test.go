@@ -68,8 +68,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		// Run-time failures: 1.
 		{"a policy that does not compile", nil, []string{"check", "--policy", brokenDir, "testdata/cases.yaml"}, 1, []string{
 			`(?m)^regoguard: 2 errors in the policy:$`,
-			`(?m)^.*p.rego:4:\d+: rego_unsafe_var_error: var nobody is unsafe\n\tinput.user == nobody\n\t {14}\^$`,
-			`(?m)^.*p.rego:7:\d+: rego_unsafe_var_error: var somebody is unsafe\n\tdeny if input.x == somebody\n\t {19}\^$`}},
+			`(?m)^.*p.rego:4:\d+: rego_unsafe_var_error: var nobody is unsafe\n\t\tinput.user == nobody\n\t\t\^$`,
+			`(?m)^.*p.rego:7:\d+: rego_unsafe_var_error: var somebody is unsafe\n\tdeny if input.x == somebody\n\t {8}\^$`}},
 		{"a policy that does not parse", nil, []string{"check", "--policy", unparsableDir, "testdata/cases.yaml"}, 1, []string{
 			`(?m)^.*p.rego:5:1: rego_parse_error: unexpected } token\n\t}\n\t\^$`}},
 		{"a failing expectation", nil, []string{"check", "--policy", "testdata/policy", "testdata/wrong.yaml"}, 1, nil},

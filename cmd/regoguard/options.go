@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/regoguard/regoguard/authz"
@@ -109,14 +110,18 @@ func (o *policyOptions) remote() (*authz.Remote, error) {
 	return r, nil
 }
 
-// cached puts the decision cache in front of eval when it is asked for.
-func (o *policyOptions) cached(eval authz.Evaluator) (authz.Evaluator, error) {
+// cached puts the decision cache in front of eval when it is asked for, and
+// registers its metrics with reg.
+func (o *policyOptions) cached(eval authz.Evaluator, reg prometheus.Registerer) (authz.Evaluator, error) {
 	if o.cacheSize == 0 || eval == nil {
 		return eval, nil
 	}
 	c, err := authz.NewCache(eval, authz.CacheConfig{Size: o.cacheSize, TTL: o.cacheTTL, KeyFields: o.cacheKey})
 	if err != nil {
 		return nil, configErrorf("--decision-cache: %w", err)
+	}
+	if reg != nil {
+		reg.MustRegister(c.Collector())
 	}
 	return c, nil
 }

@@ -138,8 +138,10 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	} else if o.upstream == "" {
 		return configErrorf("--upstream is required (or start serve with no flags at all for the demo)")
 	}
+	build := currentBuild()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build.collector())
+	met := newServeMetrics(reg)
 
 	dl, err := o.decisionLogger(ctx, logger)
 	if err != nil {
@@ -154,7 +156,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		if eval, ready, err = o.evaluator(ctx, demoing, dl, reg, logger); err != nil {
 			return err
 		}
-		if eval, err = o.cached(eval); err != nil {
+		if eval, err = o.cached(eval, reg); err != nil {
 			return err
 		}
 	}
@@ -176,7 +178,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	next, err := o.next(demoing, logger)
+	next, err := o.next(demoing, logger, met)
 	if err != nil {
 		return err
 	}
@@ -196,7 +198,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(adminHandler(reg, ready, o.pprof), logger)})
 		logger.Info("admin listening", "addr", aln.Addr().String())
 	}
-	logger.Info("regoguard serving", "listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen)
+	logger.Info("regoguard serving", append([]any{"listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen}, build.logAttrs()...)...)
 	if demoing {
 		printDemo(out, ln.Addr().String(), auth.demoKeys)
 	}
@@ -236,13 +238,14 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 		if err := m.Start(ctx); err != nil && !o.hasRemoteBundle() {
 			return nil, nil, err
 		} else if err != nil {
-			logger.Warn("bundles not activated yet; refusing requests until they are", "error", err)
+			// The manager has logged the failure itself, with the bundle's name.
+			logger.Info("bundles not activated yet; refusing requests until they are")
 		}
 		go func() {
 			<-ctx.Done()
 			stopWithin(m.Stop, o.shutdownTimeout)
 		}()
-		onHangup(ctx, logger, "bundles", m.Trigger)
+		onHangup(ctx, logger, "bundles", m.Trigger, true)
 		ready = m.Check
 	case demoing:
 		p, err := demo.Policy()
@@ -261,10 +264,13 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 				return nil, nil, err
 			}
 		}
-		onHangup(ctx, logger, "policy", func(ctx context.Context) error { return engine.ReloadFiles(ctx, o.policies...) })
+		onHangup(ctx, logger, "policy", func(ctx context.Context) error { return engine.ReloadFiles(ctx, o.policies...) }, false)
 	}
 	if engine != nil && len(o.bundles) == 0 {
 		ready = engineReady(engine)
+	}
+	if engine != nil {
+		reg.MustRegister(engine.Collector())
 	}
 	switch {
 	case engine != nil && remote != nil && o.remoteFirst:
@@ -294,8 +300,9 @@ func (o *serveOptions) hasRemoteBundle() bool {
 // onHangup calls reload on every SIGHUP until ctx ends: the usual way to
 // tell a daemon to re-read what it serves (policy files without --watch,
 // local bundles that are never polled). A failed reload keeps the previous
-// revision serving.
-func onHangup(ctx context.Context, logger *slog.Logger, what string, reload func(context.Context) error) {
+// revision serving. A reload that logs its own failures (selfLogging) is
+// not logged again.
+func onHangup(ctx context.Context, logger *slog.Logger, what string, reload func(context.Context) error, selfLogging bool) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -306,7 +313,9 @@ func onHangup(ctx context.Context, logger *slog.Logger, what string, reload func
 				return
 			case <-hup:
 				if err := reload(ctx); err != nil {
-					logger.Error("reload on SIGHUP failed; the previous revision keeps serving", "what", what, "error", err)
+					if !selfLogging {
+						logger.Error("reload on SIGHUP failed; the previous revision keeps serving", "what", what, "error", err)
+					}
 					continue
 				}
 				logger.Info("reloaded on SIGHUP", "what", what)
@@ -333,7 +342,7 @@ func engineReady(e *policy.Engine) func() error {
 
 // next is what an allowed request reaches: the upstream, or the demo's
 // built-in one.
-func (o *serveOptions) next(demoing bool, logger *slog.Logger) (http.Handler, error) {
+func (o *serveOptions) next(demoing bool, logger *slog.Logger, met *serveMetrics) (http.Handler, error) {
 	if demoing {
 		return demo.Upstream(), nil
 	}
@@ -341,7 +350,7 @@ func (o *serveOptions) next(demoing bool, logger *slog.Logger) (http.Handler, er
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, configErrorf("--upstream: %q is not an absolute http(s) URL", o.upstream)
 	}
-	return newProxy(u, logger), nil
+	return newProxy(u, logger, met), nil
 }
 
 func (o *serveOptions) server(h http.Handler, logger *slog.Logger) *http.Server {
@@ -399,7 +408,7 @@ var identityHeaders = []string{"X-Auth-Request-User", "X-Auth-Request-Email", "X
 // set, over a connection pool sized for a busy sidecar (Go's default keeps
 // two idle connections per host, which costs a new connection on most
 // concurrent requests).
-func newProxy(upstream *url.URL, logger *slog.Logger) http.Handler {
+func newProxy(upstream *url.URL, logger *slog.Logger, met *serveMetrics) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
@@ -420,6 +429,7 @@ func newProxy(upstream *url.URL, logger *slog.Logger) http.Handler {
 		BufferPool: new(copyBuffers),
 		ErrorLog:   slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			met.upstreamError(r.Context(), err)
 			logger.WarnContext(r.Context(), "upstream unreachable", "error", err, "path", r.URL.Path)
 			http.Error(w, "upstream unreachable", http.StatusBadGateway)
 		},
