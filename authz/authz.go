@@ -21,6 +21,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/policy"
@@ -118,6 +119,20 @@ type Config struct {
 	DecisionLogger policy.DecisionLogger
 	// Metrics, when set, registers the middleware's Prometheus metrics.
 	Metrics prometheus.Registerer
+	// AccessLog, when set, gets one line per request the middleware
+	// handles, at Info level: status, method, path, user (method:subject),
+	// decision ID, latency, bytes, the trace ID when traced, and what the
+	// next handler adds with [AddAccessLogAttrs]. Never a query string,
+	// header, cookie or token.
+	AccessLog *slog.Logger
+	// TracerProvider, when set, traces each request (OpenTelemetry): a
+	// span for the request, continuing the W3C traceparent a client sent
+	// when no span is in the request's context yet, with child spans for
+	// authentication, input building and the decision (revision, allowed,
+	// decision ID, evaluator). The next handler runs in the request span's
+	// context, so an instrumented client it uses continues the trace. Nil:
+	// no tracing, and no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Middleware authenticates and authorizes requests. Make one with [New] and
@@ -131,6 +146,8 @@ type Middleware struct {
 	logger      *slog.Logger
 	metrics     *metrics
 	ids         *idSource
+	trace       *tracing
+	accessLog   *slog.Logger
 	denyStatus  int
 	maxBody     int64
 	readsBody   bool
@@ -163,6 +180,8 @@ func New(cfg Config) (*Middleware, error) {
 		cfg:        cfg,
 		logger:     logger,
 		ids:        newIDSource(),
+		trace:      newTracing(cfg.TracerProvider, cfg.Evaluator),
+		accessLog:  cfg.AccessLog,
 		denyStatus: orDefault(cfg.DenyStatus, http.StatusForbidden),
 		maxBody:    orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 	}
@@ -251,9 +270,9 @@ func (m *Middleware) warn() {
 // allowed by the policy reach it. The identity and decision are in the
 // request's context ([FromContext]).
 func (m *Middleware) Handler(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return m.observed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.serve(w, r, next)
-	})
+	}))
 }
 
 func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -266,7 +285,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		next.ServeHTTP(w, r)
 		return
 	}
-	id, err := m.auth.Authenticate(r)
+	id, err := m.authenticate(r)
 	switch {
 	case errors.Is(err, authn.ErrNoCredential):
 		id = nil
@@ -321,15 +340,19 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 // evaluator error) it writes the refusal and reports false.
 func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Identity) (policy.Decision, bool) {
 	eval, fields := m.plan()
+	_, span := m.trace.start(r.Context(), spanInput)
 	input, err := m.buildInput(r, id, fields)
+	endInput(span, err)
 	if err != nil {
 		m.refuseInput(w, r, err)
 		return policy.Decision{}, false
 	}
+	ctx, span := m.trace.start(r.Context(), spanDecision)
 	start := time.Now()
-	d, err := eval.Eval(r.Context(), input)
+	d, err := eval.Eval(ctx, input)
 	elapsed := time.Since(start)
 	d.ID = m.ids.next()
+	m.trace.endDecision(span, d, err)
 	m.record(r, id, input, d, err, start, elapsed)
 	if err != nil {
 		m.refuse(w, r, Refusal{

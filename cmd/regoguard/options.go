@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/policy"
@@ -35,6 +36,8 @@ type policyOptions struct {
 	cacheSize      int
 	cacheTTL       time.Duration
 	cacheKey       []string
+	// tracerProvider traces remote OPA calls; set by serve, nil otherwise.
+	tracerProvider trace.TracerProvider
 }
 
 func (o *policyOptions) register(fs *pflag.FlagSet) {
@@ -103,7 +106,7 @@ func (o *policyOptions) remote() (*authz.Remote, error) {
 	if o.opaURL == "" {
 		return nil, nil
 	}
-	r, err := authz.NewRemote(authz.RemoteConfig{URL: o.opaURL, Decision: o.decision, Timeout: o.opaTimeout})
+	r, err := authz.NewRemote(authz.RemoteConfig{URL: o.opaURL, Decision: o.decision, Timeout: o.opaTimeout, TracerProvider: o.tracerProvider})
 	if err != nil {
 		return nil, configErrorf("--opa-url: %w", err)
 	}

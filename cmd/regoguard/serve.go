@@ -42,6 +42,7 @@ type serveOptions struct {
 	logLevel        string
 	logFormat       string
 	logDecisions    bool
+	accessLog       bool
 	pprof           bool
 	readTimeout     time.Duration
 	headerTimeout   time.Duration
@@ -90,6 +91,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&o.pprof, "admin-pprof", false, "serve Go's profiler at /debug/pprof/ on --admin-listen, for latency tuning")
 	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log one line per decision at info level (otherwise at debug)")
+	fs.BoolVar(&o.accessLog, "access-log", false, "log one line per request: status, method, path, user, decision ID, latency, upstream status (never a credential)")
 	fs.DurationVar(&o.headerTimeout, "read-header-timeout", 10*time.Second, "longest time to read a request's headers (slow clients are cut off)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block; larger ones get 431")
 	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
@@ -141,7 +143,20 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	build := currentBuild()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build.collector())
-	met := newServeMetrics(reg)
+	tp, stopTracing, err := tracingFromEnv(ctx, envMap(os.Environ()), build)
+	if err != nil {
+		return err
+	}
+	if stopTracing != nil {
+		defer stopWithin(func(ctx context.Context) {
+			if err := stopTracing(ctx); err != nil {
+				logger.Warn("flushing traces failed", "error", err)
+			}
+		}, o.shutdownTimeout)
+	}
+	o.tracerProvider = tp
+	met := newObserver(reg, tp)
+	met.accessLog = o.accessLog
 
 	dl, err := o.decisionLogger(ctx, logger)
 	if err != nil {
@@ -167,6 +182,10 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	cfg := o.middlewareConfig()
 	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
 	cfg.DisableAuthorization = o.noAuthz
+	cfg.TracerProvider = tp
+	if o.accessLog {
+		cfg.AccessLog = logger
+	}
 	if dl != nil {
 		cfg.DecisionLogger = dl
 	}
@@ -198,7 +217,8 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(adminHandler(reg, ready, o.pprof), logger)})
 		logger.Info("admin listening", "addr", aln.Addr().String())
 	}
-	logger.Info("regoguard serving", append([]any{"listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen}, build.logAttrs()...)...)
+	logger.Info("regoguard serving", append([]any{"listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen,
+		"tracing", tracingLabel(tp, envMap(os.Environ()))}, build.logAttrs()...)...)
 	if demoing {
 		printDemo(out, ln.Addr().String(), auth.demoKeys)
 	}
@@ -342,7 +362,7 @@ func engineReady(e *policy.Engine) func() error {
 
 // next is what an allowed request reaches: the upstream, or the demo's
 // built-in one.
-func (o *serveOptions) next(demoing bool, logger *slog.Logger, met *serveMetrics) (http.Handler, error) {
+func (o *serveOptions) next(demoing bool, logger *slog.Logger, met *observer) (http.Handler, error) {
 	if demoing {
 		return demo.Upstream(), nil
 	}
@@ -408,7 +428,7 @@ var identityHeaders = []string{"X-Auth-Request-User", "X-Auth-Request-Email", "X
 // set, over a connection pool sized for a busy sidecar (Go's default keeps
 // two idle connections per host, which costs a new connection on most
 // concurrent requests).
-func newProxy(upstream *url.URL, logger *slog.Logger, met *serveMetrics) http.Handler {
+func newProxy(upstream *url.URL, logger *slog.Logger, met *observer) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
@@ -416,7 +436,8 @@ func newProxy(upstream *url.URL, logger *slog.Logger, met *serveMetrics) http.Ha
 			pr.Out.Host = pr.In.Host
 			setIdentityHeaders(pr.Out.Header, pr.In)
 		},
-		Transport: &http.Transport{
+		ModifyResponse: met.upstreamResponse,
+		Transport: tracedTransport(&http.Transport{
 			Proxy:                 nil,
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:          1024,
@@ -425,7 +446,7 @@ func newProxy(upstream *url.URL, logger *slog.Logger, met *serveMetrics) http.Ha
 			TLSHandshakeTimeout:   10 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			ForceAttemptHTTP2:     true,
-		},
+		}, met.tp),
 		BufferPool: new(copyBuffers),
 		ErrorLog:   slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
