@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/regoguard/regoguard/authn"
 )
 
 // accessEntry gathers what the access-log line of one request says beyond
@@ -32,9 +34,10 @@ func AddAccessLogAttrs(ctx context.Context, attrs ...slog.Attr) {
 	}
 }
 
-func noteUser(ctx context.Context, user string) {
+// noteUser names the caller on the access-log line, if there is one.
+func noteUser(ctx context.Context, id *authn.Identity) {
 	if e, ok := ctx.Value(accessKey{}).(*accessEntry); ok {
-		e.user = user
+		e.user = id.String()
 	}
 }
 

@@ -101,7 +101,7 @@ type Result struct {
 type resultKey struct{}
 
 func withResult(ctx context.Context, res Result) context.Context {
-	noteUser(ctx, res.Identity.String())
+	noteUser(ctx, res.Identity)
 	return context.WithValue(ctx, resultKey{}, res)
 }
 
