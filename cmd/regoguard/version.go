@@ -11,14 +11,22 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is the release version, stamped by release builds (goreleaser,
-// the Dockerfile) with
+// Release builds (goreleaser, the Dockerfile) stamp the version, and the
+// revision and time when the build has no VCS information of its own:
 //
-//	go build -ldflags "-X main.version=v1.2.3" ./cmd/regoguard
+//	go build -ldflags "-X main.version=v1.2.3 -X main.revision=<commit> -X main.buildTime=<RFC 3339>" ./cmd/regoguard
 //
-// When empty, the module version from the build information is used:
-// v1.2.3 after `go install ...@v1.2.3`, "(devel)" in a work tree.
-var version = ""
+// When version is empty, the module version from the build information is
+// used: v1.2.3 after `go install ...@v1.2.3`, "(devel)" in a work tree; the
+// revision and time come from Go's VCS stamping.
+var (
+	version   = ""
+	revision  = ""
+	buildTime = ""
+)
+
+// stamps are the values set with -ldflags -X.
+type stamps struct{ version, revision, time string }
 
 // buildInfo says what this binary is: its version, the VCS revision and
 // time it was built from, and the Go and OPA versions in it.
@@ -34,12 +42,23 @@ type buildInfo struct {
 // currentBuild reads the binary's build information.
 func currentBuild() buildInfo {
 	bi, _ := debug.ReadBuildInfo()
-	return describeBuild(bi, version)
+	return describeBuild(bi, stamps{version, revision, buildTime})
 }
 
 // describeBuild turns Go's build information (nil when the binary has
 // none) and the -ldflags stamp into a buildInfo.
-func describeBuild(bi *debug.BuildInfo, stamp string) buildInfo {
+func describeBuild(bi *debug.BuildInfo, st stamps) buildInfo {
+	b := describeModule(bi, st.version)
+	if st.revision != "" {
+		b.Revision, b.Modified = st.revision, false
+	}
+	if st.time != "" {
+		b.Time = st.time
+	}
+	return b
+}
+
+func describeModule(bi *debug.BuildInfo, stamp string) buildInfo {
 	b := buildInfo{Version: stamp, GoVersion: runtime.Version(), OPA: opaversion.Version}
 	if bi == nil {
 		if b.Version == "" {
