@@ -220,7 +220,7 @@ func New(cfg Config) (*Middleware, error) {
 		}
 		m.metrics = met
 	}
-	if fb, ok := cfg.Evaluator.(*Fallback); ok && m.metrics != nil && fb.OnFallback == nil {
+	if fb := fallbackOf(cfg.Evaluator); fb != nil && m.metrics != nil && fb.OnFallback == nil {
 		fb.OnFallback = func(error) { m.metrics.fallbacks.Inc() }
 	}
 	if e, ok := cfg.Evaluator.(interface{ Decision() ast.Ref }); ok {

@@ -56,3 +56,15 @@ func (cc cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(st.Misses))
 	ch <- prometheus.MustNewConstMetric(descCacheEntries, prometheus.GaugeValue, float64(st.Entries))
 }
+
+// fallbackOf finds the Fallback an evaluator is or caches, so that its
+// fallbacks are counted with a decision cache in front of it too.
+func fallbackOf(e Evaluator) *Fallback {
+	switch e := e.(type) {
+	case *Fallback:
+		return e
+	case *Cache:
+		return fallbackOf(e.eval)
+	}
+	return nil
+}

@@ -40,7 +40,7 @@ func TestVersion(t *testing.T) {
 		}
 	}
 	flag := run(t, nil, "--version")
-	if flag.code != 0 || !regexp.MustCompile(`^regoguard ` + regexp.QuoteMeta(stampedVersion) + `( \([0-9a-f]+(-dirty)?, [^)]+\))?, go1\.\S+, OPA v1\.22\.3\n$`).MatchString(flag.stdout) {
+	if flag.code != 0 || !regexp.MustCompile(`^regoguard `+regexp.QuoteMeta(stampedVersion)+`( \([0-9a-f]+(-dirty)?, [^)]+\))?, go1\.\S+, OPA v1\.22\.3\n$`).MatchString(flag.stdout) {
 		t.Errorf("--version: exit %d, %q", flag.code, flag.stdout)
 	}
 }
