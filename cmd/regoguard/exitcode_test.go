@@ -64,6 +64,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"malformed decision", nil, append(serve, "--policy", "testdata/policy", "--decision", "a//b"), 2, []string{`--decision: .*empty segment`}},
 		{"bad log level", nil, append(serve, "--policy", "testdata/policy", "--log-level", "loud"), 2, []string{`--log-level`}},
 		{"unknown input layout", nil, append(serve, "--policy", "testdata/policy", "--input-layout", "django"), 2, []string{`--input-layout`}},
+		{"unknown trace exporter", []string{"OTEL_TRACES_EXPORTER=zipkin"}, append(serve, "--policy", "testdata/policy"), 2, []string{`OTEL_TRACES_EXPORTER: "zipkin" is not one of otlp, none`}},
+		{"unknown OTLP protocol", []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL=http/json"}, append(serve, "--policy", "testdata/policy"), 2, []string{`OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" is not one of`}},
 		{"positional argument to serve", nil, append(serve, "extra"), 2, []string{`unknown command "extra"|accepts 0 arg`}},
 		// Run-time failures: 1.
 		{"a policy that does not compile", nil, []string{"check", "--policy", brokenDir, "testdata/cases.yaml"}, 1, []string{
