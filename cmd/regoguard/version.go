@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	opaversion "github.com/open-policy-agent/opa/v1/version"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,10 +50,12 @@ func currentBuild() buildInfo {
 // none) and the -ldflags stamp into a buildInfo.
 func describeBuild(bi *debug.BuildInfo, st stamps) buildInfo {
 	b := describeModule(bi, st.version)
-	if st.revision != "" {
+	// goreleaser stamps "none" and the zero time when it has no commit
+	// (a snapshot outside a git checkout): those say nothing.
+	if st.revision != "" && st.revision != "none" {
 		b.Revision, b.Modified = st.revision, false
 	}
-	if st.time != "" {
+	if t, err := time.Parse(time.RFC3339, st.time); err == nil && !t.IsZero() && t.Year() > 1 {
 		b.Time = st.time
 	}
 	return b

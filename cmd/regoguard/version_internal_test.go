@@ -26,6 +26,8 @@ func TestDescribeBuild(t *testing.T) {
 		{"work tree without VCS stamping", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}, stamps{}, "regoguard (devel), go1.26.8, OPA "},
 		{"release build without VCS information", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}},
 			stamps{"v1.5.0", "fedcba9876543210", "2026-12-01T00:00:00Z"}, "regoguard v1.5.0 (fedcba9876543210, 2026-12-01T00:00:00Z), go1.26.8, OPA "},
+		{"snapshot without a commit", bi, stamps{"v0.0.1-next", "none", "0001-01-01T00:00:00Z"},
+			"regoguard v0.0.1-next (0123456789abcdef-dirty, 2026-11-30T10:00:00Z), go1.26.8, OPA v1.22.3"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
