@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +25,8 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/regoguard/regoguard/internal/testopa"
 )
 
 // TestMain stamps the test binary with this version, as a release build
@@ -455,5 +459,47 @@ func TestServeAccessLogNeverHoldsACredential(t *testing.T) {
 	}
 	if n := strings.Count(logs, `"msg":"request"`); n != 2 {
 		t.Errorf("%d access-log lines for 2 requests:\n%s", n, logs)
+	}
+}
+
+// With a remote OPA, the trace goes on to it: the real OPA server, reached
+// through a loopback relay that records what it was sent, receives the
+// traceparent of the remote call's span.
+func TestServeTraceReachesARemoteOPA(t *testing.T) {
+	opa := testopa.Start(t, "testdata/policy")
+	target, err := url.Parse(opa.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var sent []string
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sent = append(sent, r.Header.Get("Traceparent"))
+		mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(relay.Close)
+	rc := newOTLPReceiver(t)
+	up := newUpstream(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + rc.URL, "OTEL_BSP_SCHEDULE_DELAY=50"},
+		"--listen", "127.0.0.1:0", "--upstream", up.URL, "--opa-url", relay.URL, "--api-keys", keys)
+	const traceID = "6bf92f3577b34da6a3ce929d0e0e4738"
+	if status, _, _ := s.get(t, "GET", "/docs/1", map[string]string{
+		"X-API-Key": "alice-key-0123456789", "Traceparent": "00-" + traceID + "-00f067aa0ba902b7-01"}); status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	spans := rc.wait(t, "regoguard.decision", "regoguard.remote_opa")
+	remote, decision := spans["regoguard.remote_opa"], spans["regoguard.decision"]
+	if hex.EncodeToString(remote.TraceId) != traceID || !bytes.Equal(remote.ParentSpanId, decision.SpanId) {
+		t.Errorf("remote span in trace %x with parent %x, want %s under the decision span %x", remote.TraceId, remote.ParentSpanId, traceID, decision.SpanId)
+	}
+	want := "00-" + traceID + "-" + hex.EncodeToString(remote.SpanId) + "-01"
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != 1 || sent[0] != want {
+		t.Errorf("the OPA server received traceparent %q, want [%s]", sent, want)
 	}
 }
