@@ -61,6 +61,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"missing --policy directory", nil, append(serve, "--policy", filepath.Join(dir, "nonexistent")), 2, []string{`--policy: stat .*nonexistent: no such file`}},
 		{"missing --policy directory in check", nil, []string{"check", "--policy", filepath.Join(dir, "nonexistent"), "testdata/cases.yaml"}, 2, []string{`--policy: stat`}},
 		{"decision nothing defines", nil, append(serve, "--policy", "testdata/policy", "--decision", "httpapi/authx"), 2, []string{`--decision: .*data.httpapi.authx.*packages: httpapi.authz`}},
+		{"missing --bundle directory", nil, append(serve, "--bundle", filepath.Join(dir, "nonexistent")), 2, []string{`--bundle: .*nonexistent: no such file`}},
+		{"decision a bundle does not define", nil, append(serve, "--bundle", "testdata/policy", "--decision", "httpapi.authx"), 2, []string{`--decision: .*data.httpapi.authx`}},
 		{"malformed decision", nil, append(serve, "--policy", "testdata/policy", "--decision", "a//b"), 2, []string{`--decision: .*empty segment`}},
 		{"bad log level", nil, append(serve, "--policy", "testdata/policy", "--log-level", "loud"), 2, []string{`--log-level`}},
 		{"unknown input layout", nil, append(serve, "--policy", "testdata/policy", "--input-layout", "django"), 2, []string{`--input-layout`}},

@@ -122,6 +122,20 @@ func policyError(err error) error {
 	return err
 }
 
+// bundleError is policyError for --bundle: a local bundle that does not
+// exist, a --decision the bundles do not define.
+func bundleError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return configErrorf("--bundle: %w", err)
+	case errors.Is(err, policy.ErrUndefinedDecision):
+		return configErrorf("--decision: %w", err)
+	}
+	return err
+}
+
 // printError writes err for a person: a policy that does not compile gets
 // one line per problem, each followed by its source line and a caret under
 // the column, as `opa check` shows them.
