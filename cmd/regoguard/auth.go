@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -94,7 +95,7 @@ func (o *authOptions) authenticator(_ context.Context, demoing bool, logger *slo
 	case o.apiKeysFile != "":
 		keys, err := authn.LoadAPIKeys(o.apiKeysFile)
 		if err != nil {
-			return nil, configErrorf("--api-keys: %w", err)
+			return nil, configErrorf("--api-keys: %w", withYAMLHint(err, reflect.TypeFor[authn.APIKey]()))
 		}
 		a, err := authn.NewAPIKeys(authn.APIKeyConfig{Header: o.apiKeyHeader, Keys: keys})
 		if err != nil {

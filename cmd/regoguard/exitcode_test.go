@@ -24,6 +24,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 	listConf := write("list.yaml", "policy: [testdata/policy]\ndeny-status: [401, 403]\n")
 	mapConf := write("map.yaml", "policy: [testdata/policy]\ndeny-status: {code: 401}\n")
 	badInt := write("int.yaml", "policy: [testdata/policy]\ndeny-status: many\n")
+	typoKeys := write("keys.yaml", "keys:\n  - key: alice-key-0123456789\n    subjet: alice\n")
 	badCases := write("cases.yaml", "cases:\n  - request: {path: /, methd: GET}\n    expect: {allow: maybe}\n")
 	brokenDir := filepath.Join(dir, "broken")
 	if err := os.Mkdir(brokenDir, 0o700); err != nil {
@@ -38,6 +39,9 @@ func TestExitCodesAndMessages(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(unparsableDir, "p.rego"), []byte("package httpapi.authz\n\nallow if {\n\tinput.user ==\n}\n\ndefault allow := false\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	withKeys := func(keys string) []string {
+		return []string{"serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--api-keys", keys}
 	}
 	serve := []string{"serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--no-authn"}
 	cases := []struct {
@@ -58,6 +62,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"config value of the wrong type", nil, []string{"check", "--config", badInt, "testdata/cases.yaml"}, 2, []string{`key "deny-status": want a value of type int`}},
 		{"cases file field misspelt and of the wrong type", nil, []string{"check", "--policy", "testdata/policy", badCases}, 2, []string{
 			`cases.yaml:2: unknown field "methd" \(did you mean "method"\?\)`, `(?m)^.*cases.yaml:3: field "allow": want bool, got str "maybe"$`}},
+		{"API key file field misspelt", nil, append(withKeys(typoKeys), "--policy", "testdata/policy"), 2, []string{`--api-keys: .*keys.yaml:2: .*unknown field "subjet" \(did you mean "subject"\?\)`}},
 		{"missing --policy directory", nil, append(serve, "--policy", filepath.Join(dir, "nonexistent")), 2, []string{`--policy: stat .*nonexistent: no such file`}},
 		{"missing --policy directory in check", nil, []string{"check", "--policy", filepath.Join(dir, "nonexistent"), "testdata/cases.yaml"}, 2, []string{`--policy: stat`}},
 		{"decision nothing defines", nil, append(serve, "--policy", "testdata/policy", "--decision", "httpapi/authx"), 2, []string{`--decision: .*data.httpapi.authx.*packages: httpapi.authz`}},

@@ -22,6 +22,21 @@ var yamlTypes = map[string]reflect.Type{
 	"main.caseExpect":   reflect.TypeFor[caseExpect](),
 }
 
+var yamlFieldNotFound = regexp.MustCompile(`field (\S+) not found in type|unknown field "([^"]+)"`)
+
+// withYAMLHint adds the closest field of t to an error about an unknown
+// field of a YAML file another package read (the API key file).
+func withYAMLHint(err error, t reflect.Type) error {
+	m := yamlFieldNotFound.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	if hint := didYouMean(m[1]+m[2], yamlFields(t), strconv.Quote); hint != "" {
+		return fmt.Errorf("%w%s", err, hint)
+	}
+	return err
+}
+
 var (
 	yamlUnknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
 	yamlWrongType    = regexp.MustCompile("^line (\\d+): cannot unmarshal (!!\\w+) `(.*)` into (\\S+)$")
