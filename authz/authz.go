@@ -21,6 +21,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/policy"
@@ -145,6 +146,20 @@ type Config struct {
 	DecisionLogger policy.DecisionLogger
 	// Metrics, when set, registers the middleware's Prometheus metrics.
 	Metrics prometheus.Registerer
+	// AccessLog, when set, gets one line per request the middleware
+	// handles, at Info level: status, method, path, user (method:subject),
+	// decision ID, latency, bytes, the trace ID when traced, and what the
+	// next handler adds with [AddAccessLogAttrs]. Never a query string,
+	// header, cookie or token.
+	AccessLog *slog.Logger
+	// TracerProvider, when set, traces each request (OpenTelemetry): a
+	// span for the request, continuing the W3C traceparent a client sent
+	// when no span is in the request's context yet, with child spans for
+	// authentication, input building and the decision (revision, allowed,
+	// decision ID, evaluator). The next handler runs in the request span's
+	// context, so an instrumented client it uses continues the trace. Nil:
+	// no tracing, and no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Middleware authenticates and authorizes requests. Make one with [New] and
@@ -158,6 +173,8 @@ type Middleware struct {
 	logger      *slog.Logger
 	metrics     *metrics
 	ids         *idSource
+	trace       *tracing
+	accessLog   *slog.Logger
 	denyStatus  int
 	maxBody     int64
 	readsBody   bool
@@ -170,8 +187,8 @@ type Middleware struct {
 	// fields it reads unless the whole input is logged (prune false).
 	snapshotter Snapshotter
 	prune       bool
-	// trace is attached to each evaluation's context to count fallbacks.
-	trace       *EvalTrace
+	// evalTrace is attached to each evaluation's context to count fallbacks.
+	evalTrace   *EvalTrace
 	wouldRefuse prometheus.Counter // DryRun only
 }
 
@@ -198,6 +215,8 @@ func New(cfg Config) (*Middleware, error) {
 		cfg:        cfg,
 		logger:     logger,
 		ids:        newIDSource(),
+		trace:      newTracing(cfg.TracerProvider, cfg.Evaluator),
+		accessLog:  cfg.AccessLog,
 		denyStatus: orDefault(cfg.DenyStatus, http.StatusForbidden),
 		maxBody:    orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 	}
@@ -244,7 +263,7 @@ func New(cfg Config) (*Middleware, error) {
 		}
 	}
 	if m.metrics != nil {
-		m.trace = &EvalTrace{Fallback: func(error) { m.metrics.fallbacks.Inc() }}
+		m.evalTrace = &EvalTrace{Fallback: func(error) { m.metrics.fallbacks.Inc() }}
 	}
 	if ref := decisionRef(cfg.Evaluator); ref != nil {
 		m.decisionRef = ref.String()
@@ -318,7 +337,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 	if s, ok := m.auth.(authn.SessionRoutes); ok {
 		h = s.Middleware(h)
 	}
-	return h
+	return m.observed(h)
 }
 
 func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -336,7 +355,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		next.ServeHTTP(w, m.forwarded(withoutIdentity(r)))
 		return
 	}
-	id, err := m.auth.Authenticate(r)
+	id, err := m.authenticate(r)
 	// The identity is now in id: whatever came in under an identity
 	// header's name reaches neither the input nor the handler.
 	r = withoutIdentity(r)
@@ -396,19 +415,22 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 // evaluator error) it writes the refusal and reports false.
 func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Identity) (policy.Decision, bool) {
 	eval, fields := m.plan()
+	_, span := m.trace.start(r.Context(), spanInput)
 	input, err := m.buildInput(r, id, fields)
+	endInput(span, err)
 	if err != nil {
 		m.refuseInput(w, r, err)
 		return policy.Decision{}, false
 	}
-	ctx := r.Context()
-	if m.trace != nil {
-		ctx = WithEvalTrace(ctx, m.trace)
+	ctx, span := m.trace.start(r.Context(), spanDecision)
+	if m.evalTrace != nil {
+		ctx = WithEvalTrace(ctx, m.evalTrace)
 	}
 	start := time.Now()
 	d, err := eval.Eval(ctx, input)
 	elapsed := time.Since(start)
 	d.ID = m.ids.next()
+	m.trace.endDecision(span, d, err)
 	m.record(r, id, input, d, err, start, elapsed)
 	if err != nil && m.cfg.DryRun && !abandoned(r) {
 		d.Allow, d.Reason = false, "no policy decision could be made: "+err.Error()

@@ -60,6 +60,7 @@ type Cache struct {
 	seenRev string
 	bufs    sync.Pool
 	plan    atomic.Pointer[keyPlan] // of the fields last keyed on
+	stats   cacheStats
 }
 
 type cached struct {
@@ -163,17 +164,21 @@ func (s *cacheSnapshot) Eval(ctx context.Context, input ast.Value) (policy.Decis
 func (c *Cache) evalOn(ctx context.Context, inner policy.Snapshot, input ast.Value) (policy.Decision, error) {
 	rev := inner.Revision()
 	if rev == "" {
+		c.stats.misses.Add(1)
 		return evalFailClosed(ctx, inner, input)
 	}
 	c.dropOnNewRevision(rev)
 	key, err := c.key(rev, input, inner.RevisionFields())
 	if err != nil {
+		c.stats.misses.Add(1)
 		return evalFailClosed(ctx, inner, input)
 	}
 	now := time.Now()
 	if e, ok := c.entries.Get(key); ok && now.Before(e.expires) {
+		c.stats.hits.Add(1)
 		return e.d, nil
 	}
+	c.stats.misses.Add(1)
 	d, err := evalFailClosed(ctx, inner, input)
 	if err != nil {
 		return d, err

@@ -70,6 +70,9 @@ func (m *metrics) count(outcome string) {
 // record counts, logs and ships one decision.
 func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) {
 	ctx := r.Context()
+	if m.accessLog != nil {
+		noteDecision(ctx, id.String(), d.ID)
+	}
 	outcome := "deny"
 	switch {
 	case err != nil && abandoned(r):

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/policy"
 )
@@ -39,6 +41,11 @@ type RemoteConfig struct {
 	// HTTPClient replaces the default client, a keep-alive pool sized for a
 	// busy proxy. Its own Timeout, if any, also applies.
 	HTTPClient *http.Client
+	// TracerProvider, when set, traces each decision asked (a client span,
+	// regoguard.remote_opa). With or without it, the W3C traceparent of the
+	// context's span, if any, is sent to the OPA server, so that its own
+	// traces join the request's.
+	TracerProvider trace.TracerProvider
 }
 
 // Remote asks a remote OPA server for each decision over its REST API
@@ -50,6 +57,7 @@ type Remote struct {
 	timeout  time.Duration
 	token    string
 	client   *http.Client
+	tracer   trace.Tracer
 }
 
 // NewRemote returns a Remote evaluator for cfg.
@@ -84,6 +92,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		timeout:  timeout,
 		token:    cfg.Token,
 		client:   client,
+		tracer:   remoteTracer(cfg.TracerProvider),
 	}, nil
 }
 
@@ -119,7 +128,7 @@ func (c *Remote) Snapshot() (policy.Snapshot, error) { return unpinned{c}, nil }
 // Eval implements [Evaluator]. An absent result is an undefined decision (a
 // deny); a status other than 200, an answer that is not OPA's, or a timeout
 // is an error, which the middleware turns into a refusal.
-func (c *Remote) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
+func (c *Remote) Eval(ctx context.Context, input ast.Value) (_ policy.Decision, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	body, err := encodeInput(input)
@@ -134,6 +143,14 @@ func (c *Remote) Eval(ctx context.Context, input ast.Value) (policy.Decision, er
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if c.tracer != nil {
+		var span trace.Span
+		ctx, span = c.tracer.Start(ctx, spanRemote, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("server.address", req.URL.Host)))
+		defer func() { endRemote(span, err) }()
+		req = req.WithContext(ctx)
+	}
+	injectTraceContext(ctx, req.Header)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return policy.Decision{}, fmt.Errorf("authz: remote OPA %s: %w", c.endpoint, err)
@@ -244,6 +261,7 @@ func (f *Fallback) second(ctx context.Context, input ast.Value, err error,
 	if f.OnFallback != nil {
 		f.OnFallback(err)
 	}
+	markFallback(ctx)
 	if t := ContextEvalTrace(ctx); t != nil && t.Fallback != nil {
 		t.Fallback(err)
 	}

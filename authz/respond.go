@@ -65,7 +65,11 @@ type errorBody struct {
 }
 
 func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, ref Refusal) {
-	if ref.Status == http.StatusServiceUnavailable && !abandoned(r) {
+	// A failure is logged once, where its context is: an evaluation that
+	// failed has its decision line (with the decision ID, revision and
+	// user) from record; only failures before any evaluation are logged
+	// here.
+	if ref.Status == http.StatusServiceUnavailable && ref.Decision == nil && !abandoned(r) {
 		m.logger.ErrorContext(r.Context(), "request refused: no decision", "error", ref.Err, "path", r.URL.Path)
 	}
 	if m.cfg.OnRefuse != nil {
@@ -127,6 +131,7 @@ type Result struct {
 type resultKey struct{}
 
 func withResult(ctx context.Context, res Result) context.Context {
+	noteUser(ctx, res.Identity)
 	return context.WithValue(ctx, resultKey{}, res)
 }
 

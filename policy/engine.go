@@ -149,12 +149,16 @@ func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
 	return e, nil
 }
 
-// DecisionRef parses a decision path ("httpapi/authz", "/httpapi/authz" or
-// "data.httpapi.authz") into a reference under data. An empty path is
-// DefaultDecision.
+// DecisionRef parses a decision path ("httpapi/authz", "/httpapi/authz",
+// "data.httpapi.authz", or the package name "httpapi.authz") into a
+// reference under data. An empty path is DefaultDecision.
 func DecisionRef(path string) (ast.Ref, error) {
 	if path == "" {
 		path = DefaultDecision
+	}
+	if !strings.Contains(path, "/") && strings.Contains(path, ".") && !strings.HasPrefix(path, "data.") {
+		// A package name, as written after `package`.
+		path = "data." + path
 	}
 	if strings.HasPrefix(path, "data.") || path == "data" {
 		ref, err := ast.ParseRef(path)
@@ -227,7 +231,7 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	}
 	store := inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))
 	if !e.defines(ctx, p, store) {
-		return nil, fmt.Errorf("policy: no rule or data defines %s (is the package name right?)", e.query)
+		return nil, fmt.Errorf("%w: no rule or data defines %s%s", ErrUndefinedDecision, e.query, packageHint(p))
 	}
 	// rego.New makes the compiler, with its own options; the hook hands it
 	// over so that the allow query below shares the compiled policy.

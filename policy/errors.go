@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -11,6 +12,36 @@ import (
 
 // ErrNoPolicy is returned by [Engine.Eval] before any policy has been loaded.
 var ErrNoPolicy = errors.New("policy: no policy loaded")
+
+// ErrUndefinedDecision is returned (wrapped) when nothing in a policy
+// defines the decision it is asked for: usually a wrong package name or
+// decision path.
+var ErrUndefinedDecision = errors.New("policy: undefined decision")
+
+// packageHint names the packages a policy does define, so that a wrong
+// decision path is easy to correct.
+func packageHint(p *Policy) string {
+	seen := map[string]bool{}
+	var pkgs []string
+	for _, m := range p.Modules {
+		if m.Package == nil {
+			continue
+		}
+		name := strings.TrimPrefix(m.Package.Path.String(), "data.")
+		if !seen[name] && !strings.HasSuffix(name, "_test") {
+			seen[name] = true
+			pkgs = append(pkgs, name)
+		}
+	}
+	if len(pkgs) == 0 {
+		return " (is the package name right?)"
+	}
+	sort.Strings(pkgs)
+	if len(pkgs) > 5 {
+		pkgs = append(pkgs[:5], "...")
+	}
+	return " (the policy's packages: " + strings.Join(pkgs, ", ") + ")"
+}
 
 // Problem is one parse or compile error, located in its source file.
 type Problem struct {

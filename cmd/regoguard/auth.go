@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -100,7 +101,7 @@ func (o *authOptions) authenticator(ctx context.Context, demoing bool, logger *s
 	case o.apiKeysFile != "":
 		keys, err := loadAPIKeys(o.apiKeysFile)
 		if err != nil {
-			return nil, configErrorf("--api-keys: %w", err)
+			return nil, configErrorf("--api-keys: %w", withYAMLHint(err, reflect.TypeFor[authn.APIKey]()))
 		}
 		a, err := authn.NewAPIKeys(authn.APIKeyConfig{Header: o.apiKeyHeader, Keys: keys})
 		if err != nil {

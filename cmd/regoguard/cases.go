@@ -91,7 +91,7 @@ func readCases(path string) ([]testCase, error) {
 		if err == io.EOF {
 			return nil, fmt.Errorf("%s: no cases", path)
 		}
-		return nil, fmt.Errorf("%s: %w", path, yamlError(&root, err))
+		return nil, explainYAML(path, &root, err)
 	}
 	lines := caseLines(&root)
 	for i := range f.Cases {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -64,16 +63,9 @@ func changes(results []checkResult) int {
 // expect: never Go's exponent form (1.2e-05).
 func junitSeconds(s float64) string { return strconv.FormatFloat(s, 'f', 6, 64) }
 
-// yamlError rewrites the decoder's errors about a cases file so that each
-// names the field by its path in the file and its line, and says what was
-// expected in YAML's words rather than Go's types:
-//
-//	line 4: cases[0].expect.allow: "maybe" is not a boolean (true or false)
-func yamlError(root *yaml.Node, err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
-	}
+// yamlFieldsOf lists every value of a YAML document with its path in the
+// file (cases[0].expect.allow), so that an error can name the field.
+func yamlFieldsOf(root *yaml.Node) []yamlField {
 	var fields []yamlField
 	var walk func(n *yaml.Node, path string)
 	walk = func(n *yaml.Node, path string) {
@@ -100,12 +92,10 @@ func yamlError(root *yaml.Node, err error) error {
 			}
 		}
 	}
-	walk(root, "")
-	msgs := make([]string, 0, len(te.Errors))
-	for _, e := range te.Errors {
-		msgs = append(msgs, friendlyYAML(e, fields))
+	if root != nil {
+		walk(root, "")
 	}
-	return errors.New(strings.Join(msgs, "; "))
+	return fields
 }
 
 // yamlField is one value of a cases file, with its path.

@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -57,7 +59,8 @@ func applyLayers(cmd *cobra.Command, environ []string) error {
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, envPrefix) && !known[name] {
-			return configErrorf("unknown environment variable %s for %q", name, cmd.CommandPath())
+			hint := didYouMean(name, slices.Collect(maps.Keys(known)), func(s string) string { return s })
+			return configErrorf("unknown environment variable %s for %q%s", name, cmd.CommandPath(), hint)
 		}
 	}
 	env := envMap(environ)
@@ -67,7 +70,9 @@ func applyLayers(cmd *cobra.Command, environ []string) error {
 	}
 	for key := range file {
 		if f := fs.Lookup(key); f == nil || key == "config" || key == "help" {
-			return configErrorf("config file %s: unknown key %q for %q", path, key, cmd.CommandPath())
+			keys := slices.DeleteFunc(flagNames(fs), func(k string) bool { return k == "config" || k == "help" })
+			hint := didYouMean(key, keys, func(s string) string { return strconv.Quote(s) })
+			return configErrorf("config file %s: unknown key %q for %q%s", path, key, cmd.CommandPath(), hint)
 		}
 	}
 	var firstErr error
@@ -132,11 +137,15 @@ func setFromFile(f *pflag.Flag, v any) error {
 	}
 	for _, item := range items {
 		switch item.(type) {
-		case map[string]any, []any:
-			return fmt.Errorf("want a plain value, got %T", item)
+		case map[string]any:
+			return fmt.Errorf("want a value of type %s, got a mapping", f.Value.Type())
+		case []any:
+			return fmt.Errorf("want a value of type %s, got a list of lists", f.Value.Type())
+		case nil:
+			return fmt.Errorf("want a value of type %s, got nothing", f.Value.Type())
 		}
 		if err := f.Value.Set(fmt.Sprint(item)); err != nil {
-			return err
+			return fmt.Errorf("want a value of type %s: %w", f.Value.Type(), err)
 		}
 	}
 	f.Changed = true

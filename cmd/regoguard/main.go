@@ -7,6 +7,7 @@
 //	regoguard check   offline policy tests: expected decisions, Rego unit
 //	                  tests, HAR replays and policy diffs
 //	regoguard bench   decision latency and throughput, in-process and remote
+//	regoguard version the version, VCS revision, and Go and OPA versions
 //
 // Every flag can also be set with a REGOGUARD_* environment variable or a
 // key in the YAML file given by --config; flags win over the environment,
@@ -15,7 +16,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,7 +28,7 @@ func main() {
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "regoguard:", err)
+		printError(os.Stderr, err)
 		os.Exit(exitCode(err))
 	}
 }
@@ -46,8 +46,25 @@ REGOGUARD_LISTEN) or as keys of the YAML file given by --config.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return configError{err} })
-	root.AddCommand(newServeCommand(), newCheckCommand(), newBenchCommand())
+	root.SetFlagErrorFunc(flagError)
+	// A root that runs (help) and checks its arguments makes an unknown
+	// command a usage error, exit 2, instead of cobra's plain error.
+	root.Args = unknownCommand
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	root.Version = currentBuild().String()
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(newServeCommand(), newCheckCommand(), newBenchCommand(), newVersionCommand())
+	for _, c := range root.Commands() {
+		if args := c.Args; args != nil {
+			// cobra's argument errors are usage errors too.
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return configError{err}
+				}
+				return nil
+			}
+		}
+	}
 	return root
 }
 

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	binary = os.Getenv("REGOGUARD_TEST_BINARY") // .ci/run builds it once for every module
 	if binary == "" {
 		binary = filepath.Join(dir, "regoguard")
-		build := exec.Command("go", "build", "-race", "-o", binary, ".")
+		build := exec.Command("go", "build", "-race", "-ldflags", "-X main.version="+stampedVersion, "-o", binary, ".")
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "building regoguard:", err)

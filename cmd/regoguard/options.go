@@ -4,9 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/policy"
@@ -35,6 +38,8 @@ type policyOptions struct {
 	cacheTTL       time.Duration
 	cacheKey       []string
 	regoVersion    string
+	// tracerProvider traces remote OPA calls; set by serve, nil otherwise.
+	tracerProvider trace.TracerProvider
 }
 
 func (o *policyOptions) register(fs *pflag.FlagSet) {
@@ -74,6 +79,9 @@ func (o *policyOptions) validate() error {
 	if err := oneOf("rego-version", o.regoVersion, "v1", "v0"); err != nil {
 		return err
 	}
+	if _, err := policy.DecisionRef(o.decision); err != nil {
+		return configErrorf("--decision: %w", err)
+	}
 	if o.maxBodyBytes <= 0 {
 		return configErrorf("--max-body-bytes: must be positive, got %d", o.maxBodyBytes)
 	}
@@ -87,11 +95,17 @@ func (o *policyOptions) engineConfig(logger *slog.Logger) policy.Config {
 
 // loadEngine compiles the policy files into a new engine.
 func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *slog.Logger) (*policy.Engine, error) {
+	for _, path := range paths {
+		if _, err := os.Stat(path); err != nil {
+			return nil, configErrorf("--policy: %w", err)
+		}
+	}
 	p, err := policy.Loader{RegoVersion: o.astRegoVersion()}.LoadFiles(paths...)
 	if err != nil {
-		return nil, err
+		return nil, policyError(err)
 	}
-	return policy.New(ctx, o.engineConfig(logger), p)
+	e, err := policy.New(ctx, o.engineConfig(logger), p)
+	return e, policyError(err)
 }
 
 // remote returns the remote OPA evaluator, or nil without --opa-url.
@@ -99,15 +113,16 @@ func (o *policyOptions) remote() (*authz.Remote, error) {
 	if o.opaURL == "" {
 		return nil, nil
 	}
-	r, err := authz.NewRemote(authz.RemoteConfig{URL: o.opaURL, Decision: o.decision, Timeout: o.opaTimeout})
+	r, err := authz.NewRemote(authz.RemoteConfig{URL: o.opaURL, Decision: o.decision, Timeout: o.opaTimeout, TracerProvider: o.tracerProvider})
 	if err != nil {
 		return nil, configErrorf("--opa-url: %w", err)
 	}
 	return r, nil
 }
 
-// cached puts the decision cache in front of eval when it is asked for.
-func (o *policyOptions) cached(eval authz.Evaluator, logger *slog.Logger) (authz.Evaluator, error) {
+// cached puts the decision cache in front of eval when it is asked for, and
+// registers its metrics with reg.
+func (o *policyOptions) cached(eval authz.Evaluator, logger *slog.Logger, reg prometheus.Registerer) (authz.Evaluator, error) {
 	if o.cacheSize == 0 || eval == nil {
 		return eval, nil
 	}
@@ -117,6 +132,9 @@ func (o *policyOptions) cached(eval authz.Evaluator, logger *slog.Logger) (authz
 	}
 	if s, err := authz.SnapshotOf(eval); err == nil && s.Revision() == "" {
 		logger.Warn("the decision cache keeps no decision of a remote OPA asked first or alone: regoguard cannot see when its policy changes")
+	}
+	if reg != nil {
+		reg.MustRegister(c.Collector())
 	}
 	return c, nil
 }

@@ -49,7 +49,7 @@ func (o *serveOptions) maskFromPolicy(ctx context.Context, dl *bundles.DecisionL
 	if err := use(ctx); err != nil {
 		return fmt.Errorf("decision-log masking rules: %w", err)
 	}
-	onHangup(ctx, logger, "decision-log masking rules", use)
+	onHangup(ctx, logger, "decision-log masking rules", use, false)
 	return nil
 }
 

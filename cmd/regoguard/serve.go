@@ -44,6 +44,7 @@ type serveOptions struct {
 	logLevel        string
 	logFormat       string
 	logDecisions    bool
+	accessLog       bool
 	pprof           bool
 	readTimeout     time.Duration
 	headerTimeout   time.Duration
@@ -99,6 +100,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&o.pprof, "admin-pprof", false, "serve Go's profiler at /debug/pprof/ on --admin-listen, for latency tuning")
 	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log one line per decision at info level (otherwise at debug)")
+	fs.BoolVar(&o.accessLog, "access-log", false, "log one line per request: status, method, path, user, decision ID, latency, upstream status (never a credential)")
 	fs.DurationVar(&o.headerTimeout, "read-header-timeout", 10*time.Second, "longest time to read a request's headers (slow clients are cut off)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block; larger ones get 431")
 	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
@@ -148,8 +150,23 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	} else if o.upstream == "" {
 		return configErrorf("--upstream is required (or start serve with no flags at all for the demo)")
 	}
+	build := currentBuild()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build.collector())
+	tp, stopTracing, err := tracingFromEnv(ctx, envMap(os.Environ()), build)
+	if err != nil {
+		return err
+	}
+	if stopTracing != nil {
+		defer stopWithin(func(ctx context.Context) {
+			if err := stopTracing(ctx); err != nil {
+				logger.Warn("flushing traces failed", "error", err)
+			}
+		}, o.shutdownTimeout)
+	}
+	o.tracerProvider = tp
+	met := newObserver(reg, tp)
+	met.accessLog = o.accessLog
 
 	dl, err := o.decisionLogger(ctx, logger)
 	if err != nil {
@@ -164,7 +181,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		if eval, ready, err = o.evaluator(ctx, demoing, dl, reg, logger); err != nil {
 			return err
 		}
-		if eval, err = o.cached(eval, logger); err != nil {
+		if eval, err = o.cached(eval, logger, reg); err != nil {
 			return err
 		}
 	}
@@ -184,6 +201,10 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
 	cfg.DisableAuthorization, cfg.DryRun = o.noAuthz, o.dryRun
 	cfg.ForwardCredentials = o.forwardCredentials
+	cfg.TracerProvider = tp
+	if o.accessLog {
+		cfg.AccessLog = logger
+	}
 	if dl != nil {
 		cfg.DecisionLogger = dl
 	}
@@ -195,7 +216,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	next, err := o.next(demoing, logger)
+	next, err := o.next(demoing, logger, met)
 	if err != nil {
 		return err
 	}
@@ -216,7 +237,8 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(adminHandler(reg, ready, o.pprof), logger)})
 		logger.Info("admin listening", "addr", aln.Addr().String())
 	}
-	logger.Info("regoguard serving", "listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen)
+	logger.Info("regoguard serving", append([]any{"listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen,
+		"tracing", tracingLabel(tp, envMap(os.Environ()))}, build.logAttrs()...)...)
 	if demoing {
 		printDemo(out, ln.Addr().String(), auth.demoKeys)
 	}
@@ -254,15 +276,16 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 		// Errors of local bundles are fatal at start-up; a remote bundle
 		// may still arrive, and until then requests fail closed (503).
 		if err := m.Start(ctx); err != nil && !o.hasRemoteBundle() {
-			return nil, nil, err
+			return nil, nil, bundleError(err)
 		} else if err != nil {
-			logger.Warn("bundles not activated yet; refusing requests until they are", "error", err)
+			// The manager has logged the failure itself, with the bundle's name.
+			logger.Info("bundles not activated yet; refusing requests until they are")
 		}
 		go func() {
 			<-ctx.Done()
 			stopWithin(m.Stop, o.shutdownTimeout)
 		}()
-		onHangup(ctx, logger, "bundles", m.Trigger)
+		onHangup(ctx, logger, "bundles", m.Trigger, true)
 		ready = m.Check
 	case demoing:
 		p, err := demo.Policy()
@@ -281,10 +304,13 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 				return nil, nil, err
 			}
 		}
-		onHangup(ctx, logger, "policy", func(ctx context.Context) error { return engine.ReloadFiles(ctx, o.policies...) })
+		onHangup(ctx, logger, "policy", func(ctx context.Context) error { return engine.ReloadFiles(ctx, o.policies...) }, false)
 	}
 	if engine != nil && len(o.bundles) == 0 {
 		ready = engineReady(engine)
+	}
+	if engine != nil {
+		reg.MustRegister(engine.Collector())
 	}
 	switch {
 	case engine != nil && remote != nil && o.remoteFirst:
@@ -314,8 +340,9 @@ func (o *serveOptions) hasRemoteBundle() bool {
 // onHangup calls reload on every SIGHUP until ctx ends: the usual way to
 // tell a daemon to re-read what it serves (policy files without --watch,
 // local bundles that are never polled). A failed reload keeps the previous
-// revision serving.
-func onHangup(ctx context.Context, logger *slog.Logger, what string, reload func(context.Context) error) {
+// revision serving. A reload that logs its own failures (selfLogging) is
+// not logged again.
+func onHangup(ctx context.Context, logger *slog.Logger, what string, reload func(context.Context) error, selfLogging bool) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -326,7 +353,9 @@ func onHangup(ctx context.Context, logger *slog.Logger, what string, reload func
 				return
 			case <-hup:
 				if err := reload(ctx); err != nil {
-					logger.Error("reload on SIGHUP failed; the previous revision keeps serving", "what", what, "error", err)
+					if !selfLogging {
+						logger.Error("reload on SIGHUP failed; the previous revision keeps serving", "what", what, "error", err)
+					}
 					continue
 				}
 				logger.Info("reloaded on SIGHUP", "what", what)
@@ -353,7 +382,7 @@ func engineReady(e *policy.Engine) func() error {
 
 // next is what an allowed request reaches: the upstream, or the demo's
 // built-in one.
-func (o *serveOptions) next(demoing bool, logger *slog.Logger) (http.Handler, error) {
+func (o *serveOptions) next(demoing bool, logger *slog.Logger, met *observer) (http.Handler, error) {
 	if demoing {
 		return demo.Upstream(), nil
 	}
@@ -361,7 +390,7 @@ func (o *serveOptions) next(demoing bool, logger *slog.Logger) (http.Handler, er
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, configErrorf("--upstream: %q is not an absolute http(s) URL", o.upstream)
 	}
-	return newProxy(u, logger), nil
+	return newProxy(u, logger, met), nil
 }
 
 func (o *serveOptions) server(h http.Handler, logger *slog.Logger) *http.Server {
@@ -414,7 +443,7 @@ func serveUntilDone(ctx context.Context, servers []*namedServer, grace time.Dura
 // set, over a connection pool sized for a busy sidecar (Go's default keeps
 // two idle connections per host, which costs a new connection on most
 // concurrent requests).
-func newProxy(upstream *url.URL, logger *slog.Logger) http.Handler {
+func newProxy(upstream *url.URL, logger *slog.Logger, met *observer) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
@@ -422,7 +451,8 @@ func newProxy(upstream *url.URL, logger *slog.Logger) http.Handler {
 			pr.Out.Host = pr.In.Host
 			setIdentityHeaders(pr.Out.Header, pr.In)
 		},
-		Transport: &http.Transport{
+		ModifyResponse: met.upstreamResponse,
+		Transport: tracedTransport(&http.Transport{
 			Proxy:                 nil,
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:          1024,
@@ -431,10 +461,11 @@ func newProxy(upstream *url.URL, logger *slog.Logger) http.Handler {
 			TLSHandshakeTimeout:   10 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			ForceAttemptHTTP2:     true,
-		},
+		}, met.tp),
 		BufferPool: new(copyBuffers),
 		ErrorLog:   slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			met.upstreamError(r.Context(), err)
 			logger.WarnContext(r.Context(), "upstream unreachable", "error", err, "path", r.URL.Path)
 			http.Error(w, "upstream unreachable", http.StatusBadGateway)
 		},

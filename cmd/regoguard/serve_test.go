@@ -504,9 +504,15 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 			if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
-			s.logs.wait(t, regexp.MustCompile(`(reload on SIGHUP failed).*p\.rego:\d+`), nil)
+			failed := regexp.MustCompile(`(reload on SIGHUP failed|bundle rejected).*p\.rego:\d+`)
+			s.logs.wait(t, failed, nil)
 			if status, _, _ := s.get(t, "GET", "/x", alice); status != 403 {
 				t.Fatalf("after a broken policy: %d, want the previous revision's 403", status)
+			}
+			// One failure, one line: the layer that logged it with its
+			// context (the bundle's name) is not echoed by the signal handler.
+			if n := len(regexp.MustCompile(`(?m)^.*level=(ERROR|WARN).*$`).FindAllString(s.logs.String(), -1)); n != 1 {
+				t.Errorf("%d warning or error lines for one failed reload, want 1:\n%s", n, s.logs)
 			}
 		})
 	}
