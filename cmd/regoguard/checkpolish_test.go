@@ -67,8 +67,8 @@ func TestCheckYAMLErrorsNameFieldAndLine(t *testing.T) {
 	if res.code != 2 {
 		t.Fatalf("exit %d, want 2\n%s", res.code, res.stderr)
 	}
-	for _, want := range []string{`line 4: cases[0].expect.allow: "maybe" is not a boolean`, "line 6: cases[1].requst: unknown field",
-		"line 8: cases[1].expect.status: a list is not a whole number"} {
+	for _, want := range []string{`cases.yaml:4: cases[0].expect.allow: "maybe" is not a boolean`, `cases.yaml:6: cases[1].requst: unknown field "requst"`,
+		"cases.yaml:8: cases[1].expect.status: a list is not a whole number"} {
 		if !strings.Contains(res.stderr, want) {
 			t.Errorf("error lacks %q:\n%s", want, res.stderr)
 		}

@@ -155,6 +155,17 @@ func waitFor(t *testing.T, admin string, samples ...string) string {
 // Every metric of the README's table is exported by the real binary and
 // moves when what it counts happens; and every regoguard_ metric exported is
 // in the table.
+// observedPolicy allows alice; for /boom, two reasons conflict, so a refusal
+// there fails in the engine (and falls back on the remote OPA).
+const observedPolicy = `package httpapi.authz
+
+allow if input.user.sub == "alice"
+
+reason := "one" if input.path == "/boom"
+
+reason := "two" if input.path == "/boom"
+`
+
 func TestServeMetricsOfTheREADME(t *testing.T) {
 	keys := writeFile(t, "keys.yaml", keysFile)
 	alice := map[string]string{"X-API-Key": "alice-key-0123456789"}
@@ -179,12 +190,12 @@ func TestServeMetricsOfTheREADME(t *testing.T) {
 	}))
 	t.Cleanup(dying.Close)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package httpapi.authz\nallow if input.user.sub == \"alice\"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(observedPolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	closed := closedPort(t)
 	a := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", dir, "--api-keys", keys,
-		"--admin-listen", "127.0.0.1:0", "--opa-url", closed, "--remote-first",
+		"--admin-listen", "127.0.0.1:0", "--opa-url", closed,
 		"--decision-cache", "100", "--decision-cache-key", "method,path,user")
 	admin := a.logs.wait(t, adminLine, nil)
 	for range 3 {
@@ -192,8 +203,14 @@ func TestServeMetricsOfTheREADME(t *testing.T) {
 			t.Fatalf("allowed request: %d", status)
 		}
 	}
-	if status, _, _ := a.get(t, "GET", "/y", map[string]string{"X-API-Key": "bob-key-0123456789"}); status != 403 {
+	bob := map[string]string{"X-API-Key": "bob-key-0123456789"}
+	if status, _, _ := a.get(t, "GET", "/y", bob); status != 403 {
 		t.Fatalf("denied request: %d", status)
+	}
+	// The engine fails (two reasons conflict), the remote OPA it falls back
+	// on is down: one fallback, refused with 503, nothing cached.
+	if status, _, _ := a.get(t, "GET", "/boom", bob); status != 503 {
+		t.Fatalf("engine and fallback failing: %d, want 503", status)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package httpapi.authz\nallow := \n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -210,12 +227,13 @@ func TestServeMetricsOfTheREADME(t *testing.T) {
 		`regoguard_policy_last_load_timestamp_seconds \S+`,
 		`regoguard_policy_last_load_failure_timestamp_seconds \S+`,
 		`regoguard_decision_cache_hits_total 2`,
-		`regoguard_decision_cache_misses_total 2`,
+		`regoguard_decision_cache_misses_total 3`,
 		`regoguard_decision_cache_entries 2`,
-		`regoguard_fallbacks_total 2`,
+		`regoguard_fallbacks_total 1`,
 		`regoguard_requests_total\{outcome="allow"\} 3`,
 		`regoguard_requests_total\{outcome="deny"\} 1`,
-		`regoguard_decision_duration_seconds_count 4`,
+		`regoguard_requests_total\{outcome="error"\} 1`,
+		`regoguard_decision_duration_seconds_count 5`,
 		`regoguard_upstream_errors_total\{reason="error"\} 0`,
 	)
 	note(m)
