@@ -25,7 +25,6 @@ import (
 type server struct {
 	cmd    *exec.Cmd
 	addr   string
-	admin  string
 	stdout strings.Builder
 	logs   *logTail
 	done   chan error
