@@ -16,7 +16,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 )
 
@@ -63,6 +62,9 @@ type Config struct {
 	// since that rule is not evaluated. Errors in allow itself, or in the
 	// rules allow reads, fail every request.
 	WholeDocument bool
+	// Store selects how data documents are held: StoreReadOptimized (the
+	// default) or StoreCompact, lighter and faster to load. See [Store].
+	Store Store
 }
 
 // Engine evaluates one decision of a compiled [Policy] in-process. It is safe
@@ -72,6 +74,7 @@ type Engine struct {
 	caps    *ast.Capabilities
 	strict  bool
 	whole   bool
+	store   Store
 	logger  *slog.Logger
 	current atomic.Pointer[compiled]
 	// noMetrics is built once: OPA otherwise makes a metrics recorder (and
@@ -130,8 +133,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, logger: logger,
-		noMetrics: rego.EvalMetrics(metrics.NoOp())}, nil
+	if _, err := newStore(cfg.Store, nil, true); err != nil {
+		return nil, err
+	}
+	return &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, store: cfg.Store,
+		logger: logger, noMetrics: rego.EvalMetrics(metrics.NoOp())}, nil
 }
 
 // New returns an Engine serving p, or an error naming what fails to compile.
@@ -218,11 +224,11 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if p == nil || len(p.Modules) == 0 {
 		return nil, errors.New("policy: no modules to compile")
 	}
-	data := p.Data
-	if data == nil {
-		data = map[string]any{}
+	revision, shaped := p.revision()
+	store, err := newStore(e.store, p.Data, shaped)
+	if err != nil {
+		return nil, err
 	}
-	store := inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))
 	if !e.defines(ctx, p, store) {
 		return nil, fmt.Errorf("policy: no rule or data defines %s (is the package name right?)", e.query)
 	}
@@ -242,7 +248,7 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if err != nil {
 		return nil, locate(err)
 	}
-	c := &compiled{query: pq, revision: p.revision(), bundles: maps.Clone(p.Bundles),
+	c := &compiled{query: pq, revision: revision, bundles: maps.Clone(p.Bundles),
 		inputFields: inputFields(compiler.Modules, e.query)}
 	if allow, ok := e.allowFirst(ctx, compiler, store); ok {
 		aq, err := rego.New(append(e.evalSetup(store, compiler), rego.Query(allow.String()))...).PrepareForEval(ctx)
