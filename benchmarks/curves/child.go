@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/regoguard/regoguard/policy"
+)
+
+// engineResult is what the engine child process reports on standard output.
+type engineResult struct {
+	ReadSeconds    float64 `json:"read_s"`    // policy.LoadFiles
+	CompileSeconds float64 `json:"compile_s"` // policy.New
+	RSSBytes       int64   `json:"rss"`       // VmRSS after loading and deciding
+	HWMBytes       int64   `json:"hwm"`       // VmHWM: the peak resident memory
+	P50Nanos       float64 `json:"p50_ns"`
+	P99Nanos       float64 `json:"p99_ns"`
+}
+
+// runEngine is the child process: it loads a policy directory the way a
+// regoguard user does (policy.LoadFiles, then policy.New), times n
+// decisions in-process and reports its own resident memory, so that the
+// figure is comparable with the OPA server's (a process of its own).
+func runEngine(args []string) error {
+	fs := flag.NewFlagSet("engine", flag.ExitOnError)
+	dir := fs.String("dir", "", "policy directory")
+	inputFile := fs.String("input", "", "JSON input file")
+	store := fs.String("store", "read", "store: read (read-optimised AST values) or compact")
+	n := fs.Int("n", 2000, "decisions to time")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of policy.New")
+	memprofile := fs.String("memprofile", "", "write an allocation profile after policy.New")
+	_ = fs.Parse(args)
+
+	cfg := policy.Config{}
+	switch *store {
+	case "read":
+		cfg.Store = policy.StoreReadOptimized
+	case "compact":
+		cfg.Store = policy.StoreCompact
+	default:
+		return fmt.Errorf("unknown store %q", *store)
+	}
+	raw, err := os.ReadFile(*inputFile)
+	if err != nil {
+		return err
+	}
+	input, err := ast.ValueFromReader(strings.NewReader(string(raw)))
+	if err != nil {
+		return err
+	}
+
+	ctx := context.Background()
+	t0 := time.Now()
+	p, err := policy.LoadFiles(*dir)
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	e, err := policy.New(ctx, cfg, p)
+	if err != nil {
+		return err
+	}
+	t2 := time.Now()
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+		f.Close()
+	}
+	p = nil // as a server does once the engine serves it
+	_ = p
+
+	lat := make([]float64, 0, *n)
+	for i := range *n + *n/10 {
+		start := time.Now()
+		d, err := e.Eval(ctx, input)
+		el := time.Since(start)
+		if err != nil || !d.Allow {
+			return fmt.Errorf("decision %+v %v: the reference request must be allowed", d, err)
+		}
+		if i >= *n/10 { // the first tenth warms up
+			lat = append(lat, float64(el.Nanoseconds()))
+		}
+	}
+	rss, hwm := procMemory(os.Getpid())
+	return json.NewEncoder(os.Stdout).Encode(engineResult{
+		ReadSeconds: t1.Sub(t0).Seconds(), CompileSeconds: t2.Sub(t1).Seconds(),
+		RSSBytes: rss, HWMBytes: hwm, P50Nanos: quantile(lat, 0.5), P99Nanos: quantile(lat, 0.99),
+	})
+}
+
+// procMemory reads VmRSS and VmHWM of a process from /proc, in bytes.
+func procMemory(pid int) (rss, hwm int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1, -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v * 1024
+		case "VmHWM:":
+			hwm = v * 1024
+		}
+	}
+	return rss, hwm
+}
+
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(q * float64(len(s)))
+	if i >= len(s) {
+		i = len(s) - 1
+	}
+	return s[i]
+}
