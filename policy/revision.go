@@ -31,6 +31,10 @@ type dataHasher struct {
 	n      [binary.MaxVarintLen64]byte
 	shaped bool
 	err    error
+	// keys[d] is reused to sort the keys of every object at depth d, so
+	// that hashing a million small objects allocates nothing per object.
+	keys  [][]string
+	depth int
 }
 
 func (h *dataHasher) str(tag byte, s string) {
@@ -56,10 +60,19 @@ func (h *dataHasher) value(v any) {
 	case map[string]any:
 		h.w.WriteByte('{')
 		h.w.Write(binary.AppendUvarint(h.n[:0], uint64(len(x))))
-		for _, k := range slices.Sorted(maps.Keys(x)) {
+		if h.depth == len(h.keys) {
+			h.keys = append(h.keys, nil)
+		}
+		keys := slices.AppendSeq(slices.Grow(h.keys[h.depth][:0], len(x)), maps.Keys(x))
+		slices.Sort(keys)
+		h.depth++
+		for _, k := range keys {
 			h.str('k', k)
 			h.value(x[k])
 		}
+		h.depth--
+		clear(keys) // drop the references to the caller's strings
+		h.keys[h.depth] = keys[:0]
 	case []any:
 		h.w.WriteByte('[')
 		h.w.Write(binary.AppendUvarint(h.n[:0], uint64(len(x))))

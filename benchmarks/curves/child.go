@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -22,6 +23,9 @@ type engineResult struct {
 	CompileSeconds float64 `json:"compile_s"` // policy.New
 	RSSBytes       int64   `json:"rss"`       // VmRSS after loading and deciding
 	HWMBytes       int64   `json:"hwm"`       // VmHWM: the peak resident memory
+	ReadRSSBytes   int64   `json:"read_rss"`  // VmRSS after policy.LoadFiles
+	HeapBytes      uint64  `json:"heap"`      // live heap after a GC, at the end
+	NewAlloc       uint64  `json:"new_alloc"` // bytes allocated by policy.New
 	P50Nanos       float64 `json:"p50_ns"`
 	P99Nanos       float64 `json:"p99_ns"`
 }
@@ -65,6 +69,21 @@ func runEngine(args []string) error {
 		return err
 	}
 	t1 := time.Now()
+	readRSS, _ := procMemory(os.Getpid())
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if *memprofile != "" {
+		// The base to subtract (go tool pprof -base): what reading cost.
+		f, err := os.Create(*memprofile + ".base")
+		if err != nil {
+			return err
+		}
+		runtime.GC() // the profile shows allocations as of the last GC
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+		f.Close()
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -79,6 +98,8 @@ func runEngine(args []string) error {
 		return err
 	}
 	t2 := time.Now()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -87,6 +108,7 @@ func runEngine(args []string) error {
 		if err != nil {
 			return err
 		}
+		runtime.GC() // the profile shows allocations as of the last GC
 		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 			return err
 		}
@@ -108,7 +130,13 @@ func runEngine(args []string) error {
 		}
 	}
 	rss, hwm := procMemory(os.Getpid())
-	return json.NewEncoder(os.Stdout).Encode(engineResult{
+	// The live heap, measured after the resident memory so as not to
+	// change it: a GC here returns nothing to the OS by itself.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	runtime.KeepAlive(e)
+	return json.NewEncoder(os.Stdout).Encode(engineResult{ReadRSSBytes: readRSS, HeapBytes: ms.HeapAlloc, NewAlloc: after.TotalAlloc - before.TotalAlloc,
 		ReadSeconds: t1.Sub(t0).Seconds(), CompileSeconds: t2.Sub(t1).Seconds(),
 		RSSBytes: rss, HWMBytes: hwm, P50Nanos: quantile(lat, 0.5), P99Nanos: quantile(lat, 0.99),
 	})

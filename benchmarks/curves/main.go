@@ -21,14 +21,23 @@ func main() {
 		err = runEngineActivation(os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "engine":
 		err = runEngine(os.Args[2:])
+	case len(os.Args) == 4 && os.Args[1] == "gen-rules":
+		// curves gen-rules DIR N: the policy-size case of N rules.
+		var n int
+		if _, err = fmt.Sscan(os.Args[3], &n); err == nil {
+			var c testCase
+			if c, err = genRules(os.Args[2], n); err == nil {
+				err = writeJSON(os.Args[2]+".input.json", c.input)
+			}
+		}
 	case len(os.Args) == 4 && os.Args[1] == "gen-data":
 		// curves gen-data DIR N: the data-size case of N documents, to
-		// profile by hand (curves engine -dir DIR -input DIR/input.json).
+		// profile by hand (curves engine -dir DIR -input DIR.input.json).
 		var n int
 		if _, err = fmt.Sscan(os.Args[3], &n); err == nil {
 			var c testCase
 			if c, err = genData(os.Args[2], n, 0); err == nil {
-				err = writeJSON(os.Args[2]+"/input.json", c.input)
+				err = writeJSON(os.Args[2]+".input.json", c.input)
 			}
 		}
 	default:
