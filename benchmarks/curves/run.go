@@ -21,6 +21,7 @@ import (
 // opaResult is what the driver measures of an OPA server process.
 type opaResult struct {
 	ReadySeconds float64 `json:"ready_s"` // from exec until GET /health answers 200
+	CPUSeconds   float64 `json:"cpu_s"`   // user and system CPU time by then
 	RSSBytes     int64   `json:"rss"`
 	HWMBytes     int64   `json:"hwm"`
 	P50Nanos     float64 `json:"p50_ns"` // POST /v1/data/httpapi/authz/allow over loopback
@@ -185,9 +186,15 @@ func (m measurer) point(curve string, size int, store string) (point, error) {
 // startOPA runs opa run --server on a free loopback port with the store
 // option matching the engine's, and returns once GET /health answers 200.
 func (m measurer) startOPA(dir, store string) (*exec.Cmd, string, time.Duration, error) {
+	cmd, url, ready, _, err := m.startOPACPU(dir, store)
+	return cmd, url, ready, err
+}
+
+// startOPACPU is startOPA that also reports the CPU time OPA took to be ready.
+func (m measurer) startOPACPU(dir, store string) (*exec.Cmd, string, time.Duration, float64, error) {
 	port, err := freePort()
 	if err != nil {
-		return nil, "", 0, err
+		return nil, "", 0, 0, err
 	}
 	args := []string{"run", "--server", "--skip-version-check", "--log-level", "error", "--addr", "127.0.0.1:" + port}
 	if store == "read" {
@@ -196,7 +203,7 @@ func (m measurer) startOPA(dir, store string) (*exec.Cmd, string, time.Duration,
 	cmd := exec.Command(m.opa, append(args, dir)...)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return nil, "", 0, err
+		return nil, "", 0, 0, err
 	}
 	url := "http://127.0.0.1:" + port
 	for time.Since(start) < 5*time.Minute {
@@ -204,23 +211,23 @@ func (m measurer) startOPA(dir, store string) (*exec.Cmd, string, time.Duration,
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return cmd, url, time.Since(start), nil
+				return cmd, url, time.Since(start), procCPU(cmd.Process.Pid), nil
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	return nil, "", 0, fmt.Errorf("opa on %s not healthy after 5 minutes", dir)
+	return nil, "", 0, 0, fmt.Errorf("opa on %s not healthy after 5 minutes", dir)
 }
 
 func (m measurer) opaPoint(c testCase, store string) (opaResult, error) {
-	cmd, url, ready, err := m.startOPA(c.dir, store)
+	cmd, url, ready, cpu, err := m.startOPACPU(c.dir, store)
 	if err != nil {
 		return opaResult{}, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	r := opaResult{ReadySeconds: ready.Seconds()}
+	r := opaResult{ReadySeconds: ready.Seconds(), CPUSeconds: cpu}
 	body, _ := json.Marshal(map[string]any{"input": c.input})
 	client := &http.Client{Timeout: 10 * time.Second}
 	lat := make([]float64, 0, m.opaN)
