@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -41,7 +42,7 @@ func main() {
 			}
 		}
 	default:
-		err = fmt.Errorf("usage: curves [run] [flags] | curves gen-data DIR N | curves engine ... | curves engine-activation ...")
+		err = errors.New("usage: curves [run] [flags] | curves gen-rules DIR N | curves gen-data DIR N | curves engine FLAGS | curves engine-activation FLAGS")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "curves:", err)
