@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"weak"
 
 	"github.com/regoguard/regoguard/policy"
 )
@@ -238,5 +240,56 @@ func TestRevisionHash(t *testing.T) {
 			t.Errorf("%s and %s have the same revision %s", name, other, r)
 		}
 		seen[r] = name
+	}
+}
+
+// TestLoadLetsGoOfData: the engine keeps no reference to the Go values of
+// the data it was given (read-optimised store: it holds the AST only) or, once
+// a new revision serves, to the previous revision's data (compact store: it
+// shares them while they serve), so a reload does not hold two revisions.
+func TestLoadLetsGoOfData(t *testing.T) {
+	ctx := context.Background()
+	for _, st := range []policy.Store{policy.StoreReadOptimized, policy.StoreCompact} {
+		t.Run(st.String(), func(t *testing.T) {
+			e, err := policy.NewEngine(policy.Config{Store: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := func() func() bool {
+				// A weak pointer to the backing array of one array in the
+				// data, made in a closure so that no strong reference stays
+				// in this frame.
+				first := jsonData(t)
+				readers := first["acl"].(map[string]any)["documents"].(map[string]any)["d1"].(map[string]any)["readers"].([]any)
+				w := weak.Make(&readers[0])
+				if err := e.Load(ctx, policy.MustParse(map[string]string{"authz.rego": storeModule}, first)); err != nil {
+					t.Fatal(err)
+				}
+				return func() bool { return w.Value() != nil }
+			}()
+			if !mustEval(t, e, `{"user": "bob", "doc": "d1"}`).Allow {
+				t.Fatal("first revision: bob may not read d1")
+			}
+			if st == policy.StoreCompact {
+				runtime.GC()
+				if !held() {
+					t.Fatal("compact store: the serving revision's data was collected")
+				}
+				next := jsonData(t)
+				next["acl"].(map[string]any)["documents"].(map[string]any)["d1"] = map[string]any{"owner": "ann", "readers": []any{}}
+				if err := e.Load(ctx, policy.MustParse(map[string]string{"authz.rego": storeModule}, next)); err != nil {
+					t.Fatal(err)
+				}
+				if mustEval(t, e, `{"user": "bob", "doc": "d1"}`).Allow {
+					t.Fatal("second revision: bob still reads d1")
+				}
+			}
+			for range 3 {
+				runtime.GC()
+			}
+			if held() {
+				t.Errorf("%v: the engine still holds the Go values of data it no longer serves", st)
+			}
+		})
 	}
 }
