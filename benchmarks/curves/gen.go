@@ -21,12 +21,18 @@ type testCase struct {
 // genRules writes a policy of n rules, each granting one service to one
 // role. Rule indexing picks the candidate rule by the first path segment, so
 // a decision touches one rule whatever n is; the request matches the last.
-func genRules(dir string, n int) (testCase, error) {
+// With scan, each rule tests the path with startswith instead, which the
+// rule index cannot use: every decision evaluates every rule.
+func genRules(dir string, n int, scan bool) (testCase, error) {
 	var b strings.Builder
 	b.WriteString("package httpapi.authz\n\ndefault allow := false\n")
 	for i := range n {
-		fmt.Fprintf(&b, "\nallow if {\n\tinput.path_segments[0] == \"svc%d\"\n\tinput.method == %q\n\t\"role%d\" in input.user.roles\n}\n",
-			i, []string{"GET", "POST"}[i%2], i)
+		cond := fmt.Sprintf("input.path_segments[0] == \"svc%d\"", i)
+		if scan {
+			cond = fmt.Sprintf("startswith(input.path, \"/svc%d/\")", i)
+		}
+		fmt.Fprintf(&b, "\nallow if {\n\t%s\n\tinput.method == %q\n\t\"role%d\" in input.user.roles\n}\n",
+			cond, []string{"GET", "POST"}[i%2], i)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "authz.rego"), []byte(b.String()), 0o600); err != nil {
 		return testCase{}, err
@@ -34,6 +40,7 @@ func genRules(dir string, n int) (testCase, error) {
 	last := n - 1
 	return testCase{dir: dir, bytes: int64(b.Len()), input: map[string]any{
 		"method":        []string{"GET", "POST"}[last%2],
+		"path":          fmt.Sprintf("/svc%d/items/7", last),
 		"path_segments": []any{fmt.Sprintf("svc%d", last), "items", "7"},
 		"user":          map[string]any{"sub": "alice", "roles": []any{"staff", fmt.Sprintf("role%d", last)}},
 	}}, nil

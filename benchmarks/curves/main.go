@@ -27,7 +27,7 @@ func main() {
 		var n int
 		if _, err = fmt.Sscan(os.Args[3], &n); err == nil {
 			var c testCase
-			if c, err = genRules(os.Args[2], n); err == nil {
+			if c, err = genRules(os.Args[2], n, false); err == nil {
 				err = writeJSON(os.Args[2]+".input.json", c.input)
 			}
 		}

@@ -22,18 +22,18 @@ func printTables(w io.Writer, r Results) {
 	fmt.Fprintf(w, "Machine: %s. Run %s, load average %s before, %s after.\n", r.Machine, r.Started, r.LoadBefore, r.LoadAfter)
 	var rules, data []point
 	for _, p := range r.Points {
-		if p.Curve == "rules" {
-			rules = append(rules, p)
-		} else {
+		if p.Curve == "data" {
 			data = append(data, p)
+		} else {
+			rules = append(rules, p)
 		}
 	}
 	if len(rules) > 0 {
-		fmt.Fprintln(w, "\n**Policy size** (rules; engine: LoadFiles + policy.New; OPA: exec until /health is 200)")
-		fmt.Fprintln(w, "\n| rules | Rego | engine ready (read + compile) | OPA ready | CPU to ready: engine / OPA | engine RSS | OPA RSS | engine p50 (in-process) | OPA p50 (loopback HTTP) |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "\n**Policy size** (rules: indexed by the first path segment; scan: startswith, which the index cannot use; engine: LoadFiles + policy.New; OPA: exec until /health is 200)")
+		fmt.Fprintln(w, "\n| curve | rules | Rego | engine ready (read + compile) | OPA ready | CPU to ready: engine / OPA | engine RSS | OPA RSS | engine p50 (in-process) | OPA p50 (loopback HTTP) |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 		for _, p := range rules {
-			fmt.Fprintf(w, "| %d | %.0f KB | %.2f s (%.2f + %.2f) | %.2f s | %.2f / %.2f s | %s | %s | %s | %s |\n", p.Size, float64(p.Bytes)/1024,
+			fmt.Fprintf(w, "| %s | %d | %.0f KB | %.2f s (%.2f + %.2f) | %.2f s | %.2f / %.2f s | %s | %s | %s | %s |\n", p.Curve, p.Size, float64(p.Bytes)/1024,
 				p.Engine.ReadSeconds+p.Engine.CompileSeconds, p.Engine.ReadSeconds, p.Engine.CompileSeconds, p.OPA.ReadySeconds, p.Engine.CPUSeconds, p.OPA.CPUSeconds,
 				mb(p.Engine.RSSBytes), mb(p.OPA.RSSBytes), dur(p.Engine.P50Nanos), dur(p.OPA.P50Nanos))
 		}
@@ -80,10 +80,13 @@ func drawSVG(r Results) string {
 	const pw, ph, cols = 330, 230, 3
 	var panels []string
 	pick := func(curve, store string, f func(point) (float64, float64)) (eng, opa series) {
-		dash := store == "read"
+		dash := store == "read" || curve == "scan"
 		suffix := ""
-		if curve == "data" {
+		switch curve {
+		case "data":
 			suffix = " (" + store + ")"
+		case "scan":
+			suffix = " (scan)"
 		}
 		eng = series{name: "engine" + suffix, color: colEngine, dashed: dash}
 		opa = series{name: "OPA server" + suffix, color: colOPA, dashed: dash}
@@ -106,8 +109,12 @@ func drawSVG(r Results) string {
 	p50 := func(p point) (float64, float64) { return p.Engine.P50Nanos / 1e3, p.OPA.P50Nanos / 1e3 }
 	both := func(curve string, f func(point) (float64, float64)) []series {
 		if curve == "rules" {
-			e, o := pick(curve, "", f)
-			return []series{e, o}
+			e, o := pick("rules", "", f)
+			out := []series{e, o}
+			if e, o := pick("scan", "", f); len(e.xs) > 0 {
+				out = append(out, e, o)
+			}
+			return out
 		}
 		var out []series
 		for _, st := range []string{"compact", "read"} {
@@ -129,7 +136,7 @@ func drawSVG(r Results) string {
 	rows := (len(panels) + cols - 1) / cols
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", cols*pw, rows*ph+40)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">regoguard engine (blue) vs OPA server (red): cost as policy and data grow; dashed = read-optimised store</text>`+"\n")
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">regoguard engine (blue) vs OPA server (red): cost as policy and data grow; dashed = read-optimised store or rules the index cannot select</text>`+"\n")
 	fmt.Fprintf(&b, `<text x="8" y="32" fill="#555">%s; load average %s → %s. Log-log. p50: engine in-process, OPA over loopback HTTP.</text>`+"\n", esc(r.Machine), r.LoadBefore, r.LoadAfter)
 	for i, p := range panels {
 		fmt.Fprintf(&b, `<g transform="translate(%d,%d)">%s</g>`+"\n", (i%cols)*pw, 40+(i/cols)*ph, p)

@@ -51,7 +51,7 @@ type Results struct {
 
 func runAll(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	curves := fs.String("curves", "rules,data,activation", "curves to measure")
+	curves := fs.String("curves", "rules,scan,data,activation", "curves to measure (scan: rules the index cannot select)")
 	rules := fs.String("rules", "10,100,1000,10000", "policy sizes (rules)")
 	entries := fs.String("entries", "1000,100000,1000000", "data sizes (documents)")
 	stores := fs.String("stores", "compact,read", "engine stores, each against the matching opa run flag")
@@ -92,10 +92,10 @@ func runAll(args []string) error {
 		storeList := strings.Split(*stores, ",")
 		for _, curve := range strings.Split(*curves, ",") {
 			switch curve {
-			case "rules":
+			case "rules", "scan":
 				for _, size := range ints(*rules) {
 					// No data: the store makes no difference; the default.
-					p, err := m.point("rules", size, "read")
+					p, err := m.point(curve, size, "read")
 					if err != nil {
 						return err
 					}
@@ -148,8 +148,8 @@ func (m measurer) gen(curve string, size, rev int) (testCase, error) {
 	if err != nil {
 		return testCase{}, err
 	}
-	if curve == "rules" {
-		return genRules(dir, size)
+	if curve == "rules" || curve == "scan" {
+		return genRules(dir, size, curve == "scan")
 	}
 	return genData(dir, size, rev)
 }
