@@ -21,18 +21,21 @@ type testCase struct {
 // genRules writes a policy of n rules, each granting one service to one
 // role. Rule indexing picks the candidate rule by the first path segment, so
 // a decision touches one rule whatever n is; the request matches the last.
-// With scan, each rule tests the path with startswith instead, which the
-// rule index cannot use: every decision evaluates every rule.
+// With scan, each rule tests the path with contains instead and has no role
+// condition: the rule index can use neither (it does use equality,
+// startswith and "x in input.ref"), so a decision evaluates every rule of
+// the request's method until the one that matches.
 func genRules(dir string, n int, scan bool) (testCase, error) {
 	var b strings.Builder
 	b.WriteString("package httpapi.authz\n\ndefault allow := false\n")
 	for i := range n {
-		cond := fmt.Sprintf("input.path_segments[0] == \"svc%d\"", i)
+		method := []string{"GET", "POST"}[i%2]
 		if scan {
-			cond = fmt.Sprintf("startswith(input.path, \"/svc%d/\")", i)
+			fmt.Fprintf(&b, "\nallow if {\n\tcontains(input.path, \"/svc%d/\")\n\tinput.method == %q\n}\n", i, method)
+			continue
 		}
-		fmt.Fprintf(&b, "\nallow if {\n\t%s\n\tinput.method == %q\n\t\"role%d\" in input.user.roles\n}\n",
-			cond, []string{"GET", "POST"}[i%2], i)
+		fmt.Fprintf(&b, "\nallow if {\n\tinput.path_segments[0] == \"svc%d\"\n\tinput.method == %q\n\t\"role%d\" in input.user.roles\n}\n",
+			i, method, i)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "authz.rego"), []byte(b.String()), 0o600); err != nil {
 		return testCase{}, err

@@ -29,7 +29,7 @@ func printTables(w io.Writer, r Results) {
 		}
 	}
 	if len(rules) > 0 {
-		fmt.Fprintln(w, "\n**Policy size** (rules: indexed by the first path segment; scan: startswith, which the index cannot use; engine: LoadFiles + policy.New; OPA: exec until /health is 200)")
+		fmt.Fprintln(w, "\n**Policy size** (rules: indexed by the first path segment; scan: contains, which the index cannot use; engine: LoadFiles + policy.New; OPA: exec until /health is 200)")
 		fmt.Fprintln(w, "\n| curve | rules | Rego | engine ready (read + compile) | OPA ready | CPU to ready: engine / OPA | engine RSS | OPA RSS | engine p50 (in-process) | OPA p50 (loopback HTTP) |")
 		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 		for _, p := range rules {
@@ -136,7 +136,7 @@ func drawSVG(r Results) string {
 	rows := (len(panels) + cols - 1) / cols
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", cols*pw, rows*ph+40)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">regoguard engine (blue) vs OPA server (red): cost as policy and data grow; dashed = read-optimised store or rules the index cannot select</text>`+"\n")
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">regoguard engine (blue) vs OPA server (red); dashed: read-optimised store, or rules the index cannot select</text>`+"\n")
 	fmt.Fprintf(&b, `<text x="8" y="32" fill="#555">%s; load average %s → %s. Log-log. p50: engine in-process, OPA over loopback HTTP.</text>`+"\n", esc(r.Machine), r.LoadBefore, r.LoadAfter)
 	for i, p := range panels {
 		fmt.Fprintf(&b, `<g transform="translate(%d,%d)">%s</g>`+"\n", (i%cols)*pw, 40+(i/cols)*ph, p)
