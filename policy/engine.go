@@ -224,7 +224,10 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if p == nil || len(p.Modules) == 0 {
 		return nil, errors.New("policy: no modules to compile")
 	}
-	revision, shaped := p.revision()
+	revision, shaped, err := p.revision()
+	if err != nil {
+		return nil, err
+	}
 	store, err := newStore(e.store, p.Data, shaped)
 	if err != nil {
 		return nil, err

@@ -128,16 +128,21 @@ func MustParse(modules map[string]string, data map[string]any) *Policy {
 }
 
 // revision returns p.Revision, or a short hash of the modules and data, and
-// whether p.Data is known to hold only what JSON decoding produces.
-func (p *Policy) revision() (string, bool) {
+// whether p.Data is known to hold only what JSON decoding produces. It fails
+// on data nested too deep to hash (a cycle).
+func (p *Policy) revision() (string, bool, error) {
 	if p.Revision != "" {
-		return p.Revision, p.jsonData
+		return p.Revision, p.jsonData, nil
 	}
 	h := sha256.New()
 	for _, name := range slices.Sorted(maps.Keys(p.Modules)) {
 		fmt.Fprintf(h, "%s\x00%s\x00", filepath.ToSlash(name), p.Modules[name].String())
 	}
 	// Map keys are sorted, so equal data hashes equally.
-	shaped, _ := hashData(h, p.Data)
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:12], shaped || p.jsonData
+	shaped, err := hashData(h, p.Data)
+	if errors.Is(err, errDataDepth) {
+		return "", false, err
+	}
+	// Another error is a value with no JSON form: the store says so.
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:12], err == nil && (shaped || p.jsonData), nil
 }

@@ -15,7 +15,7 @@ import (
 // a JSON document: on a 61 MB data document it takes a fraction of
 // encoding/json's time and none of its memory. Any other value is written
 // as its JSON encoding. It reports whether v held only what JSON decoding
-// produces (see jsonShaped), which the same walk finds for free.
+// produces (see dataShape), which the same walk finds for free.
 func hashData(w io.Writer, v any) (shaped bool, err error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	h := dataHasher{w: bw, shaped: true}
@@ -44,6 +44,9 @@ func (h *dataHasher) str(tag byte, s string) {
 }
 
 func (h *dataHasher) value(v any) {
+	if h.err != nil {
+		return
+	}
 	switch x := v.(type) {
 	case nil:
 		h.w.WriteByte('n')
@@ -58,9 +61,13 @@ func (h *dataHasher) value(v any) {
 	case json.Number:
 		h.str('d', string(x))
 	case map[string]any:
+		if h.depth >= maxDataDepth {
+			h.err = errDataDepth
+			return
+		}
 		h.w.WriteByte('{')
 		h.w.Write(binary.AppendUvarint(h.n[:0], uint64(len(x))))
-		if h.depth == len(h.keys) {
+		for len(h.keys) <= h.depth {
 			h.keys = append(h.keys, nil)
 		}
 		keys := slices.AppendSeq(slices.Grow(h.keys[h.depth][:0], len(x)), maps.Keys(x))
@@ -74,11 +81,17 @@ func (h *dataHasher) value(v any) {
 		clear(keys) // drop the references to the caller's strings
 		h.keys[h.depth] = keys[:0]
 	case []any:
+		if h.depth >= maxDataDepth {
+			h.err = errDataDepth
+			return
+		}
 		h.w.WriteByte('[')
 		h.w.Write(binary.AppendUvarint(h.n[:0], uint64(len(x))))
+		h.depth++
 		for _, e := range x {
 			h.value(e)
 		}
+		h.depth--
 	default:
 		h.shaped = false
 		b, err := json.Marshal(x)

@@ -50,17 +50,25 @@ func (s Store) String() string {
 }
 
 // newStore returns a store holding data in the form kind asks for. It never
-// writes into data. shaped says data is known to pass jsonShaped.
+// writes into data. shaped says data is known to hold only JSON values (see dataShape).
 func newStore(kind Store, data map[string]any, shaped bool) (storage.Store, error) {
 	if data == nil {
 		data = map[string]any{}
+	}
+	if !shaped {
+		// Not known to come from JSON: it may hold anything, even a cycle,
+		// which OPA's conversions would follow until the stack overflows.
+		var err error
+		if shaped, err = dataShape(data, 0); err != nil {
+			return nil, err
+		}
 	}
 	switch kind {
 	case StoreReadOptimized:
 		// Converted to AST values in one pass; Write copies nothing else.
 		return fill(inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true)), data)
 	case StoreCompact:
-		if !shaped && !jsonShaped(data) {
+		if !shaped {
 			var v any = data
 			if err := util.RoundTripFast(&v); err != nil {
 				return nil, fmt.Errorf("policy: data: %w", err)
@@ -96,27 +104,42 @@ func fill(store storage.Store, data map[string]any) (storage.Store, error) {
 	return store, nil
 }
 
-// jsonShaped reports whether v holds only what encoding/json produces with
-// UseNumber (what LoadFiles and bundles give): the compact store can then
-// share it as it is.
-func jsonShaped(v any) bool {
+// maxDataDepth is how deep data may nest: encoding/json's limit for cycle
+// detection, far beyond any real document.
+const maxDataDepth = 1000
+
+// errDataDepth is the error for data nested deeper than maxDataDepth.
+var errDataDepth = fmt.Errorf("policy: data nested deeper than %d levels (does it hold a cycle?)", maxDataDepth)
+
+// dataShape reports whether v holds only what encoding/json produces with
+// UseNumber (what LoadFiles and bundles give), which the compact store can
+// share as it is, or an error when v nests too deep to be converted.
+func dataShape(v any, depth int) (bool, error) {
+	if depth > maxDataDepth {
+		return false, errDataDepth
+	}
+	shaped := true
 	switch x := v.(type) {
 	case nil, bool, string, json.Number:
-		return true
 	case map[string]any:
 		for _, e := range x {
-			if !jsonShaped(e) {
-				return false
+			ok, err := dataShape(e, depth+1)
+			if err != nil {
+				return false, err
 			}
+			shaped = shaped && ok
 		}
-		return true
 	case []any:
 		for _, e := range x {
-			if !jsonShaped(e) {
-				return false
+			ok, err := dataShape(e, depth+1)
+			if err != nil {
+				return false, err
 			}
+			shaped = shaped && ok
 		}
-		return true
+	default:
+		// Converted through its JSON form, which encoding/json checks.
+		shaped = false
 	}
-	return false
+	return shaped, nil
 }

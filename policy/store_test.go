@@ -187,6 +187,27 @@ func TestStoreBadData(t *testing.T) {
 	}
 }
 
+// TestStoreCyclicData: data that holds itself is a load error in both
+// stores, with or without a revision name (which skips the hash), not a
+// stack overflow.
+func TestStoreCyclicData(t *testing.T) {
+	ctx := context.Background()
+	for _, st := range []policy.Store{policy.StoreReadOptimized, policy.StoreCompact} {
+		for _, named := range []bool{false, true} {
+			cyclic := map[string]any{"a": []any{"x"}}
+			cyclic["self"] = cyclic
+			p := policy.MustParse(map[string]string{"authz.rego": storeModule}, map[string]any{"acl": cyclic})
+			if named {
+				p.Revision = "r1"
+			}
+			_, err := policy.New(ctx, policy.Config{Store: st}, p)
+			if err == nil || !strings.Contains(err.Error(), "cycle") {
+				t.Errorf("%v, named %v: err = %v, want one about a cycle", st, named, err)
+			}
+		}
+	}
+}
+
 func TestStoreOptionUnknown(t *testing.T) {
 	if _, err := policy.NewEngine(policy.Config{Store: policy.Store(7)}); err == nil {
 		t.Error("NewEngine accepted an unknown store")
@@ -230,6 +251,8 @@ func TestRevisionHash(t *testing.T) {
 		"null":         {"a": nil},
 		"array":        {"a": []any{"x"}},
 		"object":       {"a": map[string]any{"x": nil}},
+		"nested":       {"a": []any{[]any{map[string]any{"x": map[string]any{"y": "z"}}}}},
+		"nested 2":     {"a": []any{[]any{map[string]any{"x": map[string]any{"y": "w"}}}}},
 		"split string": {"a": []any{"ab", "c"}},
 		"split again":  {"a": []any{"a", "bc"}},
 		"go value":     {"a": []string{"x", "y"}},
