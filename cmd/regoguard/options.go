@@ -52,7 +52,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.corsPreflight, "cors-preflight", false, "let CORS pre-flight requests (OPTIONS with Origin and Access-Control-Request-Method) through")
 	fs.StringArrayVar(&o.denyBuiltins, "deny-builtin", nil, "built-in function the policy may not call, such as http.send (repeatable)")
 	fs.BoolVar(&o.nonStrict, "non-strict", false, "turn off OPA's strict compilation checks")
-	fs.StringVar(&o.store, "store", policy.StoreReadOptimized.String(), "how data documents are held: read-optimized (converted once at load, like opa run --optimize-store-for-read-speed) or compact (about 0.4x the memory and faster to load on large data, like opa run's default; converts what each decision reads)")
+	fs.StringVar(&o.store, "store", policy.StoreReadOptimized.String(), "how data documents are held: read-optimized (converted once at load, like opa run --optimize-store-for-read-speed) or compact (about half the memory and half the load CPU on large data, like opa run's default; converts what each decision reads)")
 	fs.IntVar(&o.cacheSize, "decision-cache", 0, "keep up to this many decisions, for deterministic policies (0: no cache)")
 	fs.DurationVar(&o.cacheTTL, "decision-cache-ttl", 10*time.Second, "how long a cached decision is kept")
 	fs.StringSliceVar(&o.cacheKey, "decision-cache-key", nil, "input fields decisions are cached by, such as method,path,user (default: the whole input); the policy must read no other field")
