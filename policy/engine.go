@@ -16,7 +16,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 )
 
@@ -69,6 +68,9 @@ type Config struct {
 	// [Engine.WatchFiles]); load the first policy with a [Loader] of the
 	// same version.
 	RegoVersion ast.RegoVersion
+	// Store selects how data documents are held: StoreReadOptimized (the
+	// default) or StoreCompact, lighter and faster to load. See [Store].
+	Store Store
 }
 
 // Engine evaluates one decision of a compiled [Policy] in-process. It is safe
@@ -78,6 +80,7 @@ type Engine struct {
 	caps    *ast.Capabilities
 	strict  bool
 	whole   bool
+	store   Store
 	logger  *slog.Logger
 	current atomic.Pointer[compiled]
 	// noMetrics is built once: OPA otherwise makes a metrics recorder (and
@@ -139,8 +142,11 @@ func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	e := &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, logger: logger,
-		noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion()}
+	if _, err := newStore(cfg.Store, nil, true); err != nil {
+		return nil, err
+	}
+	e := &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, store: cfg.Store,
+		logger: logger, noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion()}
 	if p != nil {
 		if err := e.Load(ctx, p); err != nil {
 			return nil, err
@@ -225,11 +231,14 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if p == nil || len(p.Modules) == 0 {
 		return nil, errors.New("policy: no modules to compile")
 	}
-	data := p.Data
-	if data == nil {
-		data = map[string]any{}
+	revision, shaped, err := p.revision()
+	if err != nil {
+		return nil, err
 	}
-	store := inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))
+	store, err := newStore(e.store, p.Data, shaped)
+	if err != nil {
+		return nil, err
+	}
 	if !e.defines(ctx, p, store) {
 		return nil, fmt.Errorf("%w: no rule or data defines %s%s", ErrUndefinedDecision, e.query, packageHint(p))
 	}
@@ -248,7 +257,7 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if compiler == nil {
 		return nil, errors.New("policy: OPA did not hand over its compiler (rego.CompilerHook)")
 	}
-	c := &compiled{query: pq, revision: p.revision(), bundles: maps.Clone(p.Bundles),
+	c := &compiled{query: pq, revision: revision, bundles: maps.Clone(p.Bundles),
 		inputFields: inputFields(compiler.Modules, e.query)}
 	if allow, ok := e.allowFirst(ctx, compiler, store); ok {
 		aq, err := rego.New(append(e.evalSetup(store), rego.Compiler(compiler), rego.Query(allow.String()))...).PrepareForEval(ctx)

@@ -16,7 +16,6 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -43,6 +42,10 @@ type Policy struct {
 	// from, by bundle name; nil when it was not built from bundles. It is
 	// reported in every Decision made with this policy, for decision logs.
 	Bundles map[string]string
+
+	// jsonData is set by the loaders, whose Data holds only what JSON
+	// decoding produces: the compact store then shares it without a check.
+	jsonData bool
 }
 
 // LoadFiles reads Rego modules (.rego) and data documents (data.json,
@@ -71,7 +74,7 @@ func load(fl loader.FileLoader, paths []string, version ast.RegoVersion) (*Polic
 	if err != nil {
 		return nil, locate(err)
 	}
-	p := &Policy{Modules: make(map[string]*ast.Module, len(res.Modules)), Data: res.Documents}
+	p := &Policy{Modules: make(map[string]*ast.Module, len(res.Modules)), Data: res.Documents, jsonData: true}
 	for name, f := range res.Modules {
 		p.Modules[name] = f.Parsed
 	}
@@ -125,16 +128,22 @@ func MustParse(modules map[string]string, data map[string]any) *Policy {
 	return p
 }
 
-// revision returns p.Revision, or a short hash of the modules and data.
-func (p *Policy) revision() string {
+// revision returns p.Revision, or a short hash of the modules and data, and
+// whether p.Data is known to hold only what JSON decoding produces. It fails
+// on data nested too deep to hash (a cycle).
+func (p *Policy) revision() (string, bool, error) {
 	if p.Revision != "" {
-		return p.Revision
+		return p.Revision, p.jsonData, nil
 	}
 	h := sha256.New()
 	for _, name := range slices.Sorted(maps.Keys(p.Modules)) {
 		fmt.Fprintf(h, "%s\x00%s\x00", filepath.ToSlash(name), p.Modules[name].String())
 	}
-	// encoding/json sorts map keys, so equal data hashes equally.
-	_ = json.NewEncoder(h).Encode(p.Data)
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:12]
+	// Map keys are sorted, so equal data hashes equally.
+	shaped, err := hashData(h, p.Data)
+	if errors.Is(err, errDataDepth) {
+		return "", false, err
+	}
+	// Another error is a value with no JSON form: the store says so.
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:12], err == nil && (shaped || p.jsonData), nil
 }

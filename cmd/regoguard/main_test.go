@@ -191,6 +191,7 @@ func TestBadConfigurationExitsTwoNamingTheKey(t *testing.T) {
 		{"bad flag value", nil, []string{"check", "--policy", "testdata/policy", "--format", "yaml", "testdata/cases.yaml"}, `--format: "yaml" is not one of`},
 		{"unknown flag", nil, []string{"check", "--polcy", "x"}, "unknown flag: --polcy"},
 		{"bad layout", nil, []string{"check", "--policy", "testdata/policy", "--input-layout", "django", "testdata/cases.yaml"}, "--input-layout"},
+		{"bad store", nil, []string{"check", "--policy", "testdata/policy", "--store", "disk", "testdata/cases.yaml"}, `--store: "disk" is not one of`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -278,5 +279,16 @@ func TestSessionKeysEnvironmentName(t *testing.T) {
 		"--oidc-well-known", "http://127.0.0.1:1", "--oidc-client-id", "c", "--app-uri", "http://127.0.0.1:2")
 	if res.code != 2 || !strings.Contains(res.stderr, "--session-key #1") {
 		t.Errorf("exit %d, stderr %q; want the key checked as --session-key (and refused as too short)", res.code, res.stderr)
+	}
+}
+
+// TestCheckPassesWithEitherStore: the cases decide the same with the
+// compact store as with the default read-optimised one.
+func TestCheckPassesWithEitherStore(t *testing.T) {
+	for _, store := range []string{"read-optimized", "compact"} {
+		res := run(t, nil, "check", "--policy", "testdata/policy", "--body", "--store", store, "testdata/cases.yaml")
+		if res.code != 0 {
+			t.Errorf("--store %s: exit %d\n%s%s", store, res.code, res.stdout, res.stderr)
+		}
 	}
 }

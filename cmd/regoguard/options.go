@@ -34,6 +34,7 @@ type policyOptions struct {
 	preserveTokens bool
 	denyBuiltins   []string
 	nonStrict      bool
+	store          string
 	cacheSize      int
 	cacheTTL       time.Duration
 	cacheKey       []string
@@ -59,6 +60,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.preserveTokens, "preserve-tokens", false, "add the caller's raw token to the policy input (user.token); it may then reach decision logs")
 	fs.StringArrayVar(&o.denyBuiltins, "deny-builtin", nil, "built-in function the policy may not call, such as http.send (repeatable)")
 	fs.BoolVar(&o.nonStrict, "non-strict", false, "turn off OPA's strict compilation checks")
+	fs.StringVar(&o.store, "store", policy.StoreReadOptimized.String(), "how data documents are held: read-optimized (converted once at load, like opa run --optimize-store-for-read-speed) or compact (about half the memory and half the load CPU on large data, like opa run's default; converts what each decision reads)")
 	fs.IntVar(&o.cacheSize, "decision-cache", 0, "keep up to this many decisions, for deterministic policies (0: no cache)")
 	fs.DurationVar(&o.cacheTTL, "decision-cache-ttl", 10*time.Second, "how long a cached decision is kept")
 	fs.StringSliceVar(&o.cacheKey, "decision-cache-key", nil, "input fields the policy's decisions are expected to depend on, such as method,path,user: refused at start when the policy reads another; decisions are always keyed on what the policy reads")
@@ -68,6 +70,9 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 
 func (o *policyOptions) validate() error {
 	if err := oneOf("input-layout", o.layout, string(authz.LayoutRegoguard), string(authz.LayoutFastAPIOPA)); err != nil {
+		return err
+	}
+	if err := oneOf("store", o.store, policy.StoreReadOptimized.String(), policy.StoreCompact.String()); err != nil {
 		return err
 	}
 	if o.denyStatus < 400 || o.denyStatus > 599 {
@@ -90,7 +95,16 @@ func (o *policyOptions) validate() error {
 
 func (o *policyOptions) engineConfig(logger *slog.Logger) policy.Config {
 	return policy.Config{Decision: o.decision, DenyBuiltins: o.denyBuiltins, NonStrict: o.nonStrict,
-		WholeDocument: o.wholeDecision, Logger: logger, RegoVersion: o.astRegoVersion()}
+		WholeDocument: o.wholeDecision, Logger: logger, RegoVersion: o.astRegoVersion(),
+		Store: o.storeOption()}
+}
+
+// storeOption is the --store flag as a policy.Store (validate checked it).
+func (o *policyOptions) storeOption() policy.Store {
+	if o.store == policy.StoreCompact.String() {
+		return policy.StoreCompact
+	}
+	return policy.StoreReadOptimized
 }
 
 // loadEngine compiles the policy files into a new engine.
