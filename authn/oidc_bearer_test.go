@@ -27,66 +27,6 @@ func bearerRequest(tok string) *http.Request {
 	return r
 }
 
-// TestBearerZitadel checks tokens issued by a real OP through its login form.
-func TestBearerZitadel(t *testing.T) {
-	const redirect = "http://127.0.0.1:9/callback"
-	op := startZitadel(t, redirect)
-	tok := zitadelLogin(t, op, redirect, "profile", "email")
-	idToken, _ := tok.Extra("id_token").(string)
-	if idToken == "" {
-		t.Fatal("no ID token")
-	}
-
-	b, err := NewBearer(BearerConfig{Issuer: op.Issuer + "/.well-known/openid-configuration", ClientID: op.ClientID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := b.Authenticate(bearerRequest(idToken))
-	if err != nil {
-		t.Fatalf("ID token refused: %v", err)
-	}
-	if id.Method != MethodOIDC || id.Subject != "id1" || id.Token != idToken || id.Claims["iss"] != op.Issuer {
-		t.Fatalf("identity %v claims %v", id, id.Claims)
-	}
-
-	// Zitadel's access tokens are opaque: refused unless validated at userinfo.
-	_, err = b.Authenticate(bearerRequest(tok.AccessToken))
-	mustRefuse(t, nil, err)
-
-	opaque, err := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: op.ClientID, OpaqueAccessTokens: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err = opaque.Authenticate(bearerRequest(tok.AccessToken))
-	if err != nil {
-		t.Fatalf("opaque access token refused: %v", err)
-	}
-	if id.Subject != "id1" || id.Claims["email"] != "test-user@zitadel.ch" {
-		t.Fatalf("userinfo identity %v %v", id, id.Claims)
-	}
-	_, err = opaque.Authenticate(bearerRequest("not-a-real-token"))
-	mustRefuse(t, nil, err)
-
-	// With userinfo enrichment an ID token, which zitadel's userinfo refuses,
-	// keeps its own claims; the opaque access token is enriched.
-	withUI, _ := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: op.ClientID, UserInfo: true, OpaqueAccessTokens: true})
-	for range 2 { // the second time from the cache
-		if id, err := withUI.Authenticate(bearerRequest(idToken)); err != nil || id.Subject != "id1" {
-			t.Fatalf("ID token with userinfo: %v %v", id, err)
-		}
-	}
-
-	// Only ID tokens accepted: the ID token still passes.
-	onlyID, _ := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: op.ClientID, Accepted: []TokenKind{IDToken}})
-	if _, err := onlyID.Authenticate(bearerRequest(idToken)); err != nil {
-		t.Fatal(err)
-	}
-	// The audience must be this client's.
-	other, _ := NewBearer(BearerConfig{Issuer: op.Issuer, ClientID: "someone-else"})
-	_, err = other.Authenticate(bearerRequest(idToken))
-	mustRefuse(t, nil, err)
-}
-
 // signer signs crafted tokens with key, announcing kid.
 func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
 	t.Helper()

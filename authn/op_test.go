@@ -2,8 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"testing"
@@ -12,34 +10,12 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/regoguard/regoguard/authn/internal/testop"
-	"github.com/regoguard/regoguard/internal/testoidc"
 )
 
-// This file starts real OpenID Providers on loopback ports for the tests:
-// zitadel's example OP (login form, RS256 ID tokens, opaque access tokens)
-// and the module's own internal/testop (JWT access tokens, a controllable
-// clock, knobs for provider faults).
-
-// zitadel's built-in user and password (see internal/testoidc).
-const (
-	opUser     = testoidc.User
-	opPassword = testoidc.Password
-)
-
-type testOP = testoidc.OP
-
-// startZitadel starts zitadel's example OpenID Provider with a confidential
-// web client allowed to redirect to redirectURIs.
-func startZitadel(t *testing.T, redirectURIs ...string) *testOP {
-	t.Helper()
-	return testoidc.StartZitadel(t, redirectURIs...)
-}
-
-// zitadelLogin runs the code flow against a zitadel OP without a browser.
-func zitadelLogin(t *testing.T, op *testOP, redirectURI string, scopes ...string) *oauth2.Token {
-	t.Helper()
-	return op.Login(t, redirectURI, scopes...)
-}
+// This file starts the module's own test provider, internal/testop (JWT
+// access tokens, a controllable clock, knobs for provider faults), on
+// loopback ports. The tests against zitadel's OP and in a real browser are
+// in the e2e module.
 
 // startMockOIDC starts the test provider on 127.0.0.1:0.
 func startMockOIDC(t *testing.T) *testop.OP {
@@ -72,12 +48,6 @@ func mockTokens(t *testing.T, m *testop.OP, user *testop.User) *oauth2.Token {
 		t.Fatal(err)
 	}
 	return tok
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func mustNoCredential(t *testing.T, err error) {

@@ -40,11 +40,9 @@ var bndQuiet = slog.New(slog.DiscardHandler)
 // bndWorkload is a bundle and one input that its policy allows after doing
 // its full work.
 type bndWorkload struct {
-	name   string
-	rego   string
-	data   map[string]any
-	input  func() ast.Value
-	inputJ map[string]any
+	name string
+	rego string
+	data map[string]any
 }
 
 const bndMask = `package system.log

@@ -5,8 +5,11 @@
 #
 #   bash benchmarks/run.sh            # 6 interleaved rounds of 1s per benchmark
 #   COUNT=10 BENCHTIME=2s bash benchmarks/run.sh
+#
+# benchmarks/ is a module of its own (its requirements stay out of the
+# library's go.mod): everything here runs inside it.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")"
 
 COUNT="${COUNT:-6}"
 BENCHTIME="${BENCHTIME:-1s}"
@@ -17,16 +20,16 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 command -v opa >/dev/null || go install github.com/open-policy-agent/opa@v1.22.3
 command -v benchstat >/dev/null || go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-out=benchmarks/results
+out=results
 mkdir -p "$out"
-go test -c -o "$out/benchmarks.test" ./benchmarks/
+go test -c -o "$out/benchmarks.test" .
 # The rounds are interleaved (every benchmark once per round) rather than
 # -count N in a row, so that a change in the machine's load hits every mode
 # alike: the comparisons are made within rounds.
 {
 	echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(go version) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 	for round in $(seq "$COUNT"); do
-		(cd benchmarks && "../$out/benchmarks.test" -test.run '^$' -test.bench "${BENCH:-.}" -test.benchmem -test.benchtime "$BENCHTIME")
+		("./$out/benchmarks.test" -test.run '^$' -test.bench "${BENCH:-.}" -test.benchmem -test.benchtime "$BENCHTIME")
 	done
 } | tee "$out/bench.txt"
 
@@ -36,6 +39,6 @@ benchstat -col /mode "$out/bench.txt" | tee "$out/benchstat.txt"
 
 echo
 echo "=== ratios"
-go run ./benchmarks/report -chart benchmarks/latency.svg < "$out/bench.txt" | tee "$out/ratios.md"
+go run ./report -chart latency.svg < "$out/bench.txt" | tee "$out/ratios.md"
 echo
 echo "chart: benchmarks/latency.svg; raw results: $out/"

@@ -8,7 +8,7 @@
 // Go's default garbage collector target (--gc-heap-floor 0), and the
 // decision cache.
 //
-//	go run ./benchmarks/load -duration 5s -rounds 3
+//	cd benchmarks && go run ./load -duration 5s -rounds 3
 package main
 
 import (
@@ -60,7 +60,9 @@ func run(d time.Duration, rounds, conns, threads int, policyDir string) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "regoguard")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/regoguard").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = "../cmd/regoguard" // a module of its own
+	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building regoguard: %v\n%s", err, out)
 	}
 	keys := filepath.Join(tmp, "keys.yaml")

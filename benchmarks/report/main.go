@@ -2,7 +2,7 @@
 // counts) into a table of medians and ratios, side by side per policy, and an
 // SVG chart of latency per mode.
 //
-//	go run ./benchmarks/report -chart benchmarks/latency.svg < bench.txt
+//	cd benchmarks && go run ./report -chart latency.svg < bench.txt
 package main
 
 import (

@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,9 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/coreos/go-oidc/v3/oidc/oidctest"
 	"github.com/open-policy-agent/opa/v1/bundle"
 
-	"github.com/regoguard/regoguard/internal/testoidc"
 	"github.com/regoguard/regoguard/internal/testopa"
 )
 
@@ -240,15 +244,22 @@ func TestFaultBundleServerSlowCorruptThenDownUnderLoad(t *testing.T) {
 }
 
 func TestFaultIdentityProviderDownUnderLoad(t *testing.T) {
-	op := testoidc.StartZitadel(t, "http://127.0.0.1:1/callback")
-	tok := op.Login(t, "http://127.0.0.1:1/callback", "profile", "email")
-	idToken, _ := tok.Extra("id_token").(string)
-	if idToken == "" {
-		t.Fatal("no ID token")
+	// go-oidc's own test provider: discovery and keys, as a provider serves
+	// them; the token is signed with its key.
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
 	}
+	provider := &oidctest.Server{PublicKeys: []oidctest.PublicKey{{PublicKey: key.Public(), KeyID: "k1", Algorithm: oidc.RS256}}}
+	op := httptest.NewServer(provider)
+	defer op.Close()
+	provider.SetIssuer(op.URL)
+	claims, _ := json.Marshal(map[string]any{"iss": op.URL, "aud": "regoguard", "sub": "alice",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+	idToken := oidctest.SignIDToken(key, "k1", oidc.RS256, string(claims))
 	up := newUpstream(t)
 	dir := writePolicyDir(t, faultPolicy)
-	s := startServe(t, []string{"OIDC_WELL_KNOWN=" + op.Issuer, "OIDC_CLIENT_ID=" + op.ClientID},
+	s := startServe(t, []string{"OIDC_WELL_KNOWN=" + op.URL, "OIDC_CLIENT_ID=regoguard"},
 		"--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", dir, "--oidc-accept", "id_token")
 	bearer := map[string]string{"Authorization": "Bearer " + idToken}
 	probes := []probe{
@@ -259,7 +270,7 @@ func TestFaultIdentityProviderDownUnderLoad(t *testing.T) {
 	}
 	// The first requests fetch the provider's keys; then it goes away, and
 	// tokens are still verified with the cached keys.
-	underLoad(t, s.addr, probes, 100, op.Stop)
+	underLoad(t, s.addr, probes, 100, op.Close)
 }
 
 // freezer is a TCP relay in front of a real OPA server that can stop passing

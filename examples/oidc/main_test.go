@@ -10,8 +10,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/regoguard/regoguard/internal/testbrowser"
-	"github.com/regoguard/regoguard/internal/testoidc"
+	"github.com/regoguard/regoguard/internal/testkit/testbrowser"
+	"github.com/regoguard/regoguard/internal/testkit/testoidc"
 )
 
 // startApp starts a real OpenID Provider and the example, configured from

@@ -15,7 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/regoguard/regoguard/internal/testbrowser"
+	"github.com/regoguard/regoguard/internal/testkit/testbrowser"
 	"github.com/regoguard/regoguard/internal/testsaml"
 )
 
