@@ -307,12 +307,12 @@ func ParseURL(rawURL string) (*redis.UniversalOptions, error) {
 	case "redis", "rediss":
 		u, err := url.Parse(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), err)
+			return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), withoutURL(err))
 		}
 		if u.Query().Has("master_name") {
 			o, err := redis.ParseFailoverURL(rawURL)
 			if err != nil {
-				return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), err)
+				return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), withoutURL(err))
 			}
 			if o.TLSConfig != nil {
 				o.TLSConfig.ServerName = "" // each node's own name
@@ -321,13 +321,13 @@ func ParseURL(rawURL string) (*redis.UniversalOptions, error) {
 		}
 		o, err := redis.ParseURL(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), err)
+			return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), withoutURL(err))
 		}
 		return simpleUniversal(o), nil
 	case "redis+sentinel", "rediss+sentinel":
 		o, err := parseSentinelURL(strings.TrimSuffix(strings.ToLower(scheme), "+sentinel"), rest)
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), err)
+			return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), withoutURL(err))
 		}
 		return failoverUniversal(o), nil
 	}
@@ -399,6 +399,16 @@ func parseSentinelURL(scheme, rest string) (*redis.FailoverOptions, error) {
 		o.TLSConfig.ServerName = "" // each node's own name
 	}
 	return o, nil
+}
+
+// withoutURL drops the URL that net/url puts in its errors: it may hold a
+// password.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func simpleUniversal(o *redis.Options) *redis.UniversalOptions {

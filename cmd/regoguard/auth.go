@@ -32,6 +32,7 @@ type authOptions struct {
 	insecureCookie bool
 	oidcScopes     []string
 	saml           samlOptions
+	sessionStore   sessionStoreOptions
 }
 
 func (o *authOptions) register(fs *pflag.FlagSet) {
@@ -51,6 +52,7 @@ func (o *authOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.insecureCookie, "insecure-cookie", false, "session cookie without Secure, only for an http://localhost app URI")
 	fs.StringArrayVar(&o.oidcScopes, "oidc-scope", nil, "scope the browser login requests (repeatable; openid is always added; default profile, email)")
 	o.saml.register(fs)
+	o.sessionStore.register(fs)
 	envAlias(fs, "oidc-well-known", "OIDC_WELL_KNOWN")
 	envAlias(fs, "oidc-client-id", "OIDC_CLIENT_ID")
 	envAlias(fs, "oidc-client-secret", "OIDC_CLIENT_SECRET")
@@ -104,6 +106,12 @@ func (o *authOptions) authenticator(ctx context.Context, demoing bool, logger *s
 			return nil, configErrorf("--api-keys: %w", err)
 		}
 		chain = append(chain, a)
+	}
+	if o.sessionStore.configured() && o.appURI == "" {
+		return nil, configErrorf("--session-store keeps the state of the browser logins: it needs --app-uri")
+	}
+	if _, err := o.sessionStore.open(ctx, logger); err != nil {
+		return nil, err
 	}
 	if o.oidcIssuer != "" {
 		b, err := o.bearer(logger)
@@ -161,6 +169,7 @@ func (o *authOptions) browser(logger *slog.Logger) (*authn.Browser, error) {
 	b, err := authn.NewBrowser(authn.BrowserConfig{
 		Issuer: o.oidcIssuer, ClientID: o.oidcClientID, ClientSecret: o.oidcSecret, AppURI: o.appURI,
 		CookieKeys: keys, InsecureCookies: o.insecureCookie, ClockSkew: o.oidcSkew, Logger: logger, Scopes: o.oidcScopes,
+		Store: o.sessionStore.store,
 	})
 	if err != nil {
 		return nil, configErrorf("--app-uri: %w", err)

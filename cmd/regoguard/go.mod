@@ -2,17 +2,26 @@ module github.com/regoguard/regoguard/cmd/regoguard
 
 go 1.26.0
 
-replace github.com/regoguard/regoguard => ../..
+replace (
+	github.com/regoguard/regoguard => ../..
+	github.com/regoguard/regoguard/authn/redisstore => ../../authn/redisstore
+)
 
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/open-policy-agent/opa v1.22.3
 	github.com/prometheus/client_golang v1.25.0
 	github.com/regoguard/regoguard v0.0.0-00010101000000-000000000000
+	github.com/regoguard/regoguard/authn/redisstore v0.0.0-00010101000000-000000000000
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.1.0
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/sync v0.24.0
+)
+
+require (
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 )
 
 require (

@@ -162,6 +162,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer o.sessionStore.close()
 	cfg := o.middlewareConfig()
 	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
 	cfg.DisableAuthorization = o.noAuthz
