@@ -421,7 +421,7 @@ func simpleUniversal(o *redis.Options) *redis.UniversalOptions {
 		PoolFIFO: o.PoolFIFO, PoolSize: o.PoolSize, PoolTimeout: o.PoolTimeout,
 		MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns, MaxActiveConns: o.MaxActiveConns,
 		ConnMaxIdleTime: o.ConnMaxIdleTime, ConnMaxLifetime: o.ConnMaxLifetime,
-		DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix, UnstableResp3: o.UnstableResp3,
+		DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix,
 	}
 }
 
@@ -437,7 +437,7 @@ func failoverUniversal(o *redis.FailoverOptions) *redis.UniversalOptions {
 		PoolFIFO: o.PoolFIFO, PoolSize: o.PoolSize, PoolTimeout: o.PoolTimeout,
 		MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns, MaxActiveConns: o.MaxActiveConns,
 		ConnMaxIdleTime: o.ConnMaxIdleTime, ConnMaxLifetime: o.ConnMaxLifetime,
-		DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix, UnstableResp3: o.UnstableResp3,
+		DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix,
 		RouteByLatency: o.RouteByLatency, RouteRandomly: o.RouteRandomly,
 	}
 }
