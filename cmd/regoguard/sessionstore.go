@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
 	"github.com/regoguard/regoguard/authn"
@@ -49,6 +51,10 @@ func (o *sessionStoreOptions) open(ctx context.Context, logger *slog.Logger) (au
 	if !strings.Contains(o.url, "://") {
 		return nil, configErrorf("--session-store: %q is neither memory nor a redis://, rediss:// or redis+sentinel:// URL", o.url)
 	}
+	// go-redis logs every failed dial on its own: while Redis is down that
+	// is a line per request. The store logs each change of reachability
+	// once; the client's own lines go to debug.
+	redis.SetLogger(redisLog{logger})
 	s, err := redisstore.New(redisstore.Config{URL: o.url, Timeout: o.timeout, Prefix: o.prefix, Logger: logger})
 	if err != nil {
 		return nil, configErrorf("--session-store: %w", err)
@@ -69,4 +75,11 @@ func (o *sessionStoreOptions) close() {
 	if o.closer != nil {
 		_ = o.closer()
 	}
+}
+
+// redisLog sends go-redis's internal log lines to slog at debug level.
+type redisLog struct{ logger *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }
