@@ -76,6 +76,21 @@ func TestStoreOverTLS(t *testing.T) {
 		t.Fatalf("UseLogin over TLS = %v, %v", first, err)
 	}
 
+	// Frozen: new connections are accepted by the kernel and the TLS
+	// handshake never finishes.
+	fresh, err := redisstore.New(redisstore.Config{URL: "rediss://" + srv.Addr(), TLSConfig: &tls.Config{RootCAs: pool},
+		Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	srv.Pause()
+	failsClosed(t, fresh, 500*time.Millisecond)
+	srv.Resume()
+	if err := fresh.Ping(ctx); err != nil {
+		t.Errorf("after the pause: %v", err)
+	}
+
 	untrusting := newStore(t, "rediss://"+srv.Addr(), 500*time.Millisecond)
 	if err := untrusting.Ping(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("Ping over TLS without the CA: %v, want a certificate error", err)

@@ -175,6 +175,14 @@ func bound(o *redis.UniversalOptions, timeout time.Duration) {
 	if o.DialerRetries == 0 {
 		o.DialerRetries = 1
 	}
+	if o.TLSConfig != nil && o.Dialer == nil {
+		// go-redis's default TLS dial (tls.DialWithDialer) ignores the
+		// context: a Redis that accepts and never finishes the handshake
+		// would hold a call for DialTimeout after the deadline. This one
+		// stops at the call's deadline.
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}, Config: o.TLSConfig}
+		o.Dialer = d.DialContext
+	}
 }
 
 // Close closes the client the Store made from Config.URL (not a
