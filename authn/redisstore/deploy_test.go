@@ -138,3 +138,44 @@ func testCerts(t *testing.T) (caPEM, certPEM, keyPEM string, pool *x509.CertPool
 		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})), pool
 }
+
+// A Redis Cluster (one real node holding every slot): the store finds the
+// node through CLUSTER SLOTS and fails closed when it is gone.
+func TestStoreOnACluster(t *testing.T) {
+	node := startRedis(t, redisOpts{args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes-{port}.conf"}})
+	raw := rawClient(t, node.Addr())
+	ctx := context.Background()
+	if err := raw.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := raw.ClusterInfo(ctx).Result()
+		if strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster is not ready: %s", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s := newStore(t, "redis+cluster://"+node.Addr(), time.Second)
+	if first, err := s.UseLogin(ctx, "oidc-login:cluster", time.Minute); err != nil || !first {
+		t.Fatalf("UseLogin on a cluster = %v, %v", first, err)
+	}
+	if again, err := s.UseLogin(ctx, "oidc-login:cluster", time.Minute); err != nil || again {
+		t.Fatalf("replay on a cluster = %v, %v", again, err)
+	}
+	if err := s.Revoke(ctx, "oidc-session:cluster", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if revoked, err := s.Revoked(ctx, "oidc-session:cluster"); err != nil || !revoked {
+		t.Fatalf("Revoked on a cluster = %v, %v", revoked, err)
+	}
+	bounded := newStore(t, "redis+cluster://"+node.Addr(), 300*time.Millisecond)
+	if err := bounded.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	node.Stop()
+	failsClosed(t, bounded, 500*time.Millisecond)
+}

@@ -3,6 +3,9 @@
 // on one replica is refused on every other one, and a login (an OIDC state,
 // a SAML assertion) used on one replica cannot be replayed on another.
 //
+// Redis may be standalone, behind Redis Sentinel or a Redis Cluster, over
+// TLS or not (see [ParseURL]); reads never go to Redis replicas.
+//
 // A [Store] is an [authn.SessionStore]: pass it as BrowserConfig.Store
 // (package authn) and Config.Store (package authn/saml). It is a module of
 // its own, so that programs that keep the in-memory default never link a
@@ -58,9 +61,10 @@ const MaxIDLen = 128
 // Config configures a [Store]. Give URL or Client.
 type Config struct {
 	// URL of the Redis server (see [ParseURL] for the forms): standalone
-	// (redis://, rediss:// for TLS) or behind Redis Sentinel
+	// (redis://, rediss:// for TLS), behind Redis Sentinel
 	// (redis+sentinel://, rediss+sentinel://, or go-redis's redis://
-	// ...?master_name=).
+	// ...?master_name=), or a Redis Cluster (redis+cluster://,
+	// rediss+cluster://).
 	URL string
 	// Client is a go-redis client to use instead of URL (a cluster client,
 	// say, or one with options no URL carries). The Store does not close it.
@@ -146,9 +150,12 @@ func New(cfg Config) (*Store, error) {
 			opts.TLSConfig = tc
 		}
 		bound(opts, s.timeout)
-		if opts.MasterName != "" {
+		switch {
+		case opts.MasterName != "":
 			s.client = redis.NewFailoverClient(opts.Failover())
-		} else {
+		case opts.IsClusterMode:
+			s.client = redis.NewClusterClient(opts.Cluster())
+		default:
 			s.client = redis.NewClient(opts.Simple())
 		}
 		s.owned = true
@@ -298,6 +305,8 @@ func Redacted(rawURL string) string {
 //	rediss+sentinel://...               the same over TLS (to sentinels and Redis)
 //	redis://sentinel-host[:port][/db]?master_name=master[&addr=host:port...]
 //	                                    go-redis's own form for sentinels
+//	redis+cluster://[[user]:password@]host[:port][,host[:port]...][?option=value...]
+//	rediss+cluster://...                a Redis Cluster, over TLS
 //
 // The default port is 6379 for Redis and 26379 for sentinels. In the
 // redis+sentinel forms, the user and password authenticate to Redis; the
@@ -305,11 +314,25 @@ func Redacted(rawURL string) string {
 // sentinels. Other options are go-redis's (dial_timeout, read_timeout,
 // pool_size, max_retries, skip_verify...; see its ParseURL). Over TLS the
 // certificate of each node is checked against the name it is reached at
-// (for sentinels, the address they give for the master).
+// (for sentinels and clusters, the address they give for each node).
+//
+// Options that send reads to Redis replicas (replica_only, read_only,
+// route_by_latency, route_randomly) are refused: a replica may not have
+// received a logout that the primary just recorded, and the store
+// promises that a revocation is seen by every replica of regoguard from
+// the moment it is recorded.
 func ParseURL(rawURL string) (*redis.UniversalOptions, error) {
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
-		return nil, fmt.Errorf("redisstore: %s: not a redis://, rediss:// or redis+sentinel:// URL", Redacted(rawURL))
+		return nil, fmt.Errorf("redisstore: %s: not a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL", Redacted(rawURL))
+	}
+	_, query, _ := strings.Cut(rest, "?")
+	if q, err := url.ParseQuery(query); err == nil {
+		for _, k := range []string{"replica_only", "read_only", "route_by_latency", "route_randomly"} {
+			if q.Has(k) {
+				return nil, fmt.Errorf("redisstore: %s: option %s would read from Redis replicas, which may miss a logout just recorded", Redacted(rawURL), k)
+			}
+		}
 	}
 	switch strings.ToLower(scheme) {
 	case "redis", "rediss":
@@ -338,8 +361,14 @@ func ParseURL(rawURL string) (*redis.UniversalOptions, error) {
 			return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), withoutURL(err))
 		}
 		return failoverUniversal(o), nil
+	case "redis+cluster", "rediss+cluster":
+		o, err := parseClusterURL(strings.TrimSuffix(strings.ToLower(scheme), "+cluster"), rest)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: %s: %w", Redacted(rawURL), withoutURL(err))
+		}
+		return clusterUniversal(o), nil
 	}
-	return nil, fmt.Errorf("redisstore: %s: scheme %q is not redis, rediss, redis+sentinel or rediss+sentinel", Redacted(rawURL), scheme)
+	return nil, fmt.Errorf("redisstore: %s: scheme %q is not redis, rediss, redis+sentinel, rediss+sentinel, redis+cluster or rediss+cluster", Redacted(rawURL), scheme)
 }
 
 // parseSentinelURL reads host[:port][,host[:port]...]/master[/db][?query]
@@ -419,6 +448,61 @@ func withoutURL(err error) error {
 	return err
 }
 
+// parseClusterURL reads [userinfo@]host[:port][,host[:port]...][?query]
+// (after the scheme) by rewriting it into go-redis's cluster form.
+func parseClusterURL(scheme, rest string) (*redis.ClusterOptions, error) {
+	rest, rawQuery, _ := strings.Cut(rest, "?")
+	authority, path, _ := strings.Cut(rest, "/")
+	if path != "" {
+		return nil, errors.New("a Redis Cluster has no databases: no path after the hosts")
+	}
+	userinfo := ""
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		userinfo, authority = authority[:i]+"@", authority[i+1:]
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, err
+	}
+	if q.Has("addr") {
+		return nil, errors.New("list the nodes in the host part: redis+cluster://h1:6379,h2:6379")
+	}
+	hosts := strings.Split(authority, ",")
+	for i, h := range hosts {
+		if h == "" {
+			return nil, errors.New("empty node address")
+		}
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			hosts[i] = net.JoinHostPort(strings.Trim(h, "[]"), "6379")
+		}
+		if i > 0 {
+			q.Add("addr", hosts[i])
+		}
+	}
+	o, err := redis.ParseClusterURL(scheme + "://" + userinfo + hosts[0] + "?" + q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	if o.TLSConfig != nil {
+		o.TLSConfig.ServerName = "" // each node's own name
+	}
+	return o, nil
+}
+
+func clusterUniversal(o *redis.ClusterOptions) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs: o.Addrs, IsClusterMode: true, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig,
+		ClientName: o.ClientName, Protocol: o.Protocol, MaxRetries: o.MaxRetries, MaxRedirects: o.MaxRedirects,
+		MinRetryBackoff: o.MinRetryBackoff, MaxRetryBackoff: o.MaxRetryBackoff,
+		DialTimeout: o.DialTimeout, DialerRetries: o.DialerRetries, DialerRetryTimeout: o.DialerRetryTimeout,
+		ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+		PoolFIFO: o.PoolFIFO, PoolSize: o.PoolSize, PoolTimeout: o.PoolTimeout,
+		MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns, MaxActiveConns: o.MaxActiveConns,
+		ConnMaxIdleTime: o.ConnMaxIdleTime, ConnMaxLifetime: o.ConnMaxLifetime,
+		DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix,
+	}
+}
+
 func simpleUniversal(o *redis.Options) *redis.UniversalOptions {
 	return &redis.UniversalOptions{
 		Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig,
@@ -446,6 +530,5 @@ func failoverUniversal(o *redis.FailoverOptions) *redis.UniversalOptions {
 		MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns, MaxActiveConns: o.MaxActiveConns,
 		ConnMaxIdleTime: o.ConnMaxIdleTime, ConnMaxLifetime: o.ConnMaxLifetime,
 		DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix,
-		RouteByLatency: o.RouteByLatency, RouteRandomly: o.RouteRandomly,
 	}
 }

@@ -27,6 +27,8 @@ func TestParseURL(t *testing.T) {
 			db: 3, pass: "p@ss", sentPass: "sp"},
 		{url: "rediss+sentinel://app:pw@s1:26379/m", addrs: []string{"s1:26379"}, master: "m", user: "app", pass: "pw", tls: true},
 		{url: "redis://s1:26379/1?master_name=m&addr=s2:26379", addrs: []string{"s1:26379", "s2:26379"}, master: "m", db: 1},
+		{url: "redis+cluster://:pw@n1,n2:7001", addrs: []string{"n1:6379", "n2:7001"}, pass: "pw"},
+		{url: "rediss+cluster://n1:7000?pool_size=5", addrs: []string{"n1:7000"}, tls: true},
 	} {
 		o, err := redisstore.ParseURL(tc.url)
 		if err != nil {
@@ -38,7 +40,7 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("%s: addrs %v master %q db %d user %q pass %q sentinel pass %q tls %v", tc.url, o.Addrs, o.MasterName,
 				o.DB, o.Username, o.Password, o.SentinelPassword, o.TLSConfig != nil)
 		}
-		if tc.master != "" && o.TLSConfig != nil && o.TLSConfig.ServerName != "" {
+		if (tc.master != "" || strings.Contains(tc.url, "+cluster")) && o.TLSConfig != nil && o.TLSConfig.ServerName != "" {
 			t.Errorf("%s: TLS server name fixed to %q for every node", tc.url, o.TLSConfig.ServerName)
 		}
 	}
@@ -59,6 +61,13 @@ func TestParseURLRejects(t *testing.T) {
 		"redis+sentinel://s1/m?password=x",
 		"redis://user:hunter2@host:port",
 		"redis+sentinel://user:hunter2@s1/m/x",
+		"redis+cluster://n1/0",
+		"redis+cluster://n1,,n2",
+		"redis+cluster://n1?addr=n2",
+		"redis+sentinel://s1/m?replica_only=true",
+		"redis+sentinel://s1/m?route_by_latency=true",
+		"redis://s1?master_name=m&route_randomly=true",
+		"redis+cluster://n1?read_only=true",
 	} {
 		_, err := redisstore.ParseURL(u)
 		if err == nil {

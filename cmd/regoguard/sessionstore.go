@@ -27,7 +27,7 @@ type sessionStoreOptions struct {
 }
 
 func (o *sessionStoreOptions) register(fs *pflag.FlagSet) {
-	fs.StringVar(&o.url, "session-store", "memory", "where browser logins keep logouts and used logins: memory (one replica), or a Redis URL shared by replicas: redis://[:password@]host:6379[/db], rediss://... (TLS), redis+sentinel://host:26379[,host2:26379]/master (prefer REGOGUARD_SESSION_STORE for a password)")
+	fs.StringVar(&o.url, "session-store", "memory", "where browser logins keep logouts and used logins: memory (one replica), or a Redis URL shared by replicas: redis://[:password@]host:6379[/db], rediss://... (TLS), redis+sentinel://host:26379[,host2:26379]/master, redis+cluster://host:6379[,host2:6379] (prefer REGOGUARD_SESSION_STORE for a password)")
 	fs.DurationVar(&o.timeout, "session-store-timeout", redisstore.DefaultTimeout, "longest wait for Redis on one request; past it the browser session is refused with 503 (API keys and bearer tokens never wait on it)")
 	fs.StringVar(&o.prefix, "session-store-prefix", redisstore.DefaultPrefix, "prefix of the Redis keys; replicas that share sessions share it")
 }
@@ -49,7 +49,7 @@ func (o *sessionStoreOptions) open(ctx context.Context, logger *slog.Logger) (au
 		return nil, configErrorf("--session-store-timeout: must be positive, got %s", o.timeout)
 	}
 	if !strings.Contains(o.url, "://") {
-		return nil, configErrorf("--session-store: %q is neither memory nor a redis://, rediss:// or redis+sentinel:// URL", o.url)
+		return nil, configErrorf("--session-store: %q is neither memory nor a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL", o.url)
 	}
 	// go-redis logs every failed dial on its own: while Redis is down that
 	// is a line per request. The store logs each change of reachability
