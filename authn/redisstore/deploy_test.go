@@ -50,7 +50,7 @@ func TestStoreThroughSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	master.Stop()
-	failsClosed(t, s, 500*time.Millisecond)
+	failsClosed(t, s, slack(300*time.Millisecond))
 }
 
 // rediss:// to a real redis-server speaking only TLS, with a private CA:
@@ -85,7 +85,7 @@ func TestStoreOverTLS(t *testing.T) {
 	}
 	defer fresh.Close()
 	srv.Pause()
-	failsClosed(t, fresh, 500*time.Millisecond)
+	failsClosed(t, fresh, slack(300*time.Millisecond))
 	srv.Resume()
 	if err := fresh.Ping(ctx); err != nil {
 		t.Errorf("after the pause: %v", err)
@@ -177,5 +177,5 @@ func TestStoreOnACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	node.Stop()
-	failsClosed(t, bounded, 500*time.Millisecond)
+	failsClosed(t, bounded, slack(300*time.Millisecond))
 }

@@ -204,6 +204,7 @@ func failsClosed(t *testing.T, s *redisstore.Store, bound time.Duration) {
 			t.Fatalf("%s hangs: no answer after %v", tc.name, 10*bound)
 		}
 		took := time.Since(start)
+		t.Logf("%s with Redis unable to answer: %v after %v", tc.name, err, took.Round(time.Millisecond))
 		if bad || err == nil {
 			t.Errorf("%s with Redis unable to answer: bad answer %v, err %v; want an error", tc.name, bad, err)
 		}
@@ -226,7 +227,7 @@ func TestStoreRedisStoppedAndRestarted(t *testing.T) {
 	}
 
 	srv.Stop() // a crash: connections reset, the port refuses
-	failsClosed(t, s, timeout+200*time.Millisecond)
+	failsClosed(t, s, slack(timeout))
 	if err := s.Ping(ctx); err == nil {
 		t.Error("Ping with Redis stopped: no error")
 	}
@@ -262,7 +263,7 @@ func TestStoreRedisHung(t *testing.T) {
 	// SIGSTOP: the kernel still accepts and buffers, nobody answers (a
 	// Redis stuck on a slow command, a host swapping).
 	srv.Pause()
-	failsClosed(t, s, timeout+200*time.Millisecond)
+	failsClosed(t, s, slack(timeout))
 
 	// A caller's own deadline, shorter than the store's, is honoured too.
 	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -271,7 +272,7 @@ func TestStoreRedisHung(t *testing.T) {
 	if _, err := s.Revoked(cctx, "oidc-session:a"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Revoked with the caller's deadline passed: %v, want context.DeadlineExceeded", err)
 	}
-	if took := time.Since(start); took > 250*time.Millisecond {
+	if took := time.Since(start); took > slack(50*time.Millisecond) {
 		t.Errorf("the caller's 50ms deadline took %v", took)
 	}
 
@@ -316,3 +317,8 @@ func TestStoreWithClient(t *testing.T) {
 		t.Errorf("Close closed the caller's client: %v", err)
 	}
 }
+
+// slack is how long a call bounded by timeout may take on a loaded machine
+// running the race detector: the timeout, plus time to be scheduled. The
+// tests check a bound, not a precise figure; a hang is 10 times that.
+func slack(timeout time.Duration) time.Duration { return timeout + 700*time.Millisecond }
