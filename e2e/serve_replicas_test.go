@@ -29,7 +29,13 @@ import (
 // carrying a session is let through, none waits longer than the store's
 // bound, and API keys keep working; when Redis is back, the same browser
 // session works again, and the logged-out one stays refused.
-func TestServeReplicasShareSessionsInRedis(t *testing.T) {
+func TestServeReplicasShareSessionsInRedis(t *testing.T) { testReplicas(t, false) }
+
+// The same with --server-side-sessions: the sessions themselves are in
+// Redis, the cookie holds only a reference.
+func TestServeReplicasServerSideSessions(t *testing.T) { testReplicas(t, true) }
+
+func testReplicas(t *testing.T, serverSide bool) {
 	ctx := testbrowser.New(t)
 	rdb := startRedis(t)
 	addrA, addrB := freeAddr(t), freeAddr(t)
@@ -58,6 +64,9 @@ func TestServeReplicasShareSessionsInRedis(t *testing.T) {
 		"--oidc-client-id", op.ClientID, "--app-uri", appURL, "--insecure-cookie",
 		"--session-key", strings.Repeat("cd", 32),
 		"--session-store", rdb.URL(), "--session-store-timeout", storeTimeout.String()}
+	if serverSide {
+		args = append(args, "--server-side-sessions")
+	}
 	env := []string{"OIDC_CLIENT_SECRET=" + op.ClientSecret, "OIDC_WELL_KNOWN=" + op.Issuer + "/.well-known/openid-configuration"}
 	startServe(t, addrA, env, args...)
 	startServe(t, addrB, env, args...)
@@ -133,6 +142,10 @@ func TestServeReplicasShareSessionsInRedis(t *testing.T) {
 		t.Fatalf("protected page after login: %v", err)
 	}
 	loggedOut := browserCookies(ctx, t, appURL)
+	if serverSide && (len(loggedOut) != 1 || len(loggedOut[0].Value) > 200) {
+		t.Errorf("server-side sessions: the browser holds %d cookies, the first of %d bytes; want one small reference",
+			len(loggedOut), len(loggedOut[0].Value))
+	}
 	if code, body := get(replicas["B"], loggedOut, ""); code != http.StatusOK || !strings.Contains(body, "hello id1") {
 		t.Fatalf("session of A on B: %d %q, want 200 for id1", code, body)
 	}

@@ -169,7 +169,7 @@ func (o *authOptions) browser(logger *slog.Logger) (*authn.Browser, error) {
 	b, err := authn.NewBrowser(authn.BrowserConfig{
 		Issuer: o.oidcIssuer, ClientID: o.oidcClientID, ClientSecret: o.oidcSecret, AppURI: o.appURI,
 		CookieKeys: keys, InsecureCookies: o.insecureCookie, ClockSkew: o.oidcSkew, Logger: logger, Scopes: o.oidcScopes,
-		Store: o.sessionStore.store,
+		Store: o.sessionStore.store, SessionData: o.sessionStore.data,
 	})
 	if err != nil {
 		return nil, configErrorf("--app-uri: %w", err)

@@ -18,11 +18,13 @@ import (
 // logouts and used logins: this process's memory (one replica), or Redis
 // (replicas share them).
 type sessionStoreOptions struct {
-	url     string
-	timeout time.Duration
-	prefix  string
+	url        string
+	timeout    time.Duration
+	prefix     string
+	serverSide bool
 
-	store  authn.SessionStore // opened once, shared by both logins
+	store  authn.SessionStore     // opened once, shared by both logins
+	data   authn.SessionDataStore // the same store, with --server-side-sessions
 	closer func() error
 }
 
@@ -30,6 +32,7 @@ func (o *sessionStoreOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.url, "session-store", "memory", "where browser logins keep logouts and used logins: memory (one replica), or a Redis URL shared by replicas: redis://[:password@]host:6379[/db], rediss://... (TLS), redis+sentinel://host:26379[,host2:26379]/master, redis+cluster://host:6379[,host2:6379] (prefer REGOGUARD_SESSION_STORE for a password)")
 	fs.DurationVar(&o.timeout, "session-store-timeout", redisstore.DefaultTimeout, "longest wait for Redis on one request; past it the browser session is refused with 503 (API keys and bearer tokens never wait on it)")
 	fs.StringVar(&o.prefix, "session-store-prefix", redisstore.DefaultPrefix, "prefix of the Redis keys; replicas that share sessions share it")
+	fs.BoolVar(&o.serverSide, "server-side-sessions", false, "keep OIDC browser sessions in the Redis --session-store, sealed, with only a reference in the cookie (for providers whose tokens overflow cookies)")
 }
 
 // configured reports whether a shared store was asked for.
@@ -42,6 +45,9 @@ func (o *sessionStoreOptions) configured() bool {
 // not answer at start is reported, not fatal: browser sessions are refused
 // (503) until it answers, and nothing else waits on it.
 func (o *sessionStoreOptions) open(ctx context.Context, logger *slog.Logger) (authn.SessionStore, error) {
+	if o.serverSide && !o.configured() {
+		return nil, configErrorf("--server-side-sessions keeps sessions in the --session-store: give it a redis:// URL")
+	}
 	if !o.configured() || o.store != nil {
 		return o.store, nil
 	}
@@ -67,6 +73,9 @@ func (o *sessionStoreOptions) open(ctx context.Context, logger *slog.Logger) (au
 		logger.Info("session store: Redis", "redis", redacted)
 	}
 	o.store, o.closer = s, s.Close
+	if o.serverSide {
+		o.data = s
+	}
 	return s, nil
 }
 

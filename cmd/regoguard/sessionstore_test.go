@@ -34,6 +34,7 @@ func TestServeSessionStoreBadConfig(t *testing.T) {
 		{append(browser, "--session-store", "redis+sentinel://127.0.0.1:26379"), "must name the master"},
 		{append(browser, "--session-store", "redis://127.0.0.1:1", "--session-store-timeout", "0s"), "--session-store-timeout"},
 		{append(browser, "--session-store", "redis://user:hunter2@127.0.0.1:port"), "--session-store"},
+		{append(browser, "--server-side-sessions"), "--server-side-sessions keeps sessions in the --session-store"},
 	} {
 		res := run(t, nil, append([]string{"serve", "--listen", "127.0.0.1:0"}, c.args...)...)
 		if res.code != 2 || !strings.Contains(res.stderr, c.want) {
