@@ -67,11 +67,13 @@ func Example() {
 	}
 	defer store.Close()
 
-	// The store goes into the browser login (and saml.Config.Store).
+	// The store goes into the browser login (and saml.Config.Store);
+	// SessionData keeps the sessions themselves in Redis too.
 	_, err = authn.NewBrowser(authn.BrowserConfig{
 		Issuer: "https://idp.example", ClientID: "app", AppURI: "https://app.example",
-		CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
-		Store:      store,
+		CookieKeys:  [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
+		Store:       store,
+		SessionData: store,
 	})
 	if err != nil {
 		log.Fatal(err)

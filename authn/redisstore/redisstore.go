@@ -7,16 +7,21 @@
 // TLS or not (see [ParseURL]); reads never go to Redis replicas.
 //
 // A [Store] is an [authn.SessionStore]: pass it as BrowserConfig.Store
-// (package authn) and Config.Store (package authn/saml). It is a module of
+// (package authn) and Config.Store (package authn/saml). It is also an
+// [authn.SessionDataStore]: pass it as BrowserConfig.SessionData as well to
+// keep the sessions themselves in Redis (sealed), the cookie holding only a
+// reference, for providers whose tokens overflow cookies. It is a module of
 // its own, so that programs that keep the in-memory default never link a
 // Redis client.
 //
 // # Keys
 //
-// Revocations and used logins are kept apart, under Prefix + "revoked:" + id
-// and Prefix + "login:" + id, each with the ttl the flows give (the rest of
-// the session's lifetime; the login timeout). Ids are random session IDs or
-// digests: no credential is ever written to Redis.
+// Revocations, used logins and server-side sessions are kept apart, under
+// Prefix + "revoked:" + id, Prefix + "login:" + id and Prefix + "session:" +
+// id, each with the ttl the flows give (the rest of the session's lifetime;
+// the login timeout). Ids are random session IDs or digests, and sessions
+// are sealed by the flow before they reach the store: no readable
+// credential is ever written to Redis.
 //
 // # When Redis is slow or down
 //
