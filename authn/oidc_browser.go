@@ -77,6 +77,10 @@ type BrowserConfig struct {
 	// Store records used logins and sessions revoked by logout. Default: a
 	// [NewMemorySessionStore] (one process); replicas share one.
 	Store SessionStore
+	// SessionData, when set, keeps sessions on the server: the cookie holds
+	// only a reference, for providers whose tokens overflow cookies. See
+	// [SessionDataStore]. Default: sessions live in the cookies.
+	SessionData SessionDataStore
 	// HTTPClient talks to the provider. Default: 10s timeout.
 	HTTPClient *http.Client
 	// Logger. Default slog.Default(). Tokens and cookies are never logged.

@@ -168,7 +168,10 @@ func (b *Browser) handleCallback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadGateway, "Sign-in failed", "The identity provider's ID token could not be read.", err)
 		return
 	}
-	if err := b.writeSession(w, r, s); err != nil {
+	if err := b.writeSession(w, r, s); errors.Is(err, ErrUnavailable) {
+		fail(http.StatusServiceUnavailable, "Sign-in could not be completed", "The session could not be stored. Please try again in a moment.", err)
+		return
+	} else if err != nil {
 		fail(http.StatusInternalServerError, "Sign-in failed", "Your account information is too large for a session cookie. Please contact the administrator.", err)
 		return
 	}

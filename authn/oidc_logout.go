@@ -37,6 +37,13 @@ func (b *Browser) handleLogout(w http.ResponseWriter, r *http.Request) {
 			websession.LogoutFailed(w, b.cfg.LogoutPath)
 			return
 		}
+		if b.cfg.SessionData != nil {
+			// The revocation already refuses the session; this frees the
+			// space, and may fail without harm.
+			if err := b.cfg.SessionData.DeleteSession(r.Context(), "oidc-session:"+s.ID); err != nil {
+				b.logger.WarnContext(r.Context(), "logout: could not delete the server-side session", "error", err)
+			}
+		}
 		b.logger.InfoContext(r.Context(), "logout", "sub", s.Subject)
 	} else if errors.Is(err, ErrUnavailable) {
 		b.logger.WarnContext(r.Context(), "logout: cannot check the session", "error", err)

@@ -65,6 +65,9 @@ func (b *Browser) loadSession(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if pt, err = b.resolveSession(r.Context(), pt); err != nil {
+		return nil, err
+	}
 	var s session
 	if err := json.Unmarshal(pt, &s); err != nil || s.ID == "" || s.Subject == "" {
 		return nil, errors.New("session cookie is malformed")
@@ -104,6 +107,9 @@ func (b *Browser) newSession(idt *oidc.IDToken, rawID, refreshToken string) (*se
 // writeSession seals s into as many cookies as needed, trimming the ID token
 // and then the refresh token when it does not fit.
 func (b *Browser) writeSession(w http.ResponseWriter, r *http.Request, s *session) error {
+	if b.cfg.SessionData != nil {
+		return b.writeServerSession(w, r, s)
+	}
 	trimmed := *s
 	var chunks []string
 	for {

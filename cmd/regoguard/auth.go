@@ -35,6 +35,7 @@ type authOptions struct {
 	saml           samlOptions
 	// allowUnverifiedEmail keeps emails whose email_verified claim is false.
 	allowUnverifiedEmail bool
+	sessionStore   sessionStoreOptions
 }
 
 func (o *authOptions) register(fs *pflag.FlagSet) {
@@ -55,6 +56,7 @@ func (o *authOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.insecureCookie, "insecure-cookie", false, "session cookie without Secure, only for an http://localhost app URI")
 	fs.StringArrayVar(&o.oidcScopes, "oidc-scope", nil, "scope the browser login requests (repeatable; openid is always added; default profile, email)")
 	o.saml.register(fs)
+	o.sessionStore.register(fs)
 	envAlias(fs, "oidc-well-known", "OIDC_WELL_KNOWN")
 	envAlias(fs, "oidc-client-id", "OIDC_CLIENT_ID")
 	envAlias(fs, "oidc-client-secret", "OIDC_CLIENT_SECRET")
@@ -108,6 +110,12 @@ func (o *authOptions) authenticator(ctx context.Context, demoing bool, logger *s
 			return nil, configErrorf("--api-keys: %w", err)
 		}
 		chain = append(chain, a)
+	}
+	if o.sessionStore.configured() && o.appURI == "" {
+		return nil, configErrorf("--session-store keeps the state of the browser logins: it needs --app-uri")
+	}
+	if _, err := o.sessionStore.open(ctx, logger); err != nil {
+		return nil, err
 	}
 	if o.oidcIssuer != "" {
 		b, err := o.bearer(logger)
@@ -165,6 +173,7 @@ func (o *authOptions) browser(logger *slog.Logger) (*authn.Browser, error) {
 	b, err := authn.NewBrowser(authn.BrowserConfig{
 		Issuer: o.oidcIssuer, ClientID: o.oidcClientID, ClientSecret: o.oidcSecret, AppURI: o.appURI,
 		CookieKeys: keys, InsecureCookies: o.insecureCookie, ClockSkew: o.oidcSkew, Logger: logger, Scopes: o.oidcScopes,
+		Store: o.sessionStore.store, SessionData: o.sessionStore.data,
 	})
 	if err != nil {
 		return nil, configErrorf("--app-uri: %w", err)

@@ -58,7 +58,8 @@ func (o *samlOptions) serviceProvider(ctx context.Context, a *authOptions, logge
 		return nil, err
 	}
 	sp, err := saml.New(saml.Config{AppURI: a.appURI, EntityID: o.entityID, IDPMetadata: md, Key: key, Certificate: cert,
-		CookieKeys: keys, InsecureCookies: a.insecureCookie, FastAPIOPAClaims: o.fastAPIOPA, Logger: logger})
+		CookieKeys: keys, InsecureCookies: a.insecureCookie, FastAPIOPAClaims: o.fastAPIOPA, Logger: logger,
+		Store: a.sessionStore.store})
 	if err != nil {
 		return nil, configErrorf("--saml-idp-metadata: %w", err)
 	}

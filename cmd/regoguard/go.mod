@@ -25,6 +25,7 @@ require (
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.31.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.47.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
@@ -66,6 +67,8 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/redis/go-redis/v9 v9.23.0
+	github.com/regoguard/regoguard/authn/redisstore v0.0.0-00010101000000-000000000000
 	github.com/regoguard/regoguard/authn/saml v0.0.0-00010101000000-000000000000
 	github.com/regoguard/regoguard/internal/testkit v0.0.0-00010101000000-000000000000
 	github.com/russellhaering/goxmldsig v1.6.1 // indirect
@@ -95,3 +98,5 @@ require (
 replace github.com/regoguard/regoguard/authn/saml => ../../authn/saml
 
 replace github.com/regoguard/regoguard/internal/testkit => ../../internal/testkit
+
+replace github.com/regoguard/regoguard/authn/redisstore => ../../authn/redisstore

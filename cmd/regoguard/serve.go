@@ -197,6 +197,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer o.sessionStore.close()
 	cfg := o.middlewareConfig()
 	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
 	cfg.DisableAuthorization, cfg.DryRun = o.noAuthz, o.dryRun

@@ -1,0 +1,106 @@
+package authn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// A SessionDataStore keeps browser sessions on the server, for providers
+// whose tokens do not fit in cookies: with BrowserConfig.SessionData set,
+// the session cookie holds only a sealed reference (the session ID), and
+// the session itself (claims, ID token, refresh token) is stored under that
+// ID, sealed with the cookie keys and bound to the ID, so that whoever
+// reads the store learns no token and whoever writes it can forge no
+// session.
+//
+// What an implementation must guarantee:
+//   - It is safe for concurrent use and honours ctx (a deadline bounds
+//     every call).
+//   - SaveSession replaces what id held and keeps it at least ttl.
+//   - LoadSession returns [ErrSessionDataNotFound] for an id it does not
+//     hold (never saved, deleted, expired), and another error when it cannot
+//     answer: the session is then refused with 503, its cookie kept.
+//   - Ids are opaque strings of at most 128 bytes.
+//
+// Package authn/redisstore implements it on Redis, with [SessionStore]:
+// replicas sharing it share their sessions.
+type SessionDataStore interface {
+	// SaveSession stores data under id for ttl, replacing what id held.
+	SaveSession(ctx context.Context, id string, data []byte, ttl time.Duration) error
+	// LoadSession returns what SaveSession stored under id.
+	LoadSession(ctx context.Context, id string) ([]byte, error)
+	// DeleteSession forgets id.
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// ErrSessionDataNotFound is returned by [SessionDataStore.LoadSession] for an
+// id the store does not hold.
+var ErrSessionDataNotFound = errors.New("authn: session data not found")
+
+// sessionRef is what the cookie holds when the session is on the server.
+type sessionRef struct {
+	Ref string `json:"ref"`
+}
+
+// serverSessionName is the name the server-side copy of session id is
+// sealed for: it binds the data to its id, so that data moved to another
+// id in the store does not open.
+func (b *Browser) serverSessionName(id string) string {
+	return b.cfg.CookieName + "|server|" + id
+}
+
+// writeServerSession stores s in the SessionDataStore and puts a reference
+// to it in the cookie.
+func (b *Browser) writeServerSession(w http.ResponseWriter, r *http.Request, s *session) error {
+	wire := *s
+	if wire.IDToken != "" {
+		wire.Claims = nil // the ID token carries them; see claimsFromIDToken
+	}
+	pt, err := json.Marshal(&wire)
+	if err != nil {
+		return err
+	}
+	ttl := time.Unix(s.End, 0).Sub(b.now()) + b.cfg.ClockSkew
+	sealed := b.session.Seal(b.serverSessionName(s.ID), pt)
+	if err := b.cfg.SessionData.SaveSession(r.Context(), "oidc-session:"+s.ID, []byte(sealed), ttl); err != nil {
+		return fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
+	}
+	ref, err := json.Marshal(sessionRef{Ref: s.ID})
+	if err != nil {
+		return err
+	}
+	chunks, err := b.jar.Split(b.session.Seal(b.cfg.CookieName, ref))
+	if err != nil {
+		return err
+	}
+	b.jar.Write(w, r, chunks, int(s.End-b.now().Unix()))
+	return nil
+}
+
+// resolveSession returns the session a cookie's plaintext stands for: the
+// plaintext itself, or, for a reference, what the SessionDataStore holds.
+func (b *Browser) resolveSession(ctx context.Context, pt []byte) ([]byte, error) {
+	var ref sessionRef
+	if json.Unmarshal(pt, &ref) != nil || ref.Ref == "" {
+		return pt, nil
+	}
+	if b.cfg.SessionData == nil {
+		return nil, errors.New("session cookie refers to a server-side session, and none are kept")
+	}
+	data, err := b.cfg.SessionData.LoadSession(ctx, "oidc-session:"+ref.Ref)
+	if errors.Is(err, ErrSessionDataNotFound) {
+		return nil, errors.New("server-side session is gone (expired or logged out)")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
+	}
+	pt, err = b.session.Open(b.serverSessionName(ref.Ref), string(data))
+	if err != nil {
+		return nil, fmt.Errorf("server-side session: %w", err)
+	}
+	return pt, nil
+}
