@@ -35,7 +35,7 @@ type authOptions struct {
 	saml           samlOptions
 	// allowUnverifiedEmail keeps emails whose email_verified claim is false.
 	allowUnverifiedEmail bool
-	sessionStore   sessionStoreOptions
+	sessionStore         sessionStoreOptions
 }
 
 func (o *authOptions) register(fs *pflag.FlagSet) {
