@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = os.Getenv("REGOGUARD_TEST_BINARY") // .ci/run builds it once for every module
+	binary = os.Getenv("TEST_REGOGUARD_BINARY") // .ci/run builds it once for every module
 	if binary == "" {
 		binary = filepath.Join(dir, "regoguard")
 		build := exec.Command("go", "build", "-race", "-o", binary, ".")
