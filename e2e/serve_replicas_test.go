@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regoguard/regoguard/internal/testkit/testredis"
+
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -37,7 +39,9 @@ func TestServeReplicasServerSideSessions(t *testing.T) { testReplicas(t, true) }
 
 func testReplicas(t *testing.T, serverSide bool) {
 	ctx := testbrowser.New(t)
-	rdb := startRedis(t)
+	// A Redis that keeps an append-only file, so that a restart finds the
+	// revocations again, as a production Redis configured for it does.
+	rdb := testredis.Start(t, testredis.Options{AppendOnly: true})
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	appURL := "http://" + addrA // the public URL, as behind a load balancer
 	op := testoidc.StartZitadel(t, appURL+"/oauth2/callback")

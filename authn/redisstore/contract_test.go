@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regoguard/regoguard/internal/testkit/testredis"
+
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authn/sessionstoretest"
 )
@@ -11,7 +13,7 @@ import (
 // The Redis store keeps the contract every authn.SessionStore must keep
 // (the same checks the in-memory store passes), against a real redis-server.
 func TestStoreContract(t *testing.T) {
-	srv := startRedis(t, redisOpts{})
+	srv := startRedis(t, testredis.Options{})
 	sessionstoretest.Run(t, sessionstoretest.Config{
 		New:     func(t *testing.T) authn.SessionStore { return newStore(t, srv.URL(), time.Second) },
 		Advance: time.Sleep,

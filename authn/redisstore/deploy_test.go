@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regoguard/regoguard/internal/testkit/testredis"
+
 	"github.com/regoguard/regoguard/authn/redisstore"
 )
 
@@ -22,11 +24,11 @@ import (
 // URL forms: the store finds the master through the sentinel and writes
 // there; with the master gone it fails closed in bounded time.
 func TestStoreThroughSentinel(t *testing.T) {
-	master := startRedis(t, redisOpts{})
+	master := startRedis(t, testredis.Options{})
 	conf := writeFile(t, t.TempDir(), "sentinel.conf",
 		"sentinel monitor mymaster 127.0.0.1 "+strings.TrimPrefix(master.Addr(), "127.0.0.1:")+" 1\n"+
 			"sentinel down-after-milliseconds mymaster 60000\n")
-	sentinel := startRedis(t, redisOpts{conf: conf, args: []string{"--sentinel"}})
+	sentinel := startRedis(t, testredis.Options{Conf: conf, Args: []string{"--sentinel"}})
 	raw := rawClient(t, master.Addr())
 	ctx := context.Background()
 	for i, url := range []string{
@@ -61,10 +63,10 @@ func TestStoreOverTLS(t *testing.T) {
 	ca := writeFile(t, dir, "ca.pem", caPEM)
 	cert := writeFile(t, dir, "cert.pem", certPEM)
 	key := writeFile(t, dir, "key.pem", keyPEM)
-	srv := startRedis(t, redisOpts{
-		args: []string{"--port", "0", "--tls-port", "{port}", "--tls-cert-file", cert, "--tls-key-file", key,
+	srv := startRedis(t, testredis.Options{
+		Args: []string{"--port", "0", "--tls-port", "{port}", "--tls-cert-file", cert, "--tls-key-file", key,
 			"--tls-ca-cert-file", ca, "--tls-auth-clients", "no"},
-		tls: &tls.Config{RootCAs: pool},
+		TLS: &tls.Config{RootCAs: pool},
 	})
 	ctx := context.Background()
 	s, err := redisstore.New(redisstore.Config{URL: "rediss://" + srv.Addr(), TLSConfig: &tls.Config{RootCAs: pool}})
@@ -142,7 +144,7 @@ func testCerts(t *testing.T) (caPEM, certPEM, keyPEM string, pool *x509.CertPool
 // A Redis Cluster (one real node holding every slot): the store finds the
 // node through CLUSTER SLOTS and fails closed when it is gone.
 func TestStoreOnACluster(t *testing.T) {
-	node := startRedis(t, redisOpts{args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes-{port}.conf"}})
+	node := startRedis(t, testredis.Options{Args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes-{port}.conf"}})
 	raw := rawClient(t, node.Addr())
 	ctx := context.Background()
 	if err := raw.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {

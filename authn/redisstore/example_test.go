@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regoguard/regoguard/internal/testkit/testredis"
+
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authn/redisstore"
 )
@@ -43,7 +45,7 @@ func TestMain(m *testing.M) {
 		log.Fatal(err)
 	}
 	addr := "127.0.0.1:" + port
-	for i := 0; i < 500 && !pingRaw(addr, nil); i++ {
+	for i := 0; i < 500 && !testredis.Ping(addr, nil); i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
 	os.Setenv("REDIS_URL", "redis://"+addr)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regoguard/regoguard/internal/testkit/testredis"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/regoguard/regoguard/authn/redisstore"
@@ -35,7 +37,7 @@ func rawClient(t *testing.T, addr string) *redis.Client {
 }
 
 func TestStoreSemantics(t *testing.T) {
-	srv := startRedis(t, redisOpts{})
+	srv := startRedis(t, testredis.Options{})
 	s := newStore(t, srv.URL(), time.Second)
 	ctx := context.Background()
 
@@ -126,7 +128,7 @@ func TestStoreRejectsBadArguments(t *testing.T) {
 }
 
 func TestStoreTTLExpiry(t *testing.T) {
-	srv := startRedis(t, redisOpts{})
+	srv := startRedis(t, testredis.Options{})
 	s := newStore(t, srv.URL(), time.Second)
 	ctx := context.Background()
 	if err := s.Revoke(ctx, "oidc-session:short", 100*time.Millisecond); err != nil {
@@ -155,7 +157,7 @@ func TestStoreTTLExpiry(t *testing.T) {
 // Two replicas (two stores, two connection pools) race to use the same
 // logins: for each, exactly one call wins.
 func TestStoreConcurrentUseOnce(t *testing.T) {
-	srv := startRedis(t, redisOpts{})
+	srv := startRedis(t, testredis.Options{})
 	replicas := []*redisstore.Store{newStore(t, srv.URL(), 2*time.Second), newStore(t, srv.URL(), 2*time.Second)}
 	ctx := context.Background()
 	for i := range 20 {
@@ -215,7 +217,7 @@ func failsClosed(t *testing.T, s *redisstore.Store, bound time.Duration) {
 }
 
 func TestStoreRedisStoppedAndRestarted(t *testing.T) {
-	srv := startRedis(t, redisOpts{})
+	srv := startRedis(t, testredis.Options{})
 	const timeout = 300 * time.Millisecond
 	s := newStore(t, srv.URL(), timeout)
 	ctx := context.Background()
@@ -253,7 +255,7 @@ func TestStoreRedisStoppedAndRestarted(t *testing.T) {
 }
 
 func TestStoreRedisHung(t *testing.T) {
-	srv := startRedis(t, redisOpts{})
+	srv := startRedis(t, testredis.Options{})
 	const timeout = 300 * time.Millisecond
 	s := newStore(t, srv.URL(), timeout)
 	ctx := context.Background()
@@ -296,7 +298,7 @@ func TestStoreRedisHung(t *testing.T) {
 // A Client given in Config is used as is, with the store's deadline on
 // every call, and is not closed by Close.
 func TestStoreWithClient(t *testing.T) {
-	srv := startRedis(t, redisOpts{})
+	srv := startRedis(t, testredis.Options{})
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 	defer c.Close()
 	s, err := redisstore.New(redisstore.Config{Client: c, Prefix: "app1:"})

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regoguard/regoguard/internal/testkit/testredis"
+
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authn/internal/testop"
 	"github.com/regoguard/regoguard/authn/redisstore"
@@ -64,7 +66,7 @@ func startReplica(t *testing.T, op *testop.OP, appURL string, store *redisstore.
 // Redis down is a 503 (cookie kept) and recovers; logout on B ends it on A
 // and removes it from Redis.
 func TestServerSideSessionsAcrossReplicas(t *testing.T) {
-	srv := startRedis(t, redisOpts{})
+	srv := startRedis(t, testredis.Options{})
 	store := newStore(t, srv.URL(), 500*time.Millisecond)
 	op := testop.Start(t)
 	a := startReplica(t, op, "", store)
@@ -158,7 +160,7 @@ func TestServerSideSessionsAcrossReplicas(t *testing.T) {
 }
 
 func TestSessionDataSemantics(t *testing.T) {
-	srv := startRedis(t, redisOpts{})
+	srv := startRedis(t, testredis.Options{})
 	s := newStore(t, srv.URL(), 300*time.Millisecond)
 	ctx := context.Background()
 	if _, err := s.LoadSession(ctx, "oidc-session:none"); !errors.Is(err, authn.ErrSessionDataNotFound) {
