@@ -20,18 +20,19 @@ import (
 // [Shadow.Stats].
 type Metrics interface {
 	// Request counts a request by what became of it. It is called at most
-	// once per request. Requests refused before authentication because the
-	// path is not in canonical form, refused because the body cannot go
-	// into the input (400, 413, 415), or let through with
-	// DisableAuthorization are not counted.
+	// once per request. Not counted: requests refused because the path is
+	// not in canonical form or the body cannot go into the input (400,
+	// 413, 415), and, with DisableAuthorization, requests that passed
+	// authentication.
 	Request(Outcome)
 	// Decision records one policy decision: its outcome (OutcomeAllow,
 	// OutcomeDeny, OutcomeError or OutcomeCanceled) and how long the
 	// evaluator took. It is called before the same request's Request.
 	Decision(Outcome, time.Duration)
 	// Fallback counts a decision asked of a [Fallback]'s Secondary because
-	// its Primary failed (through an [EvalTrace]; Fallbacks nested in the
-	// evaluator count too).
+	// its Primary failed, wherever the Fallback sits in the evaluator (behind
+	// a [Cache], for one): the middleware hears of it through an
+	// [EvalTrace].
 	Fallback()
 	// WouldRefuse counts a request that Config.DryRun let through although
 	// the policy refused it or no decision could be made.
