@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authn"
@@ -144,8 +143,11 @@ type Config struct {
 	// DecisionLogger, when set, receives every decision (for example in OPA's
 	// decision-log format; see package bundles).
 	DecisionLogger policy.DecisionLogger
-	// Metrics, when set, registers the middleware's Prometheus metrics.
-	Metrics prometheus.Registerer
+	// Metrics, when set, is told each request's outcome, each decision's
+	// duration, each fallback and, with DryRun, each request let through
+	// that would have been refused. Package prommetrics implements it for
+	// Prometheus. Nil: nothing is counted, at no cost.
+	Metrics Metrics
 	// AccessLog, when set, gets one line per request the middleware
 	// handles, at Info level: status, method, path, user (method:subject),
 	// decision ID, latency, bytes, the trace ID when traced, and what the
@@ -171,7 +173,7 @@ type Middleware struct {
 	skips       []compiledSkip
 	cfg         Config
 	logger      *slog.Logger
-	metrics     *metrics
+	metrics     Metrics
 	ids         *idSource
 	trace       *tracing
 	accessLog   *slog.Logger
@@ -188,8 +190,7 @@ type Middleware struct {
 	snapshotter Snapshotter
 	prune       bool
 	// evalTrace is attached to each evaluation's context to count fallbacks.
-	evalTrace   *EvalTrace
-	wouldRefuse prometheus.Counter // DryRun only
+	evalTrace *EvalTrace
 }
 
 type compiledSkip struct {
@@ -251,19 +252,8 @@ func New(cfg Config) (*Middleware, error) {
 		m.skips = append(m.skips, compiledSkip{path: re, methods: methods})
 	}
 	if cfg.Metrics != nil {
-		met, err := newMetrics(cfg.Metrics)
-		if err != nil {
-			return nil, err
-		}
-		m.metrics = met
-		if cfg.DryRun {
-			if m.wouldRefuse, err = newDryRunCounter(cfg.Metrics); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if m.metrics != nil {
-		m.evalTrace = &EvalTrace{Fallback: func(error) { m.metrics.fallbacks.Inc() }}
+		m.metrics = cfg.Metrics
+		m.evalTrace = &EvalTrace{Fallback: func(error) { cfg.Metrics.Fallback() }}
 	}
 	if ref := decisionRef(cfg.Evaluator); ref != nil {
 		m.decisionRef = ref.String()
@@ -346,12 +336,12 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 	if name := m.repeatedCredential(r); name != "" {
-		m.metrics.count("unauthenticated")
+		m.count(OutcomeUnauthenticated)
 		m.challenge(w, r, fmt.Errorf("authz: several %s headers: only one could be verified", name))
 		return
 	}
 	if m.exempt(r) {
-		m.metrics.count("skipped")
+		m.count(OutcomeSkipped)
 		next.ServeHTTP(w, m.forwarded(withoutIdentity(r)))
 		return
 	}
@@ -363,19 +353,19 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	case errors.Is(err, authn.ErrNoCredential):
 		id = nil
 		if !m.cfg.AllowAnonymous {
-			m.metrics.count("unauthenticated")
+			m.count(OutcomeUnauthenticated)
 			m.challenge(w, r, nil)
 			return
 		}
 	case errors.Is(err, authn.ErrUnavailable):
 		// The identity provider could not be asked: the credential is
 		// neither good nor bad yet, so say so rather than 401.
-		m.metrics.count("error")
+		m.count(OutcomeError)
 		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: CodeAuthenticationUnavailable,
 			Message: "the identity provider cannot be reached", Err: err})
 		return
 	case err != nil:
-		m.metrics.count("unauthenticated")
+		m.count(OutcomeUnauthenticated)
 		m.logger.InfoContext(r.Context(), "authentication failed", "error", err, "path", r.URL.Path)
 		m.challenge(w, r, err)
 		return
@@ -498,7 +488,7 @@ func (m *Middleware) refuseInput(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, ErrBadRequest):
 		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: err.Error(), Err: err})
 	default:
-		m.metrics.count("error")
+		m.count(OutcomeError)
 		m.refuse(w, r, Refusal{Status: http.StatusServiceUnavailable, Code: CodePolicyUnavailable,
 			Message: "the policy input could not be built", Err: err})
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 var fuzzEngine *policy.Engine
@@ -353,7 +354,7 @@ func (failing) Eval(context.Context, ast.Value) (policy.Decision, error) {
 
 func TestEvaluatorErrorFailsClosed(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	h := newMiddleware(t, authz.Config{Evaluator: failing{}, Metrics: reg})
+	h := newMiddleware(t, authz.Config{Evaluator: failing{}, Metrics: promMetrics(reg, prommetrics.MiddlewareOptions{})})
 	res := do(t, h, request("GET", "/api/x", "alice"))
 	if res.status != 503 || res.body["error"] != "policy_unavailable" {
 		t.Fatalf("got %d %v, want 503", res.status, res.body)
@@ -388,7 +389,7 @@ allow if count([x | some x in numbers.range(1, 100000000); x % 7 == 0]) > 0
 	}
 	reg := prometheus.NewRegistry()
 	var logs bytes.Buffer
-	h := newMiddleware(t, authz.Config{Evaluator: slow, Metrics: reg, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	h := newMiddleware(t, authz.Config{Evaluator: slow, Metrics: promMetrics(reg, prommetrics.MiddlewareOptions{}), Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	res := do(t, h, request("GET", "/api/x", "alice").WithContext(ctx))
@@ -450,7 +451,7 @@ func TestBrowsersAreSentToLogIn(t *testing.T) {
 func TestMetricsAndOnRefuse(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var refused []authz.Refusal
-	h := newMiddleware(t, authz.Config{Metrics: reg, OnRefuse: func(w http.ResponseWriter, r *http.Request, ref authz.Refusal) {
+	h := newMiddleware(t, authz.Config{Metrics: promMetrics(reg, prommetrics.MiddlewareOptions{}), OnRefuse: func(w http.ResponseWriter, r *http.Request, ref authz.Refusal) {
 		refused = append(refused, ref)
 		w.WriteHeader(ref.Status)
 		_, _ = w.Write([]byte(`{"custom": true}`))
@@ -464,6 +465,14 @@ func TestMetricsAndOnRefuse(t *testing.T) {
 	if allow != 1 || deny != 1 {
 		t.Errorf("requests_total allow=%v deny=%v, want 1 and 1", allow, deny)
 	}
+}
+
+// promMetrics returns the middleware's Prometheus metrics, registered with
+// reg.
+func promMetrics(reg prometheus.Registerer, opts prommetrics.MiddlewareOptions) *prommetrics.Middleware {
+	m := prommetrics.NewMiddleware(opts)
+	reg.MustRegister(m)
+	return m
 }
 
 // metricValue reads a counter from reg; outcome selects the series of

@@ -16,6 +16,7 @@ import (
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/internal/testopa"
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 // counting is a wrapper of the kind a user writes (a recorder): it counts
@@ -254,7 +255,7 @@ func TestMiddlewareLeavesTheCallersFallbackAlone(t *testing.T) {
 	}
 	fb := &authz.Fallback{Primary: unloaded, Secondary: policyOf(t, "package httpapi.authz\nallow := true\n")}
 	reg := prometheus.NewRegistry()
-	h := newMiddleware(t, authz.Config{Evaluator: fb, Metrics: reg})
+	h := newMiddleware(t, authz.Config{Evaluator: fb, Metrics: promMetrics(reg, prommetrics.MiddlewareOptions{})})
 	if res := do(t, h, request("GET", "/x", "alice")); res.status != 200 {
 		t.Fatalf("status %d", res.status)
 	}

@@ -1,10 +1,6 @@
 package authz
 
-import (
-	"sync/atomic"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "sync/atomic"
 
 // cacheStats counts a Cache's lookups.
 type cacheStats struct {
@@ -22,37 +18,8 @@ type CacheStats struct {
 	Entries int
 }
 
-// Stats returns the cache's hit and miss counts and its size.
+// Stats returns the cache's hit and miss counts and its size (package
+// prommetrics exports them to Prometheus).
 func (c *Cache) Stats() CacheStats {
 	return CacheStats{Hits: c.stats.hits.Load(), Misses: c.stats.misses.Load(), Entries: c.entries.Len()}
-}
-
-var (
-	descCacheHits = prometheus.NewDesc("regoguard_decision_cache_hits_total",
-		"Decisions answered from the decision cache.", nil, nil)
-	descCacheMisses = prometheus.NewDesc("regoguard_decision_cache_misses_total",
-		"Decisions the decision cache did not hold, asked of the evaluator.", nil, nil)
-	descCacheEntries = prometheus.NewDesc("regoguard_decision_cache_entries",
-		"Decisions held in the decision cache.", nil, nil)
-)
-
-type cacheCollector struct{ c *Cache }
-
-// Collector returns a Prometheus collector of the cache's [CacheStats]:
-// regoguard_decision_cache_hits_total, _misses_total and _entries.
-func (c *Cache) Collector() prometheus.Collector { return cacheCollector{c} }
-
-// Describe implements prometheus.Collector.
-func (cc cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descCacheHits
-	ch <- descCacheMisses
-	ch <- descCacheEntries
-}
-
-// Collect implements prometheus.Collector.
-func (cc cacheCollector) Collect(ch chan<- prometheus.Metric) {
-	st := cc.c.Stats()
-	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(st.Hits))
-	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(st.Misses))
-	ch <- prometheus.MustNewConstMetric(descCacheEntries, prometheus.GaugeValue, float64(st.Entries))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 type failingEvaluator struct{}
@@ -42,7 +43,7 @@ func TestDryRunLetsRefusalsThroughButStillAuthenticates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			var logs bytes.Buffer
-			mw, err := authz.New(authz.Config{Authenticator: testAuth, Evaluator: tc.eval, DryRun: true, Metrics: reg,
+			mw, err := authz.New(authz.Config{Authenticator: testAuth, Evaluator: tc.eval, DryRun: true, Metrics: promMetrics(reg, prommetrics.MiddlewareOptions{DryRun: true}),
 				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatal(err)

@@ -3,7 +3,6 @@ package authz
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,60 +11,10 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/policy"
 )
-
-// metrics are the middleware's Prometheus metrics. A nil *metrics counts
-// nothing, so the hot path needs no check.
-type metrics struct {
-	decisions *prometheus.CounterVec
-	latency   prometheus.Histogram
-	errors    prometheus.Counter
-	fallbacks prometheus.Counter
-	outcomes  map[string]prometheus.Counter
-}
-
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "regoguard_requests_total",
-			Help: "Requests seen by the middleware, by outcome: allow, deny, error, canceled (the client went away during the decision), unauthenticated, skipped.",
-		}, []string{"outcome"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "regoguard_decision_duration_seconds",
-			Help:    "Time to evaluate one policy decision.",
-			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 0.1, 1},
-		}),
-		errors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "regoguard_evaluator_errors_total",
-			Help: "Decisions that failed (the request was refused with 503).",
-		}),
-		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "regoguard_fallbacks_total",
-			Help: "Decisions asked of the secondary evaluator because the primary failed.",
-		}),
-		outcomes: map[string]prometheus.Counter{},
-	}
-	for _, c := range []prometheus.Collector{m.decisions, m.latency, m.errors, m.fallbacks} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("authz: registering metrics: %w", err)
-		}
-	}
-	// Resolve the labelled counters once, not per request.
-	for _, o := range []string{"allow", "deny", "error", "canceled", "unauthenticated", "skipped"} {
-		m.outcomes[o] = m.decisions.WithLabelValues(o)
-	}
-	return m, nil
-}
-
-func (m *metrics) count(outcome string) {
-	if m != nil {
-		m.outcomes[outcome].Inc()
-	}
-}
 
 // record counts, logs and ships one decision.
 func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) {
@@ -73,30 +22,27 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 	if m.accessLog != nil {
 		noteDecision(ctx, id.String(), d.ID)
 	}
-	outcome := "deny"
+	outcome := OutcomeDeny
 	switch {
 	case err != nil && abandoned(r):
-		outcome = "canceled"
+		outcome = OutcomeCanceled
 	case err != nil:
-		outcome = "error"
+		outcome = OutcomeError
 	case d.Allow:
-		outcome = "allow"
+		outcome = OutcomeAllow
 	}
 	if m.metrics != nil {
-		m.metrics.count(outcome)
-		m.metrics.latency.Observe(elapsed.Seconds())
-		if outcome == "error" {
-			m.metrics.errors.Inc()
-		}
+		m.metrics.Decision(outcome, elapsed)
+		m.metrics.Request(outcome)
 	}
 	level := m.logLevel
-	if outcome == "error" {
+	if outcome == OutcomeError {
 		level = slog.LevelError
 	}
 	if m.logger.Enabled(ctx, level) {
 		attrs := []slog.Attr{
 			slog.String("decision_id", d.ID),
-			slog.String("outcome", outcome),
+			slog.String("outcome", outcome.String()),
 			slog.String("revision", d.Revision),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),

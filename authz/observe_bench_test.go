@@ -11,13 +11,14 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 // BenchmarkObservability is the cost of a whole allowed request through the
-// middleware with no tracing and no access log (what a library user who
-// sets neither pays), with the access log, and with tracing (sampled and
-// not). Compare the sub-benchmarks with benchstat; there is no timed
-// assertion.
+// middleware with no metrics, tracing or access log (what a library user
+// who sets none pays), with Prometheus metrics, with the access log, and
+// with tracing (sampled and not). Compare the sub-benchmarks with
+// benchstat; there is no timed assertion.
 func BenchmarkObservability(b *testing.B) {
 	exp := tracetest.NewInMemoryExporter()
 	sampled := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(discardProcessor{}))
@@ -27,6 +28,7 @@ func BenchmarkObservability(b *testing.B) {
 		cfg  authz.Config
 	}{
 		{"off", authz.Config{}},
+		{"metrics", authz.Config{Metrics: prommetrics.NewMiddleware(prommetrics.MiddlewareOptions{})}},
 		{"access-log", authz.Config{AccessLog: slog.New(slog.DiscardHandler)}},
 		{"trace-unsampled", authz.Config{TracerProvider: unsampled}},
 		{"trace-sampled", authz.Config{TracerProvider: sampled}},

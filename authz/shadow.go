@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regoguard/regoguard/policy"
 )
@@ -54,14 +53,10 @@ type ShadowConfig struct {
 	// Path is the decision path put in those events; default the live
 	// evaluator's Decision(), when it has one.
 	Path string
-	// Metrics, when set, registers regoguard_shadow_decisions_total (by
-	// result: agree, allow_to_deny, deny_to_allow, candidate_error) and
-	// regoguard_shadow_skipped_total (the queue was full).
-	Metrics prometheus.Registerer
 	// Logger gets one line per disagreement and candidate error at debug
 	// level (the first candidate error at warn); default slog.Default().
-	// Metrics and the DecisionLogger are where disagreements are meant to
-	// be read.
+	// [Shadow.Stats] (exported by package prommetrics) and the
+	// DecisionLogger are where disagreements are meant to be read.
 	Logger *slog.Logger
 }
 
@@ -73,8 +68,8 @@ type ShadowConfig struct {
 // and the candidate's evaluation runs in background workers, each bounded
 // by Timeout. A full queue skips the comparison instead of waiting.
 //
-// Disagreements are counted by direction and logged as decision events
-// carrying both results and both revisions. Call [Shadow.Close] to finish
+// Disagreements are counted by direction ([Shadow.Stats]) and logged as
+// decision events carrying both results and both revisions. Call [Shadow.Close] to finish
 // the queued comparisons.
 type Shadow struct {
 	live, candidate Evaluator
@@ -93,7 +88,6 @@ type Shadow struct {
 	counts  [4]atomic.Int64 // by shadowResults index
 	skipped atomic.Int64
 	warned  atomic.Bool // the first candidate error was logged as a warning
-	met     *shadowMetrics
 }
 
 var shadowResults = [...]string{ShadowAgree, ShadowAllowToDeny, ShadowDenyToAllow, ShadowError}
@@ -102,11 +96,6 @@ type shadowJob struct {
 	input ast.Value
 	live  policy.Decision
 	at    time.Time
-}
-
-type shadowMetrics struct {
-	results [4]prometheus.Counter
-	skipped prometheus.Counter
 }
 
 // NewShadow returns a Shadow answering with live and trying cfg.Candidate
@@ -132,39 +121,11 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 			s.path = ref.String()
 		}
 	}
-	if cfg.Metrics != nil {
-		met, err := newShadowMetrics(cfg.Metrics)
-		if err != nil {
-			return nil, err
-		}
-		s.met = met
-	}
 	for range orDefault(cfg.Workers, 1) {
 		s.workers.Add(1)
 		go s.work()
 	}
 	return s, nil
-}
-
-func newShadowMetrics(reg prometheus.Registerer) (*shadowMetrics, error) {
-	results := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "regoguard_shadow_decisions_total",
-		Help: "Decisions the shadow (candidate) policy judged too, by result: agree, allow_to_deny (live allowed, candidate would refuse), deny_to_allow, candidate_error.",
-	}, []string{"result"})
-	skipped := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "regoguard_shadow_skipped_total",
-		Help: "Sampled decisions the shadow policy did not judge because its queue was full.",
-	})
-	for _, c := range []prometheus.Collector{results, skipped} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("authz: registering shadow metrics: %w", err)
-		}
-	}
-	m := &shadowMetrics{skipped: skipped}
-	for i, r := range shadowResults {
-		m.results[i] = results.WithLabelValues(r)
-	}
-	return m, nil
 }
 
 // Eval implements [Evaluator]: the live evaluator's decision, unchanged.
@@ -182,9 +143,6 @@ func (s *Shadow) Eval(ctx context.Context, input ast.Value) (policy.Decision, er
 	case s.queue <- shadowJob{input: input, live: d, at: time.Now()}:
 	default:
 		s.skipped.Add(1)
-		if s.met != nil {
-			s.met.skipped.Inc()
-		}
 	}
 	return d, nil
 }
@@ -249,9 +207,6 @@ func (s *Shadow) compare(job shadowJob) {
 		result = 2
 	}
 	s.counts[result].Add(1)
-	if s.met != nil {
-		s.met.results[result].Inc()
-	}
 	if result == 0 {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 // shadowEngine compiles a policy of one allow rule.
@@ -48,10 +49,11 @@ func TestShadowCountsDisagreementsAndNeverChangesTheAnswer(t *testing.T) {
 allow if input.method == "DELETE"`)
 	reg := prometheus.NewRegistry()
 	dl := &recordingLogger{}
-	shadow, err := authz.NewShadow(live, authz.ShadowConfig{Candidate: candidate, Metrics: reg, DecisionLogger: dl})
+	shadow, err := authz.NewShadow(live, authz.ShadowConfig{Candidate: candidate, DecisionLogger: dl})
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg.MustRegister(prommetrics.NewShadowCollector(shadow))
 	mw, err := authz.New(authz.Config{Authenticator: testAuth, Evaluator: shadow})
 	if err != nil {
 		t.Fatal(err)
@@ -151,11 +153,12 @@ func TestShadowSlowCandidateNeitherDelaysNorGrowsWithoutBound(t *testing.T) {
 	live := shadowEngine(t, `allow := true`)
 	reg := prometheus.NewRegistry()
 	shadow, err := authz.NewShadow(live, authz.ShadowConfig{
-		Candidate: slowEvaluator{d: time.Second}, Queue: 4, Timeout: 50 * time.Millisecond, Metrics: reg,
+		Candidate: slowEvaluator{d: time.Second}, Queue: 4, Timeout: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg.MustRegister(prommetrics.NewShadowCollector(shadow))
 	input := ast.MustParseTerm(`{"method": "GET"}`).Value
 	start := time.Now()
 	for range 100 {

@@ -68,10 +68,12 @@ func main() { _ = rego.New() }
 		t.Errorf("%d modules more than OPA's v1/rego alone (want at most 10): %v", len(extra), extra)
 	}
 
-	// An API-key-only program links no SAML, XML-signature or gRPC package.
+	// An API-key-only program links no SAML, XML-signature, gRPC or
+	// Prometheus package (metrics are opt-in, through prommetrics).
 	deps := goCmd(t, consumer, "list", "-deps", ".")
 	for _, heavy := range []string{"github.com/crewjam/saml", "github.com/russellhaering/goxmldsig", "github.com/beevik/etree",
-		"google.golang.org/grpc", "github.com/regoguard/regoguard/grpcauthz"} {
+		"google.golang.org/grpc", "github.com/regoguard/regoguard/grpcauthz", "github.com/prometheus/",
+		"github.com/regoguard/regoguard/prommetrics"} {
 		if strings.Contains(deps, heavy) {
 			t.Errorf("an API-key program links %s", heavy)
 		}

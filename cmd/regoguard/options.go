@@ -13,6 +13,7 @@ import (
 
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 // policyOptions are the flags that decide how a request is judged: shared by
@@ -148,7 +149,7 @@ func (o *policyOptions) cached(eval authz.Evaluator, logger *slog.Logger, reg pr
 		logger.Warn("the decision cache keeps no decision of a remote OPA asked first or alone: regoguard cannot see when its policy changes")
 	}
 	if reg != nil {
-		reg.MustRegister(c.Collector())
+		reg.MustRegister(prommetrics.NewCacheCollector(c))
 	}
 	return c, nil
 }

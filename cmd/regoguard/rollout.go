@@ -12,6 +12,7 @@ import (
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/bundles"
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 // rolloutOptions are serve's flags for shipping a policy change safely: a
@@ -101,7 +102,7 @@ func (o *serveOptions) shadowed(ctx context.Context, live authz.Evaluator, dl *b
 			stopWithin(m.Stop, o.shutdownTimeout)
 		}()
 	}
-	cfg := authz.ShadowConfig{Candidate: candidate, Sample: o.shadowSample, Queue: o.shadowQueue, Metrics: reg, Logger: logger}
+	cfg := authz.ShadowConfig{Candidate: candidate, Sample: o.shadowSample, Queue: o.shadowQueue, Logger: logger}
 	if dl != nil {
 		cfg.DecisionLogger = dl
 	}
@@ -109,6 +110,7 @@ func (o *serveOptions) shadowed(ctx context.Context, live authz.Evaluator, dl *b
 	if err != nil {
 		return nil, nil, configErrorf("shadow policy: %w", err)
 	}
+	reg.MustRegister(prommetrics.NewShadowCollector(s))
 	logger.Info("shadow policy: judged beside the live one, never enforced", "revision", candidate.Revision(), "sample", o.shadowSample)
 	return s, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -29,6 +29,7 @@ import (
 	"github.com/regoguard/regoguard/bundles"
 	"github.com/regoguard/regoguard/cmd/regoguard/demo"
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 type serveOptions struct {
@@ -198,8 +199,10 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer o.sessionStore.close()
+	metrics := prommetrics.NewMiddleware(prommetrics.MiddlewareOptions{DryRun: o.dryRun})
+	reg.MustRegister(metrics)
 	cfg := o.middlewareConfig()
-	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, reg
+	cfg.Authenticator, cfg.Evaluator, cfg.Logger, cfg.Metrics = auth.authenticator, eval, logger, metrics
 	cfg.DisableAuthorization, cfg.DryRun = o.noAuthz, o.dryRun
 	cfg.ForwardCredentials = o.forwardCredentials
 	cfg.TracerProvider = tp
@@ -311,7 +314,7 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 		ready = engineReady(engine)
 	}
 	if engine != nil {
-		reg.MustRegister(engine.Collector())
+		reg.MustRegister(prommetrics.NewEngineCollector(engine))
 	}
 	switch {
 	case engine != nil && remote != nil && o.remoteFirst:

@@ -1,4 +1,4 @@
-package policy_test
+package prommetrics_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 func TestEngineMetrics(t *testing.T) {
@@ -18,7 +19,7 @@ func TestEngineMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(e.Collector())
+	reg.MustRegister(prommetrics.NewEngineCollector(e))
 	names := []string{"regoguard_policy_info", "regoguard_policy_loads_total", "regoguard_policy_load_failures_total", "regoguard_policy_load_failing"}
 	before := `
 # HELP regoguard_policy_load_failing 1 while the most recent policy load failed (the previous revision is still served).

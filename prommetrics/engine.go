@@ -1,12 +1,12 @@
-package policy
+package prommetrics
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-)
+	"time"
 
-// engineCollector exports an Engine's [Status] as Prometheus metrics, read
-// at scrape time so they never disagree with Status.
-type engineCollector struct{ e *Engine }
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regoguard/regoguard/policy"
+)
 
 var (
 	descPolicyInfo = prometheus.NewDesc("regoguard_policy_info",
@@ -23,12 +23,18 @@ var (
 		"1 while the most recent policy load failed (the previous revision is still served).", nil, nil)
 )
 
-// Collector returns a Prometheus collector of the Engine's status: the
-// revision served, load and failure counts and times. Register it with the
-// registry the rest of the process uses.
-func (e *Engine) Collector() prometheus.Collector { return engineCollector{e} }
+// engineCollector exports an Engine's Status, read at scrape time so that
+// it never disagrees with Status.
+type engineCollector struct{ e *policy.Engine }
 
-// Describe implements prometheus.Collector.
+// NewEngineCollector returns a collector of e's [policy.Status]: the
+// revision served (regoguard_policy_info), load and failure counts
+// (regoguard_policy_loads_total, regoguard_policy_load_failures_total),
+// their times, and whether the last load failed
+// (regoguard_policy_load_failing).
+func NewEngineCollector(e *policy.Engine) prometheus.Collector { return engineCollector{e} }
+
+// Describe implements [prometheus.Collector].
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPolicyInfo, descPolicyLoaded, descPolicyLoads, descPolicyFailures,
 		descPolicyLastFailure, descPolicyFailing} {
@@ -36,17 +42,17 @@ func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector.
+// Collect implements [prometheus.Collector].
 func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.e.Status()
 	if st.Revision != "" {
 		ch <- prometheus.MustNewConstMetric(descPolicyInfo, prometheus.GaugeValue, 1, st.Revision)
-		ch <- prometheus.MustNewConstMetric(descPolicyLoaded, prometheus.GaugeValue, seconds(st.LoadedAt.UnixNano()))
+		ch <- prometheus.MustNewConstMetric(descPolicyLoaded, prometheus.GaugeValue, seconds(st.LoadedAt))
 	}
 	ch <- prometheus.MustNewConstMetric(descPolicyLoads, prometheus.CounterValue, float64(st.Loads))
 	ch <- prometheus.MustNewConstMetric(descPolicyFailures, prometheus.CounterValue, float64(st.Failures))
 	if !st.LastErrorAt.IsZero() {
-		ch <- prometheus.MustNewConstMetric(descPolicyLastFailure, prometheus.GaugeValue, seconds(st.LastErrorAt.UnixNano()))
+		ch <- prometheus.MustNewConstMetric(descPolicyLastFailure, prometheus.GaugeValue, seconds(st.LastErrorAt))
 	}
 	failing := 0.0
 	if st.LastError != nil {
@@ -55,4 +61,5 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPolicyFailing, prometheus.GaugeValue, failing)
 }
 
-func seconds(ns int64) float64 { return float64(ns) / 1e9 }
+// seconds is t as a Unix time in seconds, with its fraction.
+func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
