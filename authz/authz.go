@@ -174,7 +174,7 @@ type Middleware struct {
 	cfg         Config
 	logger      *slog.Logger
 	metrics     Metrics
-	ids         *idSource
+	ids         *DecisionIDs
 	trace       *tracing
 	accessLog   *slog.Logger
 	denyStatus  int
@@ -215,7 +215,7 @@ func New(cfg Config) (*Middleware, error) {
 		eval:       cfg.Evaluator,
 		cfg:        cfg,
 		logger:     logger,
-		ids:        newIDSource(),
+		ids:        NewDecisionIDs(),
 		trace:      newTracing(cfg.TracerProvider, cfg.Evaluator),
 		accessLog:  cfg.AccessLog,
 		denyStatus: orDefault(cfg.DenyStatus, http.StatusForbidden),
@@ -419,7 +419,7 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 	start := time.Now()
 	d, err := eval.Eval(ctx, input)
 	elapsed := time.Since(start)
-	d.ID = m.ids.next()
+	d.ID = m.ids.Next()
 	m.trace.endDecision(span, d, err)
 	m.record(r, id, input, d, err, start, elapsed)
 	if err != nil && m.cfg.DryRun && !abandoned(r) {

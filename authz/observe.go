@@ -97,21 +97,25 @@ func removePath(v any, path []string) {
 	removePath(obj[path[0]], path[1:])
 }
 
-// idSource makes decision IDs that are unique across processes (a random
-// prefix) and cheap per request (a counter), instead of reading the system's
-// random source for every decision.
-type idSource struct {
+// DecisionIDs makes decision IDs that are unique across processes (a
+// random prefix) and cheap per decision (a counter), instead of reading the
+// system's random source for every decision. The middleware has one; other
+// front ends (package grpcauthz) make their own. It is safe for concurrent
+// use.
+type DecisionIDs struct {
 	prefix string
 	n      atomic.Uint64
 }
 
-func newIDSource() *idSource {
+// NewDecisionIDs returns a source of decision IDs with a fresh random prefix.
+func NewDecisionIDs() *DecisionIDs {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return &idSource{prefix: hex.EncodeToString(b) + "-"}
+	return &DecisionIDs{prefix: hex.EncodeToString(b) + "-"}
 }
 
-func (s *idSource) next() string {
+// Next returns a new decision ID.
+func (s *DecisionIDs) Next() string {
 	// One allocation: the prefix and the counter are put together on the
 	// stack and copied once.
 	var buf [48]byte

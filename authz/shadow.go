@@ -78,7 +78,7 @@ type Shadow struct {
 	path            string
 	dl              policy.DecisionLogger
 	logger          *slog.Logger
-	ids             *idSource
+	ids             *DecisionIDs
 
 	queue   chan shadowJob
 	closeMu sync.RWMutex
@@ -110,7 +110,7 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 	s := &Shadow{
 		live: live, candidate: cfg.Candidate, sample: orDefault(cfg.Sample, 1),
 		timeout: orDefault(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
-		logger: cfg.Logger, ids: newIDSource(),
+		logger: cfg.Logger, ids: NewDecisionIDs(),
 		queue: make(chan shadowJob, orDefault(cfg.Queue, 1024)),
 	}
 	if s.logger == nil {
@@ -210,7 +210,7 @@ func (s *Shadow) compare(job shadowJob) {
 	if result == 0 {
 		return
 	}
-	id := "shadow-" + s.ids.next()
+	id := "shadow-" + s.ids.Next()
 	switch {
 	case err != nil && s.warned.CompareAndSwap(false, true):
 		s.logger.Warn("shadow policy failed (further failures are logged at debug level and counted)",

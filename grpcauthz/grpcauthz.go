@@ -211,7 +211,7 @@ type Interceptor struct {
 	timeout     time.Duration
 	logger      *slog.Logger
 	metrics     *metrics
-	ids         *idSource
+	ids         *authz.DecisionIDs
 	decisionRef string
 }
 
@@ -231,7 +231,7 @@ func New(cfg Config) (*Interceptor, error) {
 		maxMessage: orDefault(cfg.MaxMessageBytes, DefaultMaxMessageBytes),
 		timeout:    orDefault(cfg.Timeout, DefaultTimeout),
 		logger:     cfg.Logger,
-		ids:        newIDSource(),
+		ids:        authz.NewDecisionIDs(),
 	}
 	if i.logger == nil {
 		i.logger = slog.Default()
@@ -380,7 +380,7 @@ func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identi
 	start := time.Now()
 	d, err := eval.Eval(ctx, input)
 	elapsed := time.Since(start)
-	d.ID = i.ids.next()
+	d.ID = i.ids.Next()
 	i.record(ctx, call, id, input, d, err, start, elapsed)
 	switch {
 	case err != nil:

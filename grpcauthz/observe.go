@@ -2,12 +2,8 @@ package grpcauthz
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -107,22 +103,4 @@ func (i *Interceptor) record(ctx context.Context, call Call, id *authn.Identity,
 			i.logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", d.ID)
 		}
 	}
-}
-
-// idSource makes decision IDs unique across processes (a random prefix)
-// and cheap per call (a counter), as the HTTP middleware does.
-type idSource struct {
-	prefix string
-	n      atomic.Uint64
-}
-
-func newIDSource() *idSource {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return &idSource{prefix: hex.EncodeToString(b) + "-"}
-}
-
-func (s *idSource) next() string {
-	var buf [48]byte
-	return string(strconv.AppendUint(append(buf[:0], s.prefix...), s.n.Add(1), 36))
 }
