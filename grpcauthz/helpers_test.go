@@ -28,9 +28,9 @@ import (
 
 // testOP is a minimal OpenID Provider on a loopback port: a discovery
 // document and a key set, enough for go-oidc to verify the tokens it signs.
-// authn's own tests run full OPs (zitadel, mockoidc); here the point is
-// what the interceptors do with a verifier's answer, and forging tokens
-// needs the provider's key in hand.
+// Full OPs are exercised by authn's tests and the e2e module; here the
+// point is what the interceptors do with a verifier's answer, and forging
+// tokens needs the provider's key in hand.
 type testOP struct {
 	Issuer string
 	key    *rsa.PrivateKey
