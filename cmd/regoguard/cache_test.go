@@ -96,6 +96,7 @@ func TestServeRefusesACacheKeyThatLeavesOutWhatThePolicyReads(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--no-authn",
 		"--policy", "testdata/policy", "--decision-cache", "100", "--decision-cache-key", "method,path")
+	cmd.Env = cleanEnv()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	err := cmd.Run()

@@ -45,16 +45,24 @@ type result struct {
 	code           int
 }
 
-// run runs the built binary with a clean REGOGUARD_ environment plus env.
+// cleanEnv is this process's environment without the variables regoguard
+// reads (REGOGUARD_*, fastapi-opa's names), plus env: a test's binary sees
+// only the configuration the test gives it.
+func cleanEnv(env ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REGOGUARD_") && !strings.HasPrefix(kv, "OPA_HOST=") && !strings.HasPrefix(kv, "OIDC_") && !strings.HasPrefix(kv, "APP_URI=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
+}
+
+// run runs the built binary with a clean environment plus env.
 func run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REGOGUARD_") && !strings.HasPrefix(kv, "OPA_HOST=") && !strings.HasPrefix(kv, "OIDC_") && !strings.HasPrefix(kv, "APP_URI=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = cleanEnv(env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

@@ -422,6 +422,7 @@ func TestSecurityEmptyKeyDigestIsRefusedAtStart(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1",
 		"--policy", dir, "--api-keys", keys)
+	cmd.Env = cleanEnv()
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("serve started with the empty key's digest in its key file:\n%s", out)

@@ -91,12 +91,7 @@ func startServe(t *testing.T, env []string, args ...string) *server {
 	s := &server{logs: &logTail{}, done: make(chan error, 1)}
 	s.logs.cond = sync.NewCond(&s.logs.mu)
 	s.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REGOGUARD_") {
-			s.cmd.Env = append(s.cmd.Env, kv)
-		}
-	}
-	s.cmd.Env = append(s.cmd.Env, env...)
+	s.cmd.Env = cleanEnv(env...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -20,11 +20,11 @@ const Path = "/usr/bin/chromium"
 // browser tests in a network namespace with only loopback (.ci/run does):
 // even with these flags Chromium reaches for Google's services. It skips the
 // test when Chromium is missing, unless CI is set, where that is a failure,
-// and when REGOGUARD_SKIP_BROWSER is set (the quick local run).
+// and when TEST_SKIP_BROWSER is set (the quick local run).
 func New(tb testing.TB) context.Context {
 	tb.Helper()
-	if os.Getenv("REGOGUARD_SKIP_BROWSER") != "" {
-		tb.Skip("REGOGUARD_SKIP_BROWSER is set (bash .ci/run --quick)")
+	if os.Getenv("TEST_SKIP_BROWSER") != "" {
+		tb.Skip("TEST_SKIP_BROWSER is set (bash .ci/run --quick)")
 	}
 	if _, err := os.Stat(Path); err != nil {
 		if os.Getenv("CI") != "" {
