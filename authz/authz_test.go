@@ -582,3 +582,31 @@ func TestDecisionLineIsDebugByDefault(t *testing.T) {
 		t.Errorf("a failed decision was not logged at Error: %s", buf.String())
 	}
 }
+
+// failingLogger is a DecisionLogger of one's own that fails every event
+// with err.
+type failingLogger struct{ err error }
+
+func (f failingLogger) LogDecision(context.Context, policy.DecisionEvent) error { return f.err }
+
+// A decision logger's failure is warned of once per request, except a drop
+// it reports itself (policy.ErrDecisionDropped): a full queue under a burst
+// must not write a line per request.
+func TestDecisionLoggerDropsAreNotLoggedPerRequest(t *testing.T) {
+	for _, c := range []struct {
+		err      error
+		warnings int
+	}{
+		{fmt.Errorf("queue full: %w", policy.ErrDecisionDropped), 0},
+		{errors.New("disk full"), 20},
+	} {
+		var buf bytes.Buffer
+		h := newMiddleware(t, authz.Config{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), DecisionLogger: failingLogger{c.err}})
+		for range 20 {
+			do(t, h, request("GET", "/public/x", "alice"))
+		}
+		if n := strings.Count(buf.String(), `"msg":"decision log"`); n != c.warnings {
+			t.Errorf("%v: %d warnings for 20 requests, want %d", c.err, n, c.warnings)
+		}
+	}
+}

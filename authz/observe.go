@@ -3,6 +3,7 @@ package authz
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -62,7 +63,7 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 			ID: d.ID, Path: m.decisionRef, Input: input, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
 			Timestamp: start, Duration: elapsed, Err: err,
 		}
-		if lerr := m.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil {
+		if lerr := m.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 			m.logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", d.ID)
 		}
 	}

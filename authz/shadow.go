@@ -234,7 +234,7 @@ func (s *Shadow) compare(job shadowJob) {
 			"live_bundles":  job.live.Bundles,
 		}},
 	}
-	if lerr := s.dl.LogDecision(ctx, ev); lerr != nil {
+	if lerr := s.dl.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 		s.logger.Warn("shadow decision log", "error", lerr, "shadow_decision_id", id)
 	}
 }

@@ -95,12 +95,20 @@ type DecisionLogger struct {
 	closed  bool
 	done    chan struct{}
 	dropped atomic.Int64
-	file    *fileSink // DecisionLogConfig.File
+	// lastDropWarn is when dropped events were last warned of (UnixNano).
+	lastDropWarn atomic.Int64
+	file         *fileSink // DecisionLogConfig.File
 }
 
 // ErrQueueFull is returned by [DecisionLogger.LogDecision] when the event
-// queue (DecisionLogConfig.QueueSize) is full and the event was dropped.
-var ErrQueueFull = errors.New("bundles: decision log queue full; event dropped")
+// queue (DecisionLogConfig.QueueSize) is full and the event was dropped. It
+// wraps [policy.ErrDecisionDropped]: the logger counts such drops
+// ([DecisionLogger.Dropped]) and warns of them at most once a minute, so
+// that callers need not log each.
+var ErrQueueFull = fmt.Errorf("bundles: decision log queue full: %w", policy.ErrDecisionDropped)
+
+// dropWarnInterval bounds how often dropped events are warned of.
+const dropWarnInterval = time.Minute
 
 var _ policy.DecisionLogger = (*DecisionLogger)(nil)
 
@@ -292,13 +300,24 @@ func (d *DecisionLogger) LogDecision(ctx context.Context, ev policy.DecisionEven
 	case d.queue <- ev:
 		return nil
 	default:
-		d.dropped.Add(1)
+		d.warnDropped(d.dropped.Add(1))
 		return ErrQueueFull
 	}
 }
 
 // Dropped returns how many events were dropped because the queue was full.
 func (d *DecisionLogger) Dropped() int64 { return d.dropped.Load() }
+
+// warnDropped warns that events are being dropped, with their total so
+// far: at the first drop, then at most once per dropWarnInterval.
+func (d *DecisionLogger) warnDropped(total int64) {
+	now := time.Now().UnixNano()
+	last := d.lastDropWarn.Load()
+	if last != 0 && now-last < int64(dropWarnInterval) || !d.lastDropWarn.CompareAndSwap(last, now) {
+		return
+	}
+	d.logger.Warn("decision log queue full: events dropped (see DecisionLogConfig.QueueSize)", "dropped_total", total)
+}
 
 func (d *DecisionLogger) log(ctx context.Context, ev policy.DecisionEvent) error {
 	info := &server.Info{

@@ -2,6 +2,7 @@ package grpcauthz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -99,7 +100,7 @@ func (i *Interceptor) record(ctx context.Context, call Call, id *authn.Identity,
 			ID: d.ID, Path: i.decisionRef, Input: input, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
 			Timestamp: start, Duration: elapsed, Err: err,
 		}
-		if lerr := i.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil {
+		if lerr := i.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 			i.logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", d.ID)
 		}
 	}

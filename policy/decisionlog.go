@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -38,6 +39,16 @@ type DecisionEvent struct {
 // format for an existing OPA control plane (see package bundles). LogDecision
 // is called after the decision has been made and must not block for long:
 // buffer and ship in the background. It must be safe for concurrent use.
+//
+// A logger that sheds events under load returns an error wrapping
+// [ErrDecisionDropped] for each and reports the drops itself (a count, a
+// warning at a bounded rate): its callers, which log other errors of
+// LogDecision once per request, stay silent on those, so that a burst of
+// traffic cannot flood the log.
 type DecisionLogger interface {
 	LogDecision(ctx context.Context, ev DecisionEvent) error
 }
+
+// ErrDecisionDropped is wrapped by the error a [DecisionLogger] returns for
+// an event it dropped on purpose (its queue full); see DecisionLogger.
+var ErrDecisionDropped = errors.New("decision event dropped")
