@@ -279,6 +279,24 @@ func TestServeMetricsOfTheREADME(t *testing.T) {
 		`regoguard_bundle_last_error_timestamp_seconds\{bundle="\S+"\} \S+`,
 	))
 
+	// A rollout: a shadow policy that allows everything beside the live one,
+	// in dry-run: the live refusal is let through and counted, and the
+	// shadow counts the disagreement.
+	shadowDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(shadowDir, "p.rego"), []byte("package httpapi.authz\nallow := true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ro := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", "testdata/policy", "--api-keys", keys,
+		"--admin-listen", "127.0.0.1:0", "--shadow-policy", shadowDir, "--dry-run")
+	if status, _, _ := ro.get(t, "GET", "/admin", alice); status != 200 {
+		t.Fatalf("dry run: %d, want 200 (the refusal let through)", status)
+	}
+	note(waitFor(t, ro.logs.wait(t, adminLine, nil),
+		`regoguard_dry_run_would_refuse_total 1`,
+		`regoguard_shadow_decisions_total\{result="deny_to_allow"\} 1`,
+		`regoguard_shadow_skipped_total 0`,
+	))
+
 	table := map[string]bool{}
 	for _, name := range readmeMetrics(t) {
 		table[name] = true
