@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/internal/testissuer"
 )
@@ -670,5 +672,71 @@ func TestSecurityTokenTimesSubjectAndPreflights(t *testing.T) {
 	t.Logf("%d token and pre-flight probes through serve", len(tokens)+8)
 	if len(through) > 0 {
 		t.Errorf("%d probes got through:\n%s", len(through), strings.Join(through, "\n"))
+	}
+}
+
+// The query string holds credentials (an OAuth code and state, an
+// access_token, a pre-signed URL's signature) that the access log already
+// leaves out: the spans exported over OTLP must leave them out too, the
+// upstream call's span included (otelhttp's client span records the whole
+// URL, query and all, in url.full). Every request is allowed so that the
+// upstream call is made and traced; the count of spans holding a secret
+// must be zero.
+func TestSecurityTracesNeverHoldTheQueryOrACredential(t *testing.T) {
+	rc := newOTLPReceiver(t)
+	up := newReporter(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + rc.URL, "OTEL_BSP_SCHEDULE_DELAY=50"},
+		"--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", "testdata/policy", "--api-keys", keys, "--access-log")
+	names := []string{"access_token", "id_token", "refresh_token", "code", "state", "api_key", "apikey", "key",
+		"token", "password", "client_secret", "sig", "X-Amz-Signature", "X-Goog-Signature", "Signature", "session"}
+	var secrets []string
+	for i, name := range names {
+		secret := fmt.Sprintf("qsecret-%02d-7f3a", i)
+		secrets = append(secrets, secret)
+		// Alone, after an ordinary parameter, and with the value encoded.
+		for _, q := range []string{name + "=" + secret, "page=2&" + name + "=" + secret, name + "=" + secret + "%20x"} {
+			if status, _, _ := s.get(t, "GET", "/docs/1?"+q, map[string]string{"X-API-Key": "alice-key-0123456789"}); status != 200 {
+				t.Fatalf("GET /docs/1?%s: %d", q, status)
+			}
+		}
+	}
+	secrets = append(secrets, "alice-key-0123456789")
+	spans := rc.wait(t, "regoguard.request", "upstream GET")
+	time.Sleep(300 * time.Millisecond) // the last batch
+	rc.mu.Lock()
+	all := append([]*tracepb.Span(nil), rc.spans...)
+	rc.mu.Unlock()
+	leaked, upstreamSpans := 0, 0
+	for _, sp := range all {
+		if sp.Name == "upstream GET" {
+			upstreamSpans++
+		}
+		text := sp.Name
+		for _, kv := range sp.Attributes {
+			text += " " + kv.Key + "=" + kv.Value.String()
+		}
+		for _, ev := range sp.Events {
+			text += " " + ev.Name
+			for _, kv := range ev.Attributes {
+				text += " " + kv.Key + "=" + kv.Value.String()
+			}
+		}
+		for _, secret := range secrets {
+			if strings.Contains(text, secret) || strings.Contains(text, "?") {
+				leaked++
+				if leaked <= 5 {
+					t.Errorf("span %q holds the query or a credential: %s", sp.Name, text)
+				}
+				break
+			}
+		}
+	}
+	if upstreamSpans == 0 || spans["regoguard.request"] == nil {
+		t.Fatalf("no upstream span among %d spans", len(all))
+	}
+	t.Logf("%d spans from %d requests; let through (spans holding the query or a credential): %d", len(all), 3*len(names), leaked)
+	if leaked != 0 {
+		t.Errorf("let through: %d (must be 0)", leaked)
 	}
 }
