@@ -740,3 +740,109 @@ func TestSecurityTracesNeverHoldTheQueryOrACredential(t *testing.T) {
 		t.Errorf("let through: %d (must be 0)", leaked)
 	}
 }
+
+// The guard mounts the browser flow's routes (login, callback, logout)
+// before its own checks. A route must answer only at its exact spelling:
+// /oauth2%2Flogin or /oauth2/%6cogout decode to a route's path, and were
+// served by it although the guard refuses %2F everywhere else (and a front
+// proxy or WAF rule written for /oauth2/logout does not see them). Every
+// byte of every route is percent-encoded in turn, in both cases of hex,
+// with GET and POST: each must be answered by the guard, as any other path
+// (400 not canonical, or the challenge), and none may reach the upstream;
+// the exact spellings are still served.
+func TestSecuritySessionRoutesAnswerOnlyAtTheirExactSpelling(t *testing.T) {
+	var op *httptest.Server
+	op = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": op.URL, "authorization_endpoint": op.URL + "/authorize",
+			"token_endpoint": op.URL + "/token", "jwks_uri": op.URL + "/keys"})
+	}))
+	t.Cleanup(op.Close)
+	up := newReporter(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	policyFile := writeFile(t, "p.rego", "package httpapi.authz\nallow if input.user.authenticated\n")
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", policyFile, "--api-keys", keys,
+		"--oidc-well-known", op.URL, "--oidc-client-id", "c", "--app-uri", "http://127.0.0.1:8080", "--insecure-cookie",
+		"--session-key", "hex:"+strings.Repeat("ab", 32))
+	// Not a browser (no Accept: text/html): the guard's challenge is a 401,
+	// which no route answers.
+	raw := func(method, path string) string {
+		return method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+	}
+	// refusedByTheGuard: the guard's answer, not a route's: its 400 for a
+	// path not canonical (the callback route answers 400 too, to a callback
+	// without state), or its challenge for an ordinary path (a letter
+	// encoded without need is judged as decoded, as the upstream reads it).
+	refusedByTheGuard := func(method, path string) (int, bool) {
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(sendRaw(t, s.addr, raw(method, path)))), nil)
+		if err != nil {
+			return 0, false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		switch resp.StatusCode {
+		case http.StatusBadRequest: // not canonical (%2F)
+			return resp.StatusCode, strings.Contains(string(body), "canonical")
+		case http.StatusUnauthorized: // an ordinary path, anonymous
+			return resp.StatusCode, true
+		}
+		return resp.StatusCode, false
+	}
+	// The exact spellings are the routes.
+	if st := send(t, s.addr, raw("GET", "/oauth2/login?rd=/p")); st != http.StatusFound {
+		t.Fatalf("GET /oauth2/login: %d, want 302 to the provider", st)
+	}
+	if st := send(t, s.addr, raw("GET", "/oauth2/logout")); st != http.StatusOK {
+		t.Fatalf("GET /oauth2/logout: %d, want the confirmation form", st)
+	}
+	probes, through := 0, 0
+	for _, route := range []string{"/oauth2/login", "/oauth2/callback", "/oauth2/logout"} {
+		var spellings []string
+		for i := 1; i < len(route); i++ {
+			for _, format := range []string{"%%%02X", "%%%02x"} {
+				spellings = append(spellings, route[:i]+fmt.Sprintf(format, route[i])+route[i+1:])
+			}
+		}
+		whole := ""
+		for i := 1; i < len(route); i++ {
+			whole += fmt.Sprintf("%%%02X", route[i])
+		}
+		spellings = append(spellings, "/"+whole)
+		for _, p := range spellings {
+			for _, method := range []string{"GET", "POST"} {
+				probes++
+				if st, ok := refusedByTheGuard(method, p); !ok {
+					through++
+					if through <= 5 {
+						t.Errorf("%s %s: %d, a route answered, not the guard", method, p, st)
+					}
+				}
+			}
+		}
+	}
+	if got := up.take(); len(got) != 0 {
+		through += len(got)
+		t.Errorf("the upstream was reached %d times", len(got))
+	}
+	t.Logf("session route spellings: %d probes, let through: %d", probes, through)
+	if through != 0 {
+		t.Errorf("let through: %d (must be 0)", through)
+	}
+}
+
+// sendRaw writes a raw HTTP/1.1 request and returns all the server sent
+// until it closed the connection.
+func sendRaw(t *testing.T, base, raw string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(conn)
+	return string(out)
+}
