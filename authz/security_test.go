@@ -141,7 +141,13 @@ func TestCredentialsStayOutOfInputAndHandler(t *testing.T) {
 	forward := guard(t, authz.Config{ForwardCredentials: true}, rec)
 	consumed := []string{"Authorization", "Proxy-Authorization", "X-API-Key", "X-Forwarded-Access-Token", "X-Auth-Request-Access-Token"}
 	tokenLike := []string{"X-Auth-Token", "X-Amz-Security-Token", "Api-Key", "X-Client-Secret", "X-Session-Id", "X-Id-Token",
-		"X-Refresh-Token", "X-Password", "X-Credentials", "Cookie"}
+		"X-Refresh-Token", "X-Password", "X-Credentials", "Cookie",
+		// Credentials that the words above missed: proxies' signed
+		// assertions (Cloudflare Access, Google IAP, AWS ALB), API-management
+		// and cloud keys, request signatures.
+		"Cf-Access-Jwt-Assertion", "X-Goog-Iap-Jwt-Assertion", "X-Amzn-Oidc-Data", "X-Jwt", "Ocp-Apim-Subscription-Key",
+		"X-Functions-Key", "X-Auth-Key", "X-Access-Key", "X-Rapidapi-Key", "X-Hub-Signature-256", "X-Signature",
+		"X-Bearer", "X-Authentication", "X-Hmac"}
 	probes, bad, leaks := 0, 0, []string{}
 	for _, canonical := range append(append([]string{}, consumed...), tokenLike...) {
 		for _, name := range spellings(canonical) {
