@@ -846,3 +846,100 @@ func sendRaw(t *testing.T, base, raw string) string {
 	out, _ := io.ReadAll(conn)
 	return string(out)
 }
+
+// h2c smuggling: an allowed request that asks to upgrade its connection to
+// h2c (or another HTTP) gets a tunnel to the upstream once the upstream
+// answers 101, and every request sent on it afterwards reaches the upstream
+// unjudged. The upstream here is a minimal server that switches on
+// "Upgrade: h2c" without the HTTP2-Settings header (regoguard's proxy drops
+// it as hop-by-hop; Go's own h2c handler then declines, several other
+// servers do not) and then reads HTTP/1.1 requests on the tunnel: a fake,
+// for a server behaviour the real parts at hand do not have. Let through:
+// upgrades the upstream saw, and requests it got on a tunnel.
+func TestSecurityUpgradeToHTTPIsRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var upgrades, tunnelled []string
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				upgraded := false
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					mu.Lock()
+					if upgraded {
+						tunnelled = append(tunnelled, req.URL.Path)
+					}
+					up := req.Header.Get("Upgrade")
+					if up != "" && !upgraded {
+						upgrades = append(upgrades, up)
+					}
+					mu.Unlock()
+					if up != "" && !upgraded {
+						upgraded = true
+						_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+up+"\r\n\r\n")
+						continue
+					}
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}(c)
+		}
+	}()
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", "http://"+ln.Addr().String(), "--policy", "testdata/policy",
+		"--api-keys", keys)
+	probes, through := 0, 0
+	for _, up := range []string{"h2c", "H2C", "h2c-14", "h2", "HTTP/2.0", "websocket, h2c"} {
+		for _, conn := range []string{"Upgrade, HTTP2-Settings", "Upgrade"} {
+			probes++
+			c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.addr, "http://"), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(c, "GET /docs/1 HTTP/1.1\r\nHost: x\r\nX-API-Key: alice-key-0123456789\r\nConnection: "+conn+
+				"\r\nUpgrade: "+up+"\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+				// The tunnel is open: no credential, a path the policy refuses.
+				_, _ = io.WriteString(c, "POST /admin/delete-everything HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+				if r2, err := http.ReadResponse(br, nil); err == nil {
+					r2.Body.Close()
+				}
+			} else if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("Upgrade %q: %d, want 400", up, resp.StatusCode)
+				}
+			}
+			c.Close()
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	through = len(upgrades) + len(tunnelled)
+	if through > 0 {
+		t.Errorf("the upstream saw %d upgrades and got %d requests on a tunnel: %v", len(upgrades), len(tunnelled), tunnelled)
+	}
+	mu.Unlock()
+	t.Logf("h2c upgrade probes: %d, let through: %d", probes, through)
+	if through != 0 {
+		t.Errorf("let through: %d (must be 0)", through)
+	}
+}
