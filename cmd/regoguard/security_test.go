@@ -943,3 +943,52 @@ func TestSecurityUpgradeToHTTPIsRefused(t *testing.T) {
 		t.Errorf("let through: %d (must be 0)", through)
 	}
 }
+
+// A client chooses the bytes of its path: /docs/%ff decodes to a lone 0xff,
+// which OTLP cannot marshal, and the exporter dropped the whole batch with
+// it, so that anyone could keep every other caller's requests out of the
+// traces by sending one such request per batch. Each allowed request here
+// shares its batch with paths that are not UTF-8 (refused with 400, but
+// traced): every allowed request's span must arrive. Let through: allowed
+// requests whose spans were lost.
+func TestSecurityTracesSurviveBytesThatAreNotUTF8(t *testing.T) {
+	rc := newOTLPReceiver(t)
+	up := newReporter(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + rc.URL, "OTEL_BSP_SCHEDULE_DELAY=200"},
+		"--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", "testdata/policy", "--api-keys", keys)
+	bad := []string{"/docs/%ff", "/docs/%c0%ae", "/docs/%80", "/docs/%ed%a0%80", "/docs/%f8%88%80%80%80", "/%fe/x", "/docs/a%ffb"}
+	allowed := 0
+	for _, p := range bad {
+		if st := send(t, s.addr, "GET "+p+" HTTP/1.1\r\nHost: x\r\nX-API-Key: alice-key-0123456789\r\nConnection: close\r\n\r\n"); st != http.StatusBadRequest {
+			t.Errorf("GET %s: %d, want 400", p, st)
+		}
+		for range 2 {
+			if status, _, _ := s.get(t, "GET", "/docs/1", map[string]string{"X-API-Key": "alice-key-0123456789"}); status != 200 {
+				t.Fatalf("allowed request: %d", status)
+			}
+			allowed++
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var got int
+	for {
+		got = 0
+		rc.mu.Lock()
+		for _, sp := range rc.spans {
+			if sp.Name == "upstream GET" {
+				got++
+			}
+		}
+		rc.mu.Unlock()
+		if got >= allowed || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	through := allowed - got
+	t.Logf("%d allowed requests beside %d paths that are not UTF-8: spans lost (let through): %d", allowed, len(bad), through)
+	if through != 0 {
+		t.Errorf("let through: %d (must be 0): the exporter dropped batches\n%s", through, s.logs.String())
+	}
+}

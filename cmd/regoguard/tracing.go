@@ -114,8 +114,11 @@ func (u *upstreamTracer) RoundTrip(r *http.Request) (*http.Response, error) {
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(out.Header))
 	resp, err := u.base.RoundTrip(out)
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		// Valid UTF-8, or OTLP drops the whole batch (see authz's traceText).
+		msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
+		span.AddEvent("exception", trace.WithAttributes(attribute.String("exception.type", fmt.Sprintf("%T", err)),
+			attribute.String("exception.message", msg)))
+		span.SetStatus(codes.Error, msg)
 		return resp, err
 	}
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
