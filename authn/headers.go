@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -38,6 +39,38 @@ func normalizeInto(dst []byte, name string) []byte {
 	}
 	return dst
 }
+
+// LooksLikeCredential reports whether a header or gRPC metadata name, in
+// any spelling, looks like it carries a credential: it holds one of the
+// words token, secret, password, passwd, api-key, apikey, credential,
+// session, cookie, authorization (X-Auth-Token, X-Amz-Security-Token,
+// X-Session-Id), or one of its "-"-separated parts is jwt, assertion,
+// signature, sig, bearer, authentication, hmac or oidc, or ends in "key"
+// (Cf-Access-Jwt-Assertion, X-Goog-Iap-Jwt-Assertion, X-Amzn-Oidc-Data,
+// Ocp-Apim-Subscription-Key, X-Auth-Key, X-Hub-Signature-256). The
+// authorization middleware and the gRPC interceptors keep such names out of
+// the policy input, and so out of decision logs, unless configured to read
+// them.
+func LooksLikeCredential(name string) bool {
+	norm := NormalizeHeaderName(name)
+	for _, w := range credentialWords {
+		if strings.Contains(norm, w) {
+			return true
+		}
+	}
+	for part := range strings.SplitSeq(norm, "-") {
+		if strings.HasSuffix(part, "key") || slices.Contains(credentialParts, part) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	credentialWords = []string{"token", "secret", "password", "passwd", "api-key", "apikey", "credential", "session", "cookie", "authorization"}
+	// Whole parts only, so that Keyboard-Layout or X-Design stay in.
+	credentialParts = []string{"jwt", "assertion", "signature", "sig", "bearer", "authentication", "hmac", "oidc"}
+)
 
 // HeaderSet is a set of header names compared in their normalised spelling
 // ([NormalizeHeaderName]). The zero value is empty; build one with

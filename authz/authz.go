@@ -335,6 +335,11 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "the request path is not in canonical form"})
 		return
 	}
+	if upgradesToHTTP(r) {
+		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: CodeBadRequest,
+			Message: "upgrading the connection to HTTP/2 (h2c) would let further requests bypass authorization"})
+		return
+	}
 	if name := m.repeatedCredential(r); name != "" {
 		m.count(OutcomeUnauthenticated)
 		m.challenge(w, r, fmt.Errorf("authz: several %s headers: only one could be verified", name))

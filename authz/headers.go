@@ -2,7 +2,6 @@ package authz
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/regoguard/regoguard/authn"
 )
@@ -26,22 +25,11 @@ func credentialSet(cfg Config) authn.HeaderSet {
 // the handler sees it.
 var identityHeaders = authn.NewHeaderSet(authn.IdentityHeaders()...)
 
-// secretWords mark a header name that carries a credential of some kind
-// (X-Auth-Token, X-Amz-Security-Token, X-Api-Key, Api-Key, X-Client-Secret,
-// X-Session-Id): such headers stay out of the policy input, and so out of
-// decision logs, unless Config.InputHeaders names them.
-var secretWords = []string{"token", "secret", "password", "passwd", "api-key", "apikey", "credential", "session", "cookie", "authorization"}
-
 // secretHeader reports whether the normalised name looks like it carries a
-// credential.
-func secretHeader(norm string) bool {
-	for _, w := range secretWords {
-		if strings.Contains(norm, w) {
-			return true
-		}
-	}
-	return false
-}
+// credential ([authn.LooksLikeCredential]): such headers stay out of the
+// policy input, and so out of decision logs, unless Config.InputHeaders
+// names them.
+func secretHeader(norm string) bool { return authn.LooksLikeCredential(norm) }
 
 // repeatedCredential returns the normalised name of a credential header that
 // the request carries more than once (in one spelling or several), or "".

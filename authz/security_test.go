@@ -141,7 +141,13 @@ func TestCredentialsStayOutOfInputAndHandler(t *testing.T) {
 	forward := guard(t, authz.Config{ForwardCredentials: true}, rec)
 	consumed := []string{"Authorization", "Proxy-Authorization", "X-API-Key", "X-Forwarded-Access-Token", "X-Auth-Request-Access-Token"}
 	tokenLike := []string{"X-Auth-Token", "X-Amz-Security-Token", "Api-Key", "X-Client-Secret", "X-Session-Id", "X-Id-Token",
-		"X-Refresh-Token", "X-Password", "X-Credentials", "Cookie"}
+		"X-Refresh-Token", "X-Password", "X-Credentials", "Cookie",
+		// Credentials that the words above missed: proxies' signed
+		// assertions (Cloudflare Access, Google IAP, AWS ALB), API-management
+		// and cloud keys, request signatures.
+		"Cf-Access-Jwt-Assertion", "X-Goog-Iap-Jwt-Assertion", "X-Amzn-Oidc-Data", "X-Jwt", "Ocp-Apim-Subscription-Key",
+		"X-Functions-Key", "X-Auth-Key", "X-Access-Key", "X-Rapidapi-Key", "X-Hub-Signature-256", "X-Signature",
+		"X-Bearer", "X-Authentication", "X-Hmac"}
 	probes, bad, leaks := 0, 0, []string{}
 	for _, canonical := range append(append([]string{}, consumed...), tokenLike...) {
 		for _, name := range spellings(canonical) {
@@ -393,5 +399,65 @@ func TestPreflightProbes(t *testing.T) {
 	t.Logf("%d pre-flight probes", len(edits))
 	if len(through) > 0 {
 		t.Errorf("%d of %d non-genuine pre-flights skipped authentication: %v", len(through), len(edits), through)
+	}
+}
+
+// upgradeProbes are Upgrade headers that turn the connection into one that
+// carries HTTP requests of its own (h2c smuggling): once the upstream
+// answers 101, the requests that follow on it never pass the guard.
+func upgradeProbes() [][]string {
+	var out [][]string
+	for _, tok := range []string{"h2c", "H2C", "h2c-14", "h2", "HTTP/2.0", "http/1.1", "HTTPS/1.3", " h2c ", "h2c/1"} {
+		out = append(out, []string{"Upgrade", tok})
+		out = append(out, []string{"Upgrade", "websocket, " + tok})
+		out = append(out, []string{"Upgrade", tok, "Upgrade", "websocket"})
+	}
+	out = append(out, []string{"Http2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"})
+	return out
+}
+
+// TestUpgradeToHTTPNeverReachesTheHandler: an allowed request, a skipped one
+// and an anonymous one, each asking to upgrade to h2c or another HTTP, with
+// and without Connection: Upgrade, must be refused (400) before the handler;
+// a WebSocket upgrade is judged as any request.
+func TestUpgradeToHTTPNeverReachesTheHandler(t *testing.T) {
+	rec := &seenBy{}
+	h := guard(t, authz.Config{Skip: []authz.Skip{{Path: "/public/x"}}, AllowAnonymous: true}, rec)
+	probes, through := 0, 0
+	for _, target := range []struct{ path, user string }{{"/api/x", "alice"}, {"/public/x", ""}, {"/api/x", ""}} {
+		for _, hs := range upgradeProbes() {
+			for _, conn := range []string{"Upgrade, HTTP2-Settings", "upgrade", ""} {
+				probes++
+				r := request("GET", target.path, target.user)
+				for i := 0; i < len(hs); i += 2 {
+					r.Header.Add(hs[i], hs[i+1])
+				}
+				if conn != "" {
+					r.Header.Set("Connection", conn)
+				}
+				rec.calls = 0
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if rec.calls != 0 || w.Code != http.StatusBadRequest {
+					through++
+					if through <= 5 {
+						t.Errorf("%s %v Connection %q: %d, handler called %d times", target.path, hs, conn, w.Code, rec.calls)
+					}
+				}
+			}
+		}
+	}
+	// WebSocket is judged as the request it arrives in.
+	r := request("GET", "/api/x", "alice")
+	r.Header.Set("Upgrade", "websocket")
+	r.Header.Set("Connection", "Upgrade")
+	rec.calls = 0
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if rec.calls != 1 {
+		t.Errorf("an allowed WebSocket upgrade did not reach the handler")
+	}
+	t.Logf("upgrade probes: %d, let through: %d", probes, through)
+	if through != 0 {
+		t.Errorf("let through: %d (must be 0)", through)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -92,7 +93,23 @@ func (t *tracing) startRequest(r *http.Request) (context.Context, trace.Span) {
 	}
 	return t.tracer.Start(ctx, spanRequest, trace.WithSpanKind(kind), trace.WithAttributes(
 		attribute.String("http.request.method", r.Method),
-		attribute.String("url.path", r.URL.Path),
+		attribute.String("url.path", traceText(r.URL.Path)),
+	))
+}
+
+// traceText is s made valid UTF-8 for a span. A client chooses the bytes of
+// its path (/docs/%ff decodes to a lone 0xff) and of what an error may quote,
+// and OTLP refuses to marshal a string that is not UTF-8: one such value
+// made the exporter drop its whole batch, every other request's spans
+// with it.
+func traceText(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+// recordError records err on span as Span.RecordError does, with its
+// message made valid UTF-8 ([traceText]).
+func recordError(span trace.Span, err error) {
+	span.AddEvent("exception", trace.WithAttributes(
+		attribute.String("exception.type", fmt.Sprintf("%T", err)),
+		attribute.String("exception.message", traceText(err.Error())),
 	))
 }
 
@@ -154,7 +171,7 @@ func (t *tracing) endDecision(span trace.Span, d policy.Decision, err error) {
 		attrEvaluator.String(t.evaluator),
 	)
 	if err != nil {
-		span.RecordError(err)
+		recordError(span, err)
 		span.SetStatus(codes.Error, "no policy decision could be made")
 	}
 	span.End()
@@ -186,7 +203,7 @@ func remoteTracer(tp trace.TracerProvider) trace.Tracer {
 
 func endRemote(span trace.Span, err error) {
 	if err != nil {
-		span.RecordError(err)
+		recordError(span, err)
 		span.SetStatus(codes.Error, "remote OPA failed")
 	}
 	span.End()

@@ -73,6 +73,15 @@ func (s *fileSink) open() error {
 		f.Close()
 		return fmt.Errorf("bundles: decision log file: %w", err)
 	}
+	// A file that was already there keeps its mode on open: one that others
+	// may read is made owner-only before anything is written to it, or
+	// refused.
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		if err := f.Chmod(perm &^ 0o077); err != nil {
+			f.Close()
+			return fmt.Errorf("bundles: decision log file %s is readable by others (mode %v) and cannot be made owner-only: %w", s.path, perm, err)
+		}
+	}
 	s.f, s.w, s.size = f, bufio.NewWriterSize(f, 64<<10), info.Size()
 	return nil
 }

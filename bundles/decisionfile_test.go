@@ -123,3 +123,47 @@ func TestDecisionLogFileUnwritableFailsAtStart(t *testing.T) {
 		t.Fatal("a decision log file in a missing directory was accepted")
 	}
 }
+
+// A decision log file that is already there (made by the operator, by
+// logrotate's "create 0644", by an older version) keeps its mode when it is
+// opened for append: decision logs hold request inputs, so a file others may
+// read or write is made owner-only before the first event, whatever its
+// mode. Let through: files still open to others after start.
+func TestDecisionLogFileAlreadyThereIsMadeOwnerOnly(t *testing.T) {
+	ctx := context.Background()
+	probes, through := 0, 0
+	for _, mode := range []os.FileMode{0o644, 0o666, 0o640, 0o604, 0o660, 0o606, 0o777, 0o700, 0o600, 0o622} {
+		probes++
+		path := filepath.Join(t.TempDir(), "decisions.jsonl")
+		if err := os.WriteFile(path, []byte("{}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		dl, err := bundles.NewDecisionLogger(ctx, bundles.DecisionLogConfig{File: path, Logger: quiet})
+		if err != nil {
+			t.Fatalf("mode %v: %v", mode, err)
+		}
+		if err := dl.LogDecision(ctx, policy.DecisionEvent{ID: "d1", Path: "httpapi/authz", Input: ast.MustParseTerm(`{"path": "/x"}`).Value,
+			Result: true, Timestamp: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		dl.Stop(ctx)
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			through++
+			t.Errorf("a file of mode %v is %v after start: others may read the decision log", mode, info.Mode().Perm())
+		}
+		if got := fileLines(t, path); len(got) != 2 {
+			t.Errorf("mode %v: %d lines, want the one already there and the new event", mode, len(got))
+		}
+	}
+	t.Logf("decision log file modes: %d probes, let through: %d", probes, through)
+	if through != 0 {
+		t.Errorf("let through: %d (must be 0)", through)
+	}
+}

@@ -14,11 +14,6 @@ import (
 // as "-"), and here also without the "-bin" suffix of binary keys: a gRPC
 // server or a gateway behind this one may read any of them as the other.
 
-// secretWords mark a key that carries a credential of some kind (x-auth-token,
-// x-client-secret, x-session-id): such keys stay out of the policy input, and
-// so out of decision logs, as the HTTP middleware keeps such headers out.
-var secretWords = []string{"token", "secret", "password", "passwd", "api-key", "apikey", "credential", "session", "cookie", "authorization"}
-
 // keySets are the normalised keys the interceptors treat apart.
 type keySets struct {
 	consumed map[string]bool // credentials the interceptors verify: authorization, the API key
@@ -43,12 +38,11 @@ func (ks keySets) inInput(k string) bool {
 	if ks.consumed[n] || ks.identity[n] {
 		return false
 	}
-	for _, w := range secretWords {
-		if strings.Contains(n, w) {
-			return false
-		}
-	}
-	return true
+	// A key that looks like a credential (x-auth-token, x-client-secret,
+	// x-session-id, cf-access-jwt-assertion, x-auth-key) stays out of the
+	// input, and so out of decision logs, as the HTTP middleware keeps such
+	// headers out.
+	return !authn.LooksLikeCredential(n)
 }
 
 // forHandler returns ctx with incoming metadata the handler may see: without

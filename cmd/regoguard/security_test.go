@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/internal/testissuer"
 )
@@ -670,5 +672,323 @@ func TestSecurityTokenTimesSubjectAndPreflights(t *testing.T) {
 	t.Logf("%d token and pre-flight probes through serve", len(tokens)+8)
 	if len(through) > 0 {
 		t.Errorf("%d probes got through:\n%s", len(through), strings.Join(through, "\n"))
+	}
+}
+
+// The query string holds credentials (an OAuth code and state, an
+// access_token, a pre-signed URL's signature) that the access log already
+// leaves out: the spans exported over OTLP must leave them out too, the
+// upstream call's span included (otelhttp's client span records the whole
+// URL, query and all, in url.full). Every request is allowed so that the
+// upstream call is made and traced; the count of spans holding a secret
+// must be zero.
+func TestSecurityTracesNeverHoldTheQueryOrACredential(t *testing.T) {
+	rc := newOTLPReceiver(t)
+	up := newReporter(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + rc.URL, "OTEL_BSP_SCHEDULE_DELAY=50"},
+		"--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", "testdata/policy", "--api-keys", keys, "--access-log")
+	names := []string{"access_token", "id_token", "refresh_token", "code", "state", "api_key", "apikey", "key",
+		"token", "password", "client_secret", "sig", "X-Amz-Signature", "X-Goog-Signature", "Signature", "session"}
+	var secrets []string
+	for i, name := range names {
+		secret := fmt.Sprintf("qsecret-%02d-7f3a", i)
+		secrets = append(secrets, secret)
+		// Alone, after an ordinary parameter, and with the value encoded.
+		for _, q := range []string{name + "=" + secret, "page=2&" + name + "=" + secret, name + "=" + secret + "%20x"} {
+			if status, _, _ := s.get(t, "GET", "/docs/1?"+q, map[string]string{"X-API-Key": "alice-key-0123456789"}); status != 200 {
+				t.Fatalf("GET /docs/1?%s: %d", q, status)
+			}
+		}
+	}
+	secrets = append(secrets, "alice-key-0123456789")
+	spans := rc.wait(t, "regoguard.request", "upstream GET")
+	time.Sleep(300 * time.Millisecond) // the last batch
+	rc.mu.Lock()
+	all := append([]*tracepb.Span(nil), rc.spans...)
+	rc.mu.Unlock()
+	leaked, upstreamSpans := 0, 0
+	for _, sp := range all {
+		if sp.Name == "upstream GET" {
+			upstreamSpans++
+		}
+		text := sp.Name
+		for _, kv := range sp.Attributes {
+			text += " " + kv.Key + "=" + kv.Value.String()
+		}
+		for _, ev := range sp.Events {
+			text += " " + ev.Name
+			for _, kv := range ev.Attributes {
+				text += " " + kv.Key + "=" + kv.Value.String()
+			}
+		}
+		for _, secret := range secrets {
+			if strings.Contains(text, secret) || strings.Contains(text, "?") {
+				leaked++
+				if leaked <= 5 {
+					t.Errorf("span %q holds the query or a credential: %s", sp.Name, text)
+				}
+				break
+			}
+		}
+	}
+	if upstreamSpans == 0 || spans["regoguard.request"] == nil {
+		t.Fatalf("no upstream span among %d spans", len(all))
+	}
+	t.Logf("%d spans from %d requests; let through (spans holding the query or a credential): %d", len(all), 3*len(names), leaked)
+	if leaked != 0 {
+		t.Errorf("let through: %d (must be 0)", leaked)
+	}
+}
+
+// The guard mounts the browser flow's routes (login, callback, logout)
+// before its own checks. A route must answer only at its exact spelling:
+// /oauth2%2Flogin or /oauth2/%6cogout decode to a route's path, and were
+// served by it although the guard refuses %2F everywhere else (and a front
+// proxy or WAF rule written for /oauth2/logout does not see them). Every
+// byte of every route is percent-encoded in turn, in both cases of hex,
+// with GET and POST: each must be answered by the guard, as any other path
+// (400 not canonical, or the challenge), and none may reach the upstream;
+// the exact spellings are still served.
+func TestSecuritySessionRoutesAnswerOnlyAtTheirExactSpelling(t *testing.T) {
+	var op *httptest.Server
+	op = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": op.URL, "authorization_endpoint": op.URL + "/authorize",
+			"token_endpoint": op.URL + "/token", "jwks_uri": op.URL + "/keys"})
+	}))
+	t.Cleanup(op.Close)
+	up := newReporter(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	policyFile := writeFile(t, "p.rego", "package httpapi.authz\nallow if input.user.authenticated\n")
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", policyFile, "--api-keys", keys,
+		"--oidc-well-known", op.URL, "--oidc-client-id", "c", "--app-uri", "http://127.0.0.1:8080", "--insecure-cookie",
+		"--session-key", "hex:"+strings.Repeat("ab", 32))
+	// Not a browser (no Accept: text/html): the guard's challenge is a 401,
+	// which no route answers.
+	raw := func(method, path string) string {
+		return method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+	}
+	// refusedByTheGuard: the guard's answer, not a route's: its 400 for a
+	// path not canonical (the callback route answers 400 too, to a callback
+	// without state), or its challenge for an ordinary path (a letter
+	// encoded without need is judged as decoded, as the upstream reads it).
+	refusedByTheGuard := func(method, path string) (int, bool) {
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(sendRaw(t, s.addr, raw(method, path)))), nil)
+		if err != nil {
+			return 0, false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		switch resp.StatusCode {
+		case http.StatusBadRequest: // not canonical (%2F)
+			return resp.StatusCode, strings.Contains(string(body), "canonical")
+		case http.StatusUnauthorized: // an ordinary path, anonymous
+			return resp.StatusCode, true
+		}
+		return resp.StatusCode, false
+	}
+	// The exact spellings are the routes.
+	if st := send(t, s.addr, raw("GET", "/oauth2/login?rd=/p")); st != http.StatusFound {
+		t.Fatalf("GET /oauth2/login: %d, want 302 to the provider", st)
+	}
+	if st := send(t, s.addr, raw("GET", "/oauth2/logout")); st != http.StatusOK {
+		t.Fatalf("GET /oauth2/logout: %d, want the confirmation form", st)
+	}
+	probes, through := 0, 0
+	for _, route := range []string{"/oauth2/login", "/oauth2/callback", "/oauth2/logout"} {
+		var spellings []string
+		for i := 1; i < len(route); i++ {
+			for _, format := range []string{"%%%02X", "%%%02x"} {
+				spellings = append(spellings, route[:i]+fmt.Sprintf(format, route[i])+route[i+1:])
+			}
+		}
+		whole := ""
+		for i := 1; i < len(route); i++ {
+			whole += fmt.Sprintf("%%%02X", route[i])
+		}
+		spellings = append(spellings, "/"+whole)
+		for _, p := range spellings {
+			for _, method := range []string{"GET", "POST"} {
+				probes++
+				if st, ok := refusedByTheGuard(method, p); !ok {
+					through++
+					if through <= 5 {
+						t.Errorf("%s %s: %d, a route answered, not the guard", method, p, st)
+					}
+				}
+			}
+		}
+	}
+	if got := up.take(); len(got) != 0 {
+		through += len(got)
+		t.Errorf("the upstream was reached %d times", len(got))
+	}
+	t.Logf("session route spellings: %d probes, let through: %d", probes, through)
+	if through != 0 {
+		t.Errorf("let through: %d (must be 0)", through)
+	}
+}
+
+// sendRaw writes a raw HTTP/1.1 request and returns all the server sent
+// until it closed the connection.
+func sendRaw(t *testing.T, base, raw string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(conn)
+	return string(out)
+}
+
+// h2c smuggling: an allowed request that asks to upgrade its connection to
+// h2c (or another HTTP) gets a tunnel to the upstream once the upstream
+// answers 101, and every request sent on it afterwards reaches the upstream
+// unjudged. The upstream here is a minimal server that switches on
+// "Upgrade: h2c" without the HTTP2-Settings header (regoguard's proxy drops
+// it as hop-by-hop; Go's own h2c handler then declines, several other
+// servers do not) and then reads HTTP/1.1 requests on the tunnel: a fake,
+// for a server behaviour the real parts at hand do not have. Let through:
+// upgrades the upstream saw, and requests it got on a tunnel.
+func TestSecurityUpgradeToHTTPIsRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var upgrades, tunnelled []string
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				upgraded := false
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					mu.Lock()
+					if upgraded {
+						tunnelled = append(tunnelled, req.URL.Path)
+					}
+					up := req.Header.Get("Upgrade")
+					if up != "" && !upgraded {
+						upgrades = append(upgrades, up)
+					}
+					mu.Unlock()
+					if up != "" && !upgraded {
+						upgraded = true
+						_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+up+"\r\n\r\n")
+						continue
+					}
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}(c)
+		}
+	}()
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", "http://"+ln.Addr().String(), "--policy", "testdata/policy",
+		"--api-keys", keys)
+	probes, through := 0, 0
+	for _, up := range []string{"h2c", "H2C", "h2c-14", "h2", "HTTP/2.0", "websocket, h2c"} {
+		for _, conn := range []string{"Upgrade, HTTP2-Settings", "Upgrade"} {
+			probes++
+			c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.addr, "http://"), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(c, "GET /docs/1 HTTP/1.1\r\nHost: x\r\nX-API-Key: alice-key-0123456789\r\nConnection: "+conn+
+				"\r\nUpgrade: "+up+"\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+				// The tunnel is open: no credential, a path the policy refuses.
+				_, _ = io.WriteString(c, "POST /admin/delete-everything HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+				if r2, err := http.ReadResponse(br, nil); err == nil {
+					r2.Body.Close()
+				}
+			} else if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("Upgrade %q: %d, want 400", up, resp.StatusCode)
+				}
+			}
+			c.Close()
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	through = len(upgrades) + len(tunnelled)
+	if through > 0 {
+		t.Errorf("the upstream saw %d upgrades and got %d requests on a tunnel: %v", len(upgrades), len(tunnelled), tunnelled)
+	}
+	mu.Unlock()
+	t.Logf("h2c upgrade probes: %d, let through: %d", probes, through)
+	if through != 0 {
+		t.Errorf("let through: %d (must be 0)", through)
+	}
+}
+
+// A client chooses the bytes of its path: /docs/%ff decodes to a lone 0xff,
+// which OTLP cannot marshal, and the exporter dropped the whole batch with
+// it, so that anyone could keep every other caller's requests out of the
+// traces by sending one such request per batch. Each allowed request here
+// shares its batch with paths that are not UTF-8 (refused with 400, but
+// traced): every allowed request's span must arrive. Let through: allowed
+// requests whose spans were lost.
+func TestSecurityTracesSurviveBytesThatAreNotUTF8(t *testing.T) {
+	rc := newOTLPReceiver(t)
+	up := newReporter(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	s := startServe(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + rc.URL, "OTEL_BSP_SCHEDULE_DELAY=200"},
+		"--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", "testdata/policy", "--api-keys", keys)
+	bad := []string{"/docs/%ff", "/docs/%c0%ae", "/docs/%80", "/docs/%ed%a0%80", "/docs/%f8%88%80%80%80", "/%fe/x", "/docs/a%ffb"}
+	allowed := 0
+	for _, p := range bad {
+		if st := send(t, s.addr, "GET "+p+" HTTP/1.1\r\nHost: x\r\nX-API-Key: alice-key-0123456789\r\nConnection: close\r\n\r\n"); st != http.StatusBadRequest {
+			t.Errorf("GET %s: %d, want 400", p, st)
+		}
+		for range 2 {
+			if status, _, _ := s.get(t, "GET", "/docs/1", map[string]string{"X-API-Key": "alice-key-0123456789"}); status != 200 {
+				t.Fatalf("allowed request: %d", status)
+			}
+			allowed++
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var got int
+	for {
+		got = 0
+		rc.mu.Lock()
+		for _, sp := range rc.spans {
+			if sp.Name == "upstream GET" {
+				got++
+			}
+		}
+		rc.mu.Unlock()
+		if got >= allowed || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	through := allowed - got
+	t.Logf("%d allowed requests beside %d paths that are not UTF-8: spans lost (let through): %d", allowed, len(bad), through)
+	if through != 0 {
+		t.Errorf("let through: %d (must be 0): the exporter dropped batches\n%s", through, s.logs.String())
 	}
 }

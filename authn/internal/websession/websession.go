@@ -82,10 +82,13 @@ func RandomToken(n int) string {
 // Routes maps the exact paths a flow serves to their handlers.
 type Routes map[string]http.HandlerFunc
 
-// Serve serves r when its path is one of the routes, and reports whether it
-// did.
+// Serve serves r when its path is one of the routes, spelled exactly as the
+// route is (not percent-encoded: /oauth2%2Flogin and /oauth2/%6cogin decode to
+// /oauth2/login), and reports whether it did. Any other spelling goes on to
+// the guard, whose path checks refuse what is not canonical, so that no route
+// answers at a path the guard would not accept.
 func (rs Routes) Serve(w http.ResponseWriter, r *http.Request) bool {
-	h, ok := rs[r.URL.Path]
+	h, ok := rs[r.URL.EscapedPath()]
 	if !ok {
 		return false
 	}
