@@ -2,10 +2,28 @@
 // (package authn), builds the policy input, asks an [Evaluator] for a
 // decision, and either calls the next handler or refuses the request.
 //
-// The evaluator is usually the in-process policy.Engine: no network hop per
-// request. [Remote] keeps fastapi-opa's remote OPA server mode, and
-// [Fallback] combines the two. Every path that cannot reach a decision
-// refuses the request: the middleware fails closed.
+// [New] checks a [Config] and returns a [Middleware]; [Middleware.Handler]
+// wraps an http.Handler, which finds the caller and the decision with
+// [FromContext]. When the authenticator serves routes of its own (a browser
+// login, a SAML service provider: authn.SessionRoutes), the middleware serves
+// them too: nothing else needs mounting.
+//
+// The evaluator is usually the in-process *policy.Engine: no network hop per
+// request. [Remote] keeps fastapi-opa's remote OPA server mode, [Fallback]
+// combines two evaluators, [Cache] memoizes the decisions of a deterministic
+// policy, and [Shadow] tries a candidate policy beside the enforced one. Any
+// type with an Eval method is an [Evaluator]; the optional [Snapshotter] and
+// [DecisionNamer] let the middleware build only the input fields the policy
+// reads and name the decision in logs. Every path that cannot reach a
+// decision refuses the request: the middleware fails closed.
+//
+// Observability is opt-in and costs nothing when off: [Config.Metrics] takes
+// a [Metrics] (package prommetrics implements it for Prometheus),
+// [Config.DecisionLogger] a policy.DecisionLogger, [Config.AccessLog] a
+// logger, and [Config.TracerProvider] an OpenTelemetry provider. Evaluators
+// report to the middleware through an [EvalTrace] in the context, and
+// [DecisionIDs] gives every front end (this middleware, package grpcauthz)
+// the same decision IDs.
 package authz
 
 import (
@@ -27,7 +45,7 @@ import (
 )
 
 // An Evaluator decides on an input document. *policy.Engine, *Remote,
-// *Fallback and *Cache are Evaluators. Eval must be safe for concurrent use,
+// *Fallback, *Cache and *Shadow are Evaluators. Eval must be safe for concurrent use,
 // and must return an error, never an allow, when it cannot decide.
 //
 // An Evaluator may also implement the optional [Snapshotter] (pruning of the

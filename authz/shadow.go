@@ -51,7 +51,7 @@ type ShadowConfig struct {
 	// the live result and revision under custom.regoguard_shadow.
 	DecisionLogger policy.DecisionLogger
 	// Path is the decision path put in those events; default the live
-	// evaluator's Decision(), when it has one.
+	// evaluator's decision ([DecisionNamer]), when it names one.
 	Path string
 	// Logger gets one line per disagreement and candidate error at debug
 	// level (the first candidate error at warn); default slog.Default().
