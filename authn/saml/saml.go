@@ -143,16 +143,16 @@ func New(cfg Config) (*ServiceProvider, error) {
 	}
 	var err error
 	if s.sessions, err = websession.NewCodec(cfg.CookieKeys, "saml session"); err != nil {
-		return nil, fmt.Errorf("authn: saml: %w", err)
+		return nil, fmt.Errorf("saml: %w", err)
 	}
 	if s.logins, err = websession.NewCodec(cfg.CookieKeys, "saml login"); err != nil {
-		return nil, fmt.Errorf("authn: saml: %w", err)
+		return nil, fmt.Errorf("saml: %w", err)
 	}
 	s.jar = websession.Jar{Name: s.cfg.CookieName, Max: s.cfg.MaxCookies, Secure: s.secure}
 	s.routes = websession.Routes{s.cfg.MetadataPath: s.serveMetadata, s.cfg.ACSPath: s.serveACS,
 		s.cfg.LogoutPath: s.serveLogout}
 	if len(s.routes) != 3 {
-		return nil, errors.New("authn: saml: MetadataPath, ACSPath and LogoutPath must differ")
+		return nil, errors.New("saml: MetadataPath, ACSPath and LogoutPath must differ")
 	}
 	if s.sp, err = s.serviceProvider(); err != nil {
 		return nil, err
@@ -162,24 +162,24 @@ func New(cfg Config) (*ServiceProvider, error) {
 
 func (s *ServiceProvider) setDefaults() error {
 	c := &s.cfg
-	app, err := websession.ParseApp("authn: saml", c.AppURI, c.InsecureCookies)
+	app, err := websession.ParseApp("saml", c.AppURI, c.InsecureCookies)
 	if err != nil {
 		return err
 	}
 	s.secure, s.origin = app.Secure, app.Origin
 	c.AppURI = app.URL.String()
 	if c.Key == nil || c.Certificate == nil {
-		return errors.New("authn: saml: Key and Certificate are required")
+		return errors.New("saml: Key and Certificate are required")
 	}
 	if len(c.IDPMetadata) == 0 {
-		return errors.New("authn: saml: IDPMetadata is required")
+		return errors.New("saml: IDPMetadata is required")
 	}
 	defaults(&c.MetadataPath, DefaultMetadataPath)
 	defaults(&c.ACSPath, DefaultACSPath)
 	defaults(&c.LogoutPath, DefaultLogoutPath)
 	for _, p := range []string{c.MetadataPath, c.ACSPath, c.LogoutPath} {
 		if _, ok := websession.SafeReturnPath(p); !ok {
-			return fmt.Errorf("authn: saml: route %q is not an absolute path", p)
+			return fmt.Errorf("saml: route %q is not an absolute path", p)
 		}
 	}
 	defaults(&c.EntityID, c.AppURI+c.MetadataPath)
@@ -220,7 +220,7 @@ func defaults(s *string, d string) {
 func (s *ServiceProvider) serviceProvider() (*saml.ServiceProvider, error) {
 	idp, err := samlsp.ParseMetadata(s.cfg.IDPMetadata)
 	if err != nil {
-		return nil, fmt.Errorf("authn: saml: IdP metadata: %w", err)
+		return nil, fmt.Errorf("saml: IdP metadata: %w", err)
 	}
 	base, _ := url.Parse(s.cfg.AppURI)
 	method := ""
@@ -279,7 +279,7 @@ func (s *ServiceProvider) Routes() []string {
 func (s *ServiceProvider) Metadata() ([]byte, error) {
 	out, err := xml.MarshalIndent(s.sp.Metadata(), "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("authn: saml: metadata: %w", err)
+		return nil, fmt.Errorf("saml: metadata: %w", err)
 	}
 	return append([]byte(xml.Header), out...), nil
 }
