@@ -27,6 +27,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -236,11 +237,11 @@ func New(cfg Config) (*Middleware, error) {
 		ids:        NewDecisionIDs(),
 		trace:      newTracing(cfg.TracerProvider, cfg.Evaluator),
 		accessLog:  cfg.AccessLog,
-		denyStatus: orDefault(cfg.DenyStatus, http.StatusForbidden),
-		maxBody:    orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+		denyStatus: cmp.Or(cfg.DenyStatus, http.StatusForbidden),
+		maxBody:    cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 	}
 	m.credentials = credentialSet(cfg)
-	layout := orDefault(cfg.Layout, LayoutRegoguard)
+	layout := cmp.Or(cfg.Layout, LayoutRegoguard)
 	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA {
 		return nil, fmt.Errorf("authz: unknown input layout %q (want %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA)
 	}
@@ -284,14 +285,6 @@ func New(cfg Config) (*Middleware, error) {
 	m.prune = !cfg.LogInput && cfg.DecisionLogger == nil
 	m.warn()
 	return m, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 func dropHeaders(cfg Config) map[string]bool {
@@ -411,7 +404,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			return
 		}
 		m.refuse(w, r, Refusal{
-			Status: orDefault(d.Status, m.denyStatus), Code: CodeForbidden, Message: d.Reason,
+			Status: cmp.Or(d.Status, m.denyStatus), Code: CodeForbidden, Message: d.Reason,
 			Identity: id, Decision: &d,
 		})
 		return

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -108,10 +109,10 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 		return nil, fmt.Errorf("authz: shadow sample must be a fraction between 0 and 1, got %v", cfg.Sample)
 	}
 	s := &Shadow{
-		live: live, candidate: cfg.Candidate, sample: orDefault(cfg.Sample, 1),
-		timeout: orDefault(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
+		live: live, candidate: cfg.Candidate, sample: cmp.Or(cfg.Sample, 1),
+		timeout: cmp.Or(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
 		logger: cfg.Logger, ids: NewDecisionIDs(),
-		queue: make(chan shadowJob, orDefault(cfg.Queue, 1024)),
+		queue: make(chan shadowJob, cmp.Or(cfg.Queue, 1024)),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -121,7 +122,7 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 			s.path = ref.String()
 		}
 	}
-	for range orDefault(cfg.Workers, 1) {
+	for range cmp.Or(cfg.Workers, 1) {
 		s.workers.Add(1)
 		go s.work()
 	}

@@ -70,6 +70,7 @@
 package grpcauthz
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -227,9 +228,9 @@ func New(cfg Config) (*Interceptor, error) {
 		cfg:        cfg,
 		eval:       cfg.Evaluator,
 		exempt:     map[string]bool{},
-		apiKeyMD:   strings.ToLower(orDefault(cfg.APIKeyMetadata, DefaultAPIKeyMetadata)),
-		maxMessage: orDefault(cfg.MaxMessageBytes, DefaultMaxMessageBytes),
-		timeout:    orDefault(cfg.Timeout, DefaultTimeout),
+		apiKeyMD:   strings.ToLower(cmp.Or(cfg.APIKeyMetadata, DefaultAPIKeyMetadata)),
+		maxMessage: cmp.Or(cfg.MaxMessageBytes, DefaultMaxMessageBytes),
+		timeout:    cmp.Or(cfg.Timeout, DefaultTimeout),
 		logger:     cfg.Logger,
 		ids:        authz.NewDecisionIDs(),
 	}
@@ -268,14 +269,6 @@ func New(cfg Config) (*Interceptor, error) {
 		i.logger.Warn("raw tokens are added to the gRPC policy input (PreserveTokens): they may reach decision logs")
 	}
 	return i, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Unary returns the unary server interceptor.
