@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"cmp"
 	"github.com/regoguard/regoguard/authn/internal/websession"
 
 	"context"
@@ -136,9 +137,9 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	}
 	b := &Browser{cfg: cfg, logger: cfg.Logger, now: cfg.Now, refreshes: map[string]*refreshCall{}}
 	b.secure, b.origin = app.Secure, app.Origin
-	defaults(&b.cfg.LoginPath, DefaultLoginPath)
-	defaults(&b.cfg.CallbackPath, DefaultCallbackPath)
-	defaults(&b.cfg.LogoutPath, DefaultLogoutPath)
+	b.cfg.LoginPath = cmp.Or(b.cfg.LoginPath, DefaultLoginPath)
+	b.cfg.CallbackPath = cmp.Or(b.cfg.CallbackPath, DefaultCallbackPath)
+	b.cfg.LogoutPath = cmp.Or(b.cfg.LogoutPath, DefaultLogoutPath)
 	for _, p := range []string{b.cfg.LoginPath, b.cfg.CallbackPath, b.cfg.LogoutPath} {
 		if _, ok := websession.SafeReturnPath(p); !ok {
 			return nil, fmt.Errorf("authn: browser: route %q is not an absolute path", p)
@@ -198,12 +199,6 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-func defaults(s *string, d string) {
-	if *s == "" {
-		*s = d
-	}
 }
 
 // Discover fetches the provider's discovery document now.

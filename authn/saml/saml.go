@@ -8,6 +8,7 @@
 package saml
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -174,19 +175,19 @@ func (s *ServiceProvider) setDefaults() error {
 	if len(c.IDPMetadata) == 0 {
 		return errors.New("saml: IDPMetadata is required")
 	}
-	defaults(&c.MetadataPath, DefaultMetadataPath)
-	defaults(&c.ACSPath, DefaultACSPath)
-	defaults(&c.LogoutPath, DefaultLogoutPath)
+	c.MetadataPath = cmp.Or(c.MetadataPath, DefaultMetadataPath)
+	c.ACSPath = cmp.Or(c.ACSPath, DefaultACSPath)
+	c.LogoutPath = cmp.Or(c.LogoutPath, DefaultLogoutPath)
 	for _, p := range []string{c.MetadataPath, c.ACSPath, c.LogoutPath} {
 		if _, ok := websession.SafeReturnPath(p); !ok {
 			return fmt.Errorf("saml: route %q is not an absolute path", p)
 		}
 	}
-	defaults(&c.EntityID, c.AppURI+c.MetadataPath)
+	c.EntityID = cmp.Or(c.EntityID, c.AppURI+c.MetadataPath)
 	if s.secure {
-		defaults(&c.CookieName, "__Host-regoguard-saml")
+		c.CookieName = cmp.Or(c.CookieName, "__Host-regoguard-saml")
 	} else {
-		defaults(&c.CookieName, "regoguard-saml")
+		c.CookieName = cmp.Or(c.CookieName, "regoguard-saml")
 	}
 	if c.SessionLifetime <= 0 {
 		c.SessionLifetime = websession.DefaultLifetime
@@ -207,12 +208,6 @@ func (s *ServiceProvider) setDefaults() error {
 		s.logger = slog.Default()
 	}
 	return nil
-}
-
-func defaults(s *string, d string) {
-	if *s == "" {
-		*s = d
-	}
 }
 
 // serviceProvider builds crewjam/saml's service provider: SHA-1 signatures
