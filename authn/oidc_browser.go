@@ -207,11 +207,6 @@ func (b *Browser) Discover(ctx context.Context) error {
 	return err
 }
 
-// Routes returns the paths the browser flow serves: login, callback, logout.
-func (b *Browser) Routes() []string {
-	return []string{b.cfg.LoginPath, b.cfg.CallbackPath, b.cfg.LogoutPath}
-}
-
 func (b *Browser) provider(ctx context.Context) (*oidc.Provider, *oauth2.Config, error) {
 	p, err := b.disc.get(ctx)
 	if err != nil {

@@ -486,9 +486,6 @@ func (m *Middleware) buildInput(r *http.Request, id *authn.Identity, fields *pol
 	return m.input.build(r, id, body, fields)
 }
 
-// Evaluator returns the evaluator the middleware asks.
-func (m *Middleware) Evaluator() Evaluator { return m.eval }
-
 func (m *Middleware) refuseInput(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errBodyTooLarge):

@@ -156,9 +156,6 @@ func (s *Shadow) Eval(ctx context.Context, input ast.Value) (policy.Decision, er
 // input for it, and a [Cache] in front of a Shadow keeps nothing.
 func (s *Shadow) DecisionRef() ast.Ref { return decisionRef(s.live) }
 
-// Live returns the evaluator whose decisions are enforced.
-func (s *Shadow) Live() Evaluator { return s.live }
-
 // shadowBatchDelay is how long a worker lets comparisons gather after it
 // has emptied the queue. Waking a parked worker for every request costs the
 // request a few microseconds (the runtime readies the goroutine and wakes a

@@ -264,12 +264,6 @@ func (c replayCache) Consume(id string, until time.Time) error {
 	return nil
 }
 
-// Routes returns the paths the service provider serves: metadata, assertion
-// consumer service, logout.
-func (s *ServiceProvider) Routes() []string {
-	return []string{s.cfg.MetadataPath, s.cfg.ACSPath, s.cfg.LogoutPath}
-}
-
 // Metadata returns this service provider's metadata document, for the IdP.
 func (s *ServiceProvider) Metadata() ([]byte, error) {
 	out, err := xml.MarshalIndent(s.sp.Metadata(), "", "  ")
