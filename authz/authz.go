@@ -21,9 +21,9 @@
 // a [Metrics] (package prommetrics implements it for Prometheus),
 // [Config.DecisionLogger] a policy.DecisionLogger, [Config.AccessLog] a
 // logger, and [Config.TracerProvider] an OpenTelemetry provider. Evaluators
-// report to the middleware through an [EvalTrace] in the context, and
-// [DecisionIDs] gives every front end (this middleware, package grpcauthz)
-// the same decision IDs.
+// report to the middleware through an [EvalTrace] in the context, and every
+// front end (this middleware, a Shadow, package grpcauthz) makes its
+// decision IDs with [DecisionIDs].
 package authz
 
 import (
@@ -46,8 +46,9 @@ import (
 )
 
 // An Evaluator decides on an input document. *policy.Engine, *Remote,
-// *Fallback, *Cache and *Shadow are Evaluators. Eval must be safe for concurrent use,
-// and must return an error, never an allow, when it cannot decide.
+// *Fallback, *Cache and *Shadow are Evaluators. Eval must be safe for
+// concurrent use, and must return an error, never an allow, when it cannot
+// decide.
 //
 // An Evaluator may also implement the optional [Snapshotter] (pruning of the
 // input, revision-exact caching) and [DecisionNamer] (decision logs).
