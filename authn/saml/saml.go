@@ -2,6 +2,13 @@
 // github.com/crewjam/saml: an [authn.Authenticator] whose identities come from
 // signed assertions of one identity provider.
 //
+// [New] takes a [Config]: the IdP's metadata ([ReadMetadata] fetches it), this
+// service provider's key pair ([LoadKeyPair]) and cookie keys. Give the
+// [ServiceProvider] to an authz middleware as its Authenticator, alone or in
+// an authn.Chain: the middleware serves its metadata, assertion consumer
+// service and logout routes itself (authn.SessionRoutes). Replicas share used
+// assertions and logouts through Config.Store (package authn/redisstore).
+//
 // It lives in its own package so that programs that do not use SAML link no
 // XML-signature code: importing authn, authz and policy pulls in neither
 // crewjam/saml nor goxmldsig nor etree.
