@@ -312,43 +312,9 @@ func (s *ServiceProvider) Authenticate(r *http.Request) (*authn.Identity, error)
 		if loaded.err != nil {
 			return nil, loaded.err
 		}
-		return cloneIdentity(loaded.id), nil
+		return loaded.id.Clone(), nil
 	}
 	return s.readSession(r)
-}
-
-func cloneIdentity(id *authn.Identity) *authn.Identity {
-	c := *id
-	c.Claims = cloneClaims(id.Claims)
-	return &c
-}
-
-// cloneClaims copies claims deeply enough that a handler changing them
-// cannot change the session another request sees.
-func cloneClaims(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = cloneValue(v)
-	}
-	return out
-}
-
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		return cloneClaims(v)
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = cloneValue(e)
-		}
-		return out
-	default:
-		return v
-	}
 }
 
 // Challenge implements [authn.Challenger]: a GET or HEAD that accepts text/html is
