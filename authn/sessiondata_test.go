@@ -110,7 +110,7 @@ func TestBrowserServerSideSessions(t *testing.T) {
 	}
 	// The store holds only sealed data. (Not a search for "eyJ": the sealed
 	// data is base64url too, and holds those three characters by chance in
-	// about one run in thirty.)
+	// a few runs in a hundred.)
 	data.set(func(m map[string][]byte) {
 		if len(m) != 1 {
 			t.Errorf("store holds %d sessions, want 1", len(m))
