@@ -150,16 +150,7 @@ func (a *APIKeys) Authenticate(r *http.Request) (*Identity, error) {
 		return nil, invalid(MethodAPIKey, "", errors.New("unknown API key"))
 	}
 	id := a.ids[match]
-	id.Claims = cloneClaims(id.Claims)
-	return &id, nil
-}
-
-func cloneClaims(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v // nested values are shared; callers must not mutate them
-	}
-	return out
+	return id.Clone(), nil // the request's own: a handler may change it
 }
 
 // MaxAPIKeyFileBytes bounds an API key file (some ten thousand keys): YAML

@@ -46,13 +46,15 @@
 //
 // # Sessions and replay
 //
-// Session cookies are stateless: whoever holds a copy holds the session until
-// it ends. What bounds a stolen or replayed cookie: it is HttpOnly, Secure
+// Session cookies are stateless by default (with BrowserConfig.SessionData
+// the session is kept on the server and the cookie holds only a reference):
+// whoever holds a copy holds the session until it ends. What bounds a stolen or replayed cookie: it is HttpOnly, Secure
 // and SameSite=Lax; it dies with BrowserConfig.SessionLifetime whatever the
 // refreshes; and logout records its session ID in a [SessionStore] until
 // then, so a copy made before logout is refused afterwards (a logout that
 // cannot be recorded answers 503 and says so). The default store is in
-// memory: with several replicas, give them a shared one. A login is recorded
+// memory ([NewMemorySessionStore]): with several replicas, give them a shared
+// one, such as package authn/redisstore's, which is also a [SessionDataStore]. A login is recorded
 // there once the provider confirmed its code (a SAML assertion once
 // verified), so a callback cannot be replayed, and callbacks without a valid
 // code record nothing. Revocations and used logins are bounded separately.

@@ -226,8 +226,7 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 			return nil, errors.New("userinfo returned no subject")
 		}
 		if !b.cfg.AllowUnverifiedEmail && EmailUnverified(claims) {
-			claims = cloneClaims(claims) // the cached answer stays whole
-			delete(claims, "email")
+			delete(claims, "email") // a copy: userInfo never returns the cached map
 		}
 		return &Identity{Subject: sub, Method: MethodOIDC, Claims: claims, Token: raw}, nil
 	}
@@ -359,7 +358,7 @@ func (b *Bearer) userInfo(ctx context.Context, p *oidc.Provider, raw string, unt
 		if c == nil {
 			return nil, errUserInfoRefused
 		}
-		return c, nil
+		return cloneClaims(c), nil // the cached answer stays whole
 	}
 	ui, err := p.UserInfo(b.disc.clientContext(ctx), oauth2.StaticTokenSource(&oauth2.Token{AccessToken: raw, TokenType: "Bearer"}))
 	if err != nil {
@@ -370,7 +369,7 @@ func (b *Bearer) userInfo(ctx context.Context, p *oidc.Provider, raw string, unt
 		return nil, fmt.Errorf("userinfo claims: %w", err)
 	}
 	b.cache.put(key, claims, until)
-	return claims, nil
+	return cloneClaims(claims), nil // the cached answer stays whole
 }
 
 func toJOSE(algs []string) []jose.SignatureAlgorithm {

@@ -50,7 +50,7 @@ func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims
 	return out
 }
 
-func TestBearerMockOIDCAndCraftedTokens(t *testing.T) {
+func TestBearerCraftedTokens(t *testing.T) {
 	m := startMockOIDC(t)
 	cfg := m.Config
 	b, err := NewBearer(BearerConfig{Issuer: m.Issuer(), ClientID: cfg.ClientID, Now: m.Now, UserInfo: true})

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"cmp"
 	"github.com/regoguard/regoguard/authn/internal/websession"
 
 	"context"
@@ -136,9 +137,9 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	}
 	b := &Browser{cfg: cfg, logger: cfg.Logger, now: cfg.Now, refreshes: map[string]*refreshCall{}}
 	b.secure, b.origin = app.Secure, app.Origin
-	defaults(&b.cfg.LoginPath, DefaultLoginPath)
-	defaults(&b.cfg.CallbackPath, DefaultCallbackPath)
-	defaults(&b.cfg.LogoutPath, DefaultLogoutPath)
+	b.cfg.LoginPath = cmp.Or(b.cfg.LoginPath, DefaultLoginPath)
+	b.cfg.CallbackPath = cmp.Or(b.cfg.CallbackPath, DefaultCallbackPath)
+	b.cfg.LogoutPath = cmp.Or(b.cfg.LogoutPath, DefaultLogoutPath)
 	for _, p := range []string{b.cfg.LoginPath, b.cfg.CallbackPath, b.cfg.LogoutPath} {
 		if _, ok := websession.SafeReturnPath(p); !ok {
 			return nil, fmt.Errorf("authn: browser: route %q is not an absolute path", p)
@@ -200,21 +201,10 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	return b, nil
 }
 
-func defaults(s *string, d string) {
-	if *s == "" {
-		*s = d
-	}
-}
-
 // Discover fetches the provider's discovery document now.
 func (b *Browser) Discover(ctx context.Context) error {
 	_, err := b.disc.get(ctx)
 	return err
-}
-
-// Routes returns the paths the browser flow serves: login, callback, logout.
-func (b *Browser) Routes() []string {
-	return []string{b.cfg.LoginPath, b.cfg.CallbackPath, b.cfg.LogoutPath}
 }
 
 func (b *Browser) provider(ctx context.Context) (*oidc.Provider, *oauth2.Config, error) {

@@ -127,7 +127,7 @@ func (a *testApp) cookies() []*http.Cookie {
 	return a.Jar.Cookies(u)
 }
 
-func TestBrowserFlowMockOIDC(t *testing.T) {
+func TestBrowserFlow(t *testing.T) {
 	m := startMockOIDC(t)
 	m.QueueUser(testop.User{Subject: "bob", Email: "bob@example.com"})
 	cfg := m.Config

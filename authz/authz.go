@@ -2,13 +2,32 @@
 // (package authn), builds the policy input, asks an [Evaluator] for a
 // decision, and either calls the next handler or refuses the request.
 //
-// The evaluator is usually the in-process policy.Engine: no network hop per
-// request. [Remote] keeps fastapi-opa's remote OPA server mode, and
-// [Fallback] combines the two. Every path that cannot reach a decision
-// refuses the request: the middleware fails closed.
+// [New] checks a [Config] and returns a [Middleware]; [Middleware.Handler]
+// wraps an http.Handler, which finds the caller and the decision with
+// [FromContext]. When the authenticator serves routes of its own (a browser
+// login, a SAML service provider: authn.SessionRoutes), the middleware serves
+// them too: nothing else needs mounting.
+//
+// The evaluator is usually the in-process *policy.Engine: no network hop per
+// request. [Remote] keeps fastapi-opa's remote OPA server mode, [Fallback]
+// combines two evaluators, [Cache] memoizes the decisions of a deterministic
+// policy, and [Shadow] tries a candidate policy beside the enforced one. Any
+// type with an Eval method is an [Evaluator]; the optional [Snapshotter] and
+// [DecisionNamer] let the middleware build only the input fields the policy
+// reads and name the decision in logs. Every path that cannot reach a
+// decision refuses the request: the middleware fails closed.
+//
+// Observability is opt-in and costs nothing when off: [Config.Metrics] takes
+// a [Metrics] (package prommetrics implements it for Prometheus),
+// [Config.DecisionLogger] a policy.DecisionLogger, [Config.AccessLog] a
+// logger, and [Config.TracerProvider] an OpenTelemetry provider. Evaluators
+// report to the middleware through an [EvalTrace] in the context, and every
+// front end (this middleware, a Shadow, package grpcauthz) makes its
+// decision IDs with [DecisionIDs].
 package authz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,8 +46,9 @@ import (
 )
 
 // An Evaluator decides on an input document. *policy.Engine, *Remote,
-// *Fallback and *Cache are Evaluators. Eval must be safe for concurrent use,
-// and must return an error, never an allow, when it cannot decide.
+// *Fallback, *Cache and *Shadow are Evaluators. Eval must be safe for
+// concurrent use, and must return an error, never an allow, when it cannot
+// decide.
 //
 // An Evaluator may also implement the optional [Snapshotter] (pruning of the
 // input, revision-exact caching) and [DecisionNamer] (decision logs).
@@ -218,11 +238,11 @@ func New(cfg Config) (*Middleware, error) {
 		ids:        NewDecisionIDs(),
 		trace:      newTracing(cfg.TracerProvider, cfg.Evaluator),
 		accessLog:  cfg.AccessLog,
-		denyStatus: orDefault(cfg.DenyStatus, http.StatusForbidden),
-		maxBody:    orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+		denyStatus: cmp.Or(cfg.DenyStatus, http.StatusForbidden),
+		maxBody:    cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 	}
 	m.credentials = credentialSet(cfg)
-	layout := orDefault(cfg.Layout, LayoutRegoguard)
+	layout := cmp.Or(cfg.Layout, LayoutRegoguard)
 	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA {
 		return nil, fmt.Errorf("authz: unknown input layout %q (want %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA)
 	}
@@ -266,14 +286,6 @@ func New(cfg Config) (*Middleware, error) {
 	m.prune = !cfg.LogInput && cfg.DecisionLogger == nil
 	m.warn()
 	return m, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 func dropHeaders(cfg Config) map[string]bool {
@@ -398,7 +410,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			return
 		}
 		m.refuse(w, r, Refusal{
-			Status: orDefault(d.Status, m.denyStatus), Code: CodeForbidden, Message: d.Reason,
+			Status: cmp.Or(d.Status, m.denyStatus), Code: CodeForbidden, Message: d.Reason,
 			Identity: id, Decision: &d,
 		})
 		return
@@ -479,9 +491,6 @@ func (m *Middleware) buildInput(r *http.Request, id *authn.Identity, fields *pol
 	}
 	return m.input.build(r, id, body, fields)
 }
-
-// Evaluator returns the evaluator the middleware asks.
-func (m *Middleware) Evaluator() Evaluator { return m.eval }
 
 func (m *Middleware) refuseInput(w http.ResponseWriter, r *http.Request, err error) {
 	switch {

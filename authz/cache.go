@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding"
@@ -80,12 +81,12 @@ func NewCache(eval Evaluator, cfg CacheConfig) (*Cache, error) {
 			return nil, err
 		}
 	}
-	size := orDefault(cfg.Size, 10000)
+	size := cmp.Or(cfg.Size, 10000)
 	entries, err := lru.New[[sha256.Size]byte, cached](size)
 	if err != nil {
 		return nil, fmt.Errorf("authz: cache: %w", err)
 	}
-	c := &Cache{eval: eval, ttl: orDefault(cfg.TTL, 10*time.Second), entries: entries}
+	c := &Cache{eval: eval, ttl: cmp.Or(cfg.TTL, 10*time.Second), entries: entries}
 	c.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return c, nil
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"net/http"
 
 	"github.com/regoguard/regoguard/authn"
@@ -13,7 +14,7 @@ func (m *Middleware) letThrough(r *http.Request, id *authn.Identity, d policy.De
 	if m.metrics != nil {
 		m.metrics.WouldRefuse()
 	}
-	status := orDefault(d.Status, m.denyStatus)
+	status := cmp.Or(d.Status, m.denyStatus)
 	if id == nil && d.Status == 0 {
 		status = http.StatusUnauthorized
 	}

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"net/http"
 
 	"github.com/regoguard/regoguard/authn"
@@ -15,7 +16,7 @@ import (
 // Proxy-Authorization, the API-key header and the access-token headers of
 // authenticating proxies.
 func credentialSet(cfg Config) authn.HeaderSet {
-	names := append([]string{"Authorization", "Proxy-Authorization", orDefault(cfg.APIKeyHeader, authn.DefaultAPIKeyHeader)},
+	names := append([]string{"Authorization", "Proxy-Authorization", cmp.Or(cfg.APIKeyHeader, authn.DefaultAPIKeyHeader)},
 		authn.TokenHeaders()...)
 	return authn.NewHeaderSet(names...)
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,7 +52,7 @@ type ShadowConfig struct {
 	// the live result and revision under custom.regoguard_shadow.
 	DecisionLogger policy.DecisionLogger
 	// Path is the decision path put in those events; default the live
-	// evaluator's Decision(), when it has one.
+	// evaluator's decision ([DecisionNamer]), when it names one.
 	Path string
 	// Logger gets one line per disagreement and candidate error at debug
 	// level (the first candidate error at warn); default slog.Default().
@@ -108,10 +109,10 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 		return nil, fmt.Errorf("authz: shadow sample must be a fraction between 0 and 1, got %v", cfg.Sample)
 	}
 	s := &Shadow{
-		live: live, candidate: cfg.Candidate, sample: orDefault(cfg.Sample, 1),
-		timeout: orDefault(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
+		live: live, candidate: cfg.Candidate, sample: cmp.Or(cfg.Sample, 1),
+		timeout: cmp.Or(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
 		logger: cfg.Logger, ids: NewDecisionIDs(),
-		queue: make(chan shadowJob, orDefault(cfg.Queue, 1024)),
+		queue: make(chan shadowJob, cmp.Or(cfg.Queue, 1024)),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -121,7 +122,7 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 			s.path = ref.String()
 		}
 	}
-	for range orDefault(cfg.Workers, 1) {
+	for range cmp.Or(cfg.Workers, 1) {
 		s.workers.Add(1)
 		go s.work()
 	}
@@ -154,9 +155,6 @@ func (s *Shadow) Eval(ctx context.Context, input ast.Value) (policy.Decision, er
 // input fields the live policy does not, so the middleware builds the whole
 // input for it, and a [Cache] in front of a Shadow keeps nothing.
 func (s *Shadow) DecisionRef() ast.Ref { return decisionRef(s.live) }
-
-// Live returns the evaluator whose decisions are enforced.
-func (s *Shadow) Live() Evaluator { return s.live }
 
 // shadowBatchDelay is how long a worker lets comparisons gather after it
 // has emptied the queue. Waking a parked worker for every request costs the

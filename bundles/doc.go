@@ -24,7 +24,8 @@
 //   - [Manager.Status] and [Manager.Collector] report the active revision of
 //     each bundle, the last activation and the last error.
 //   - A [DecisionLogger] implements [policy.DecisionLogger] with OPA's
-//     decision-log plugin, to the console or to a remote collector.
+//     decision-log plugin, to the console, a remote collector or a rotated
+//     file ([DecisionLogConfig].File).
 //
 // The package knows nothing of HTTP requests: the middleware evaluates the
 // engine and hands each decision to a DecisionLogger.

@@ -70,6 +70,7 @@
 package grpcauthz
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -187,13 +188,18 @@ type Config struct {
 
 	// Logger gets one line per decision; default slog.Default().
 	Logger *slog.Logger
-	// DecisionLogLevel is the level of the per-decision line; default Info.
-	DecisionLogLevel slog.Level
+	// DecisionLogLevel is the level of the per-decision line; default
+	// slog.LevelDebug, as for HTTP (authz.Config.DecisionLogLevel), so that
+	// a busy service does not log every call unless asked. A decision that
+	// fails is always logged at Error.
+	DecisionLogLevel slog.Leveler
 	// DecisionLogger, when set, receives every decision with its input.
 	DecisionLogger policy.DecisionLogger
-	// Metrics, when set, registers the interceptors' Prometheus metrics
-	// (regoguard_grpc_*), apart from the HTTP middleware's.
-	Metrics prometheus.Registerer
+	// Registerer, when set, receives the interceptors' Prometheus metrics
+	// (regoguard_grpc_*), apart from the HTTP middleware's, as
+	// bundles.Config.Registerer receives a bundle manager's. (An
+	// authz.Config's Metrics is an authz.Metrics, not a registry.)
+	Registerer prometheus.Registerer
 }
 
 // Interceptor holds the unary and stream server interceptors. Make one with
@@ -210,6 +216,7 @@ type Interceptor struct {
 	maxMessage  int
 	timeout     time.Duration
 	logger      *slog.Logger
+	logLevel    slog.Level
 	metrics     *metrics
 	ids         *authz.DecisionIDs
 	decisionRef string
@@ -227,9 +234,9 @@ func New(cfg Config) (*Interceptor, error) {
 		cfg:        cfg,
 		eval:       cfg.Evaluator,
 		exempt:     map[string]bool{},
-		apiKeyMD:   strings.ToLower(orDefault(cfg.APIKeyMetadata, DefaultAPIKeyMetadata)),
-		maxMessage: orDefault(cfg.MaxMessageBytes, DefaultMaxMessageBytes),
-		timeout:    orDefault(cfg.Timeout, DefaultTimeout),
+		apiKeyMD:   strings.ToLower(cmp.Or(cfg.APIKeyMetadata, DefaultAPIKeyMetadata)),
+		maxMessage: cmp.Or(cfg.MaxMessageBytes, DefaultMaxMessageBytes),
+		timeout:    cmp.Or(cfg.Timeout, DefaultTimeout),
 		logger:     cfg.Logger,
 		ids:        authz.NewDecisionIDs(),
 	}
@@ -257,8 +264,12 @@ func New(cfg Config) (*Interceptor, error) {
 			i.decisionRef = ref.String()
 		}
 	}
-	if cfg.Metrics != nil {
-		m, err := newMetrics(cfg.Metrics)
+	i.logLevel = slog.LevelDebug
+	if cfg.DecisionLogLevel != nil {
+		i.logLevel = cfg.DecisionLogLevel.Level()
+	}
+	if cfg.Registerer != nil {
+		m, err := newMetrics(cfg.Registerer)
 		if err != nil {
 			return nil, err
 		}
@@ -268,14 +279,6 @@ func New(cfg Config) (*Interceptor, error) {
 		i.logger.Warn("raw tokens are added to the gRPC policy input (PreserveTokens): they may reach decision logs")
 	}
 	return i, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Unary returns the unary server interceptor.

@@ -253,7 +253,7 @@ func TestInputFieldsBuilt(t *testing.T) {
 	})
 	reg := prometheus.NewRegistry()
 	conn, _ := serve(t, grpcauthz.Config{Tokens: op.bearer(t), APIKeys: apiKeys(t), Evaluator: engine(t, ownerPolicy),
-		DecisionLogger: logger, Metrics: reg})
+		DecisionLogger: logger, Registerer: reg})
 	_, err := call(conn, "/test.Docs/Owned", map[string]any{"owner": "alice"},
 		"authorization", "Bearer "+op.token(t, "alice"), "x-tenant", "acme", "x-tenant", "beta", "cookie", "c=1")
 	if err != nil {

@@ -77,7 +77,7 @@ func (i *Interceptor) record(ctx context.Context, call Call, id *authn.Identity,
 			i.metrics.errors.Inc()
 		}
 	}
-	level := i.cfg.DecisionLogLevel
+	level := i.logLevel
 	if outcome == "error" {
 		level = slog.LevelError
 	}

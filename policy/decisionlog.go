@@ -13,7 +13,10 @@ type DecisionEvent struct {
 	// ID identifies the decision; the middleware sends it to the caller in
 	// error responses so a deny can be traced to its log entry.
 	ID string
-	// Path is the decision document, such as "httpapi/authz".
+	// Path names the decision document. The middleware, the gRPC
+	// interceptors and a Shadow give its reference, such as
+	// "data.httpapi.authz" (policy.Engine.DecisionRef); OPA's own events
+	// use the slash form, "httpapi/authz".
 	Path string
 	// Input is the input document the policy saw. It is what the middleware
 	// built, so it already lacks credentials unless they were asked for;

@@ -45,13 +45,15 @@ func packageHint(p *Policy) string {
 
 // Problem is one parse or compile error, located in its source file.
 type Problem struct {
-	File    string
-	Line    int
-	Column  int
+	File    string // the source file, when known
+	Line    int    // 1-based; 0 when unknown
+	Column  int    // 1-based; meaningful only with Line
 	Code    string // OPA's error code, such as rego_parse_error
-	Message string
+	Message string // OPA's description of the problem
 }
 
+// String formats p as "file:line:column: code: message", leaving out what is
+// unknown.
 func (p Problem) String() string {
 	var b strings.Builder
 	if p.File != "" {
@@ -73,9 +75,11 @@ func (p Problem) String() string {
 // CompileError is returned when a policy fails to parse or compile. Each
 // problem names its file, line and column.
 type CompileError struct {
+	// Problems are every error OPA reported, in its order.
 	Problems []Problem
 }
 
+// Error joins the problems, each in the form of [Problem.String].
 func (e *CompileError) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {

@@ -9,8 +9,24 @@
 // it in atomically: a policy that fails to parse or compile never replaces
 // the one that is serving.
 //
-// Policies are Rego v1 by default. The package knows nothing of HTTP: its
-// input is an OPA [ast.Value] and its output a [Decision].
+// [New] is the one constructor: New(ctx, cfg, nil) gives an Engine that
+// refuses every evaluation with [ErrNoPolicy] until a policy is loaded (as a
+// bundles.Manager does). [Engine.ReloadFiles] and [Engine.WatchFiles] reload
+// from files; [Engine.Status] reports the revision served and the last failed
+// load.
+//
+// [Engine.Snapshot] fixes one revision and tells which input fields it reads
+// ([Snapshot], [InputFields]), so that a caller builds only those and is
+// judged by that same revision: package authz builds its inputs this way,
+// and its decision cache keys on the revision and those fields.
+// [Engine.DecisionRef] names the decision document, and a [DecisionLogger]
+// receives each decision as a [DecisionEvent] (package bundles writes them in
+// OPA's format).
+//
+// Policies are Rego v1 by default; a [Loader] and [Config.RegoVersion] read
+// Rego v0. [Config.Store] trades memory and load time against the cost of
+// reading data ([Store]). The package knows nothing of HTTP: its input is an
+// OPA [ast.Value] and its output a [Decision].
 package policy
 
 import (

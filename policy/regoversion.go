@@ -75,6 +75,7 @@ type V0SyntaxError struct {
 	Err error
 }
 
+// Error names the files, the conversion command and the v1 parser's error.
 func (e *V0SyntaxError) Error() string {
 	files := []string{}
 	var ce *CompileError
@@ -96,6 +97,8 @@ func (e *V0SyntaxError) Error() string {
 		"policy.Config.RegoVersion = ast.RegoV0). The v1 parser said: %v", target, e.Err)
 }
 
+// Unwrap returns the Rego v1 parse error, so that [errors.As] finds its
+// *CompileError.
 func (e *V0SyntaxError) Unwrap() error { return e.Err }
 
 // regoVersion is the version an Engine compiles with and reloads files in.

@@ -11,7 +11,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// DefaultDebounce is how long Watch waits after the last change to a policy
+// DefaultDebounce is how long [Engine.WatchFiles] waits after the last change to a policy
 // file before reloading, so that an editor's or a deploy tool's burst of
 // writes is loaded once, complete.
 const DefaultDebounce = 200 * time.Millisecond

@@ -24,7 +24,7 @@ func ReadMetadata(ctx context.Context, client *http.Client, location string) ([]
 	if !strings.HasPrefix(location, "http://") && !strings.HasPrefix(location, "https://") {
 		b, err := os.ReadFile(location)
 		if err != nil {
-			return nil, fmt.Errorf("authn: saml: IdP metadata: %w", err)
+			return nil, fmt.Errorf("saml: IdP metadata: %w", err)
 		}
 		return b, nil
 	}
@@ -33,22 +33,22 @@ func ReadMetadata(ctx context.Context, client *http.Client, location string) ([]
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, location, nil)
 	if err != nil {
-		return nil, fmt.Errorf("authn: saml: IdP metadata: %w", err)
+		return nil, fmt.Errorf("saml: IdP metadata: %w", err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("authn: saml: IdP metadata: %w", err)
+		return nil, fmt.Errorf("saml: IdP metadata: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("authn: saml: IdP metadata: %s answered %s", location, resp.Status)
+		return nil, fmt.Errorf("saml: IdP metadata: %s answered %s", location, resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxMetadataBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("authn: saml: IdP metadata: %w", err)
+		return nil, fmt.Errorf("saml: IdP metadata: %w", err)
 	}
 	if len(b) > MaxMetadataBytes {
-		return nil, fmt.Errorf("authn: saml: IdP metadata: larger than %d bytes", MaxMetadataBytes)
+		return nil, fmt.Errorf("saml: IdP metadata: larger than %d bytes", MaxMetadataBytes)
 	}
 	return b, nil
 }
@@ -59,11 +59,11 @@ func ReadMetadata(ctx context.Context, client *http.Client, location string) ([]
 func LoadKeyPair(keyFile, certFile string) (crypto.Signer, *x509.Certificate, error) {
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("authn: saml: key: %w", err)
+		return nil, nil, fmt.Errorf("saml: key: %w", err)
 	}
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("authn: saml: certificate: %w", err)
+		return nil, nil, fmt.Errorf("saml: certificate: %w", err)
 	}
 	return ParseKeyPair(keyPEM, certPEM)
 }
@@ -72,15 +72,15 @@ func LoadKeyPair(keyFile, certFile string) (crypto.Signer, *x509.Certificate, er
 func ParseKeyPair(keyPEM, certPEM []byte) (crypto.Signer, *x509.Certificate, error) {
 	kb, _ := pem.Decode(keyPEM)
 	if kb == nil {
-		return nil, nil, errors.New("authn: saml: key: not PEM")
+		return nil, nil, errors.New("saml: key: not PEM")
 	}
 	cb, _ := pem.Decode(certPEM)
 	if cb == nil || cb.Type != "CERTIFICATE" {
-		return nil, nil, errors.New("authn: saml: certificate: not a PEM certificate")
+		return nil, nil, errors.New("saml: certificate: not a PEM certificate")
 	}
 	cert, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("authn: saml: certificate: %w", err)
+		return nil, nil, fmt.Errorf("saml: certificate: %w", err)
 	}
 	var key any
 	if key, err = x509.ParsePKCS8PrivateKey(kb.Bytes); err != nil {
@@ -90,11 +90,11 @@ func ParseKeyPair(keyPEM, certPEM []byte) (crypto.Signer, *x509.Certificate, err
 	}
 	signer, ok := key.(crypto.Signer)
 	if err != nil || !ok {
-		return nil, nil, errors.New("authn: saml: key: not a PKCS#8, PKCS#1 or SEC 1 private key")
+		return nil, nil, errors.New("saml: key: not a PKCS#8, PKCS#1 or SEC 1 private key")
 	}
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, nil, errors.New("authn: saml: the key is not the certificate's")
+		return nil, nil, errors.New("saml: the key is not the certificate's")
 	}
 	return signer, cert, nil
 }

@@ -2,12 +2,20 @@
 // github.com/crewjam/saml: an [authn.Authenticator] whose identities come from
 // signed assertions of one identity provider.
 //
+// [New] takes a [Config]: the IdP's metadata ([ReadMetadata] fetches it), this
+// service provider's key pair ([LoadKeyPair]) and cookie keys. Give the
+// [ServiceProvider] to an authz middleware as its Authenticator, alone or in
+// an authn.Chain: the middleware serves its metadata, assertion consumer
+// service and logout routes itself (authn.SessionRoutes). Replicas share used
+// assertions and logouts through Config.Store (package authn/redisstore).
+//
 // It lives in its own package so that programs that do not use SAML link no
 // XML-signature code: importing authn, authz and policy pulls in neither
 // crewjam/saml nor goxmldsig nor etree.
 package saml
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -143,16 +151,16 @@ func New(cfg Config) (*ServiceProvider, error) {
 	}
 	var err error
 	if s.sessions, err = websession.NewCodec(cfg.CookieKeys, "saml session"); err != nil {
-		return nil, fmt.Errorf("authn: saml: %w", err)
+		return nil, fmt.Errorf("saml: %w", err)
 	}
 	if s.logins, err = websession.NewCodec(cfg.CookieKeys, "saml login"); err != nil {
-		return nil, fmt.Errorf("authn: saml: %w", err)
+		return nil, fmt.Errorf("saml: %w", err)
 	}
 	s.jar = websession.Jar{Name: s.cfg.CookieName, Max: s.cfg.MaxCookies, Secure: s.secure}
 	s.routes = websession.Routes{s.cfg.MetadataPath: s.serveMetadata, s.cfg.ACSPath: s.serveACS,
 		s.cfg.LogoutPath: s.serveLogout}
 	if len(s.routes) != 3 {
-		return nil, errors.New("authn: saml: MetadataPath, ACSPath and LogoutPath must differ")
+		return nil, errors.New("saml: MetadataPath, ACSPath and LogoutPath must differ")
 	}
 	if s.sp, err = s.serviceProvider(); err != nil {
 		return nil, err
@@ -162,31 +170,31 @@ func New(cfg Config) (*ServiceProvider, error) {
 
 func (s *ServiceProvider) setDefaults() error {
 	c := &s.cfg
-	app, err := websession.ParseApp("authn: saml", c.AppURI, c.InsecureCookies)
+	app, err := websession.ParseApp("saml", c.AppURI, c.InsecureCookies)
 	if err != nil {
 		return err
 	}
 	s.secure, s.origin = app.Secure, app.Origin
 	c.AppURI = app.URL.String()
 	if c.Key == nil || c.Certificate == nil {
-		return errors.New("authn: saml: Key and Certificate are required")
+		return errors.New("saml: Key and Certificate are required")
 	}
 	if len(c.IDPMetadata) == 0 {
-		return errors.New("authn: saml: IDPMetadata is required")
+		return errors.New("saml: IDPMetadata is required")
 	}
-	defaults(&c.MetadataPath, DefaultMetadataPath)
-	defaults(&c.ACSPath, DefaultACSPath)
-	defaults(&c.LogoutPath, DefaultLogoutPath)
+	c.MetadataPath = cmp.Or(c.MetadataPath, DefaultMetadataPath)
+	c.ACSPath = cmp.Or(c.ACSPath, DefaultACSPath)
+	c.LogoutPath = cmp.Or(c.LogoutPath, DefaultLogoutPath)
 	for _, p := range []string{c.MetadataPath, c.ACSPath, c.LogoutPath} {
 		if _, ok := websession.SafeReturnPath(p); !ok {
-			return fmt.Errorf("authn: saml: route %q is not an absolute path", p)
+			return fmt.Errorf("saml: route %q is not an absolute path", p)
 		}
 	}
-	defaults(&c.EntityID, c.AppURI+c.MetadataPath)
+	c.EntityID = cmp.Or(c.EntityID, c.AppURI+c.MetadataPath)
 	if s.secure {
-		defaults(&c.CookieName, "__Host-regoguard-saml")
+		c.CookieName = cmp.Or(c.CookieName, "__Host-regoguard-saml")
 	} else {
-		defaults(&c.CookieName, "regoguard-saml")
+		c.CookieName = cmp.Or(c.CookieName, "regoguard-saml")
 	}
 	if c.SessionLifetime <= 0 {
 		c.SessionLifetime = websession.DefaultLifetime
@@ -209,18 +217,12 @@ func (s *ServiceProvider) setDefaults() error {
 	return nil
 }
 
-func defaults(s *string, d string) {
-	if *s == "" {
-		*s = d
-	}
-}
-
 // serviceProvider builds crewjam/saml's service provider: SHA-1 signatures
 // refused, no IdP-initiated logins, replay protection.
 func (s *ServiceProvider) serviceProvider() (*saml.ServiceProvider, error) {
 	idp, err := samlsp.ParseMetadata(s.cfg.IDPMetadata)
 	if err != nil {
-		return nil, fmt.Errorf("authn: saml: IdP metadata: %w", err)
+		return nil, fmt.Errorf("saml: IdP metadata: %w", err)
 	}
 	base, _ := url.Parse(s.cfg.AppURI)
 	method := ""
@@ -269,17 +271,11 @@ func (c replayCache) Consume(id string, until time.Time) error {
 	return nil
 }
 
-// Routes returns the paths the service provider serves: metadata, assertion
-// consumer service, logout.
-func (s *ServiceProvider) Routes() []string {
-	return []string{s.cfg.MetadataPath, s.cfg.ACSPath, s.cfg.LogoutPath}
-}
-
 // Metadata returns this service provider's metadata document, for the IdP.
 func (s *ServiceProvider) Metadata() ([]byte, error) {
 	out, err := xml.MarshalIndent(s.sp.Metadata(), "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("authn: saml: metadata: %w", err)
+		return nil, fmt.Errorf("saml: metadata: %w", err)
 	}
 	return append([]byte(xml.Header), out...), nil
 }
@@ -316,43 +312,9 @@ func (s *ServiceProvider) Authenticate(r *http.Request) (*authn.Identity, error)
 		if loaded.err != nil {
 			return nil, loaded.err
 		}
-		return cloneIdentity(loaded.id), nil
+		return loaded.id.Clone(), nil
 	}
 	return s.readSession(r)
-}
-
-func cloneIdentity(id *authn.Identity) *authn.Identity {
-	c := *id
-	c.Claims = cloneClaims(id.Claims)
-	return &c
-}
-
-// cloneClaims copies claims deeply enough that a handler changing them
-// cannot change the session another request sees.
-func cloneClaims(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = cloneValue(v)
-	}
-	return out
-}
-
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		return cloneClaims(v)
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = cloneValue(e)
-		}
-		return out
-	default:
-		return v
-	}
 }
 
 // Challenge implements [authn.Challenger]: a GET or HEAD that accepts text/html is

@@ -360,7 +360,7 @@ func TestSAMLMetadata(t *testing.T) {
 	}
 }
 
-func TestNewSAMLRefusesUnsafeConfigurations(t *testing.T) {
+func TestNewRefusesUnsafeConfigurations(t *testing.T) {
 	key, cert := testsaml.KeyPair(t, "sp")
 	_, idpCert := testsaml.ECKeyPair(t, "idp")
 	md := []byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example/metadata">
