@@ -40,7 +40,7 @@ func postACS(t *testing.T, acs string, fields url.Values, cookies []*http.Cookie
 	}
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
-	readAll(t, resp, err)
+	testsaml.Body(t, resp, err)
 	return resp
 }
 
@@ -144,18 +144,18 @@ func TestSAMLLogoutThatCannotRevokeSaysSo(t *testing.T) {
 		c := newClient(t)
 		acs, f := idpAnswer(t, c, app, "/", testsaml.User)
 		resp, err := c.PostForm(acs, f)
-		readAll(t, resp, err)
+		testsaml.Body(t, resp, err)
 		return c
 	}
 	first := login()
 	resp, err := first.PostForm(app.URL+saml.DefaultLogoutPath, nil)
-	readAll(t, resp, err)
+	testsaml.Body(t, resp, err)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("first logout: %s", resp.Status)
 	}
 	second := login()
 	resp, err = second.PostForm(app.URL+saml.DefaultLogoutPath, nil)
-	page := readAll(t, resp, err)
+	page := testsaml.Body(t, resp, err)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(page), "could not be ended") {
 		t.Fatalf("logout that cannot revoke: %s %s", resp.Status, page)
 	}
@@ -171,11 +171,11 @@ func TestSAMLLogoutFromAnotherSiteRefused(t *testing.T) {
 	c := newClient(t)
 	acs, f := idpAnswer(t, c, app, "/", testsaml.User)
 	resp, err := c.PostForm(acs, f)
-	readAll(t, resp, err)
+	testsaml.Body(t, resp, err)
 	req, _ := http.NewRequest(http.MethodPost, app.URL+saml.DefaultLogoutPath, nil)
 	req.Header.Set("Origin", "https://evil.example")
 	resp, err = c.Do(req)
-	readAll(t, resp, err)
+	testsaml.Body(t, resp, err)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site logout: %s", resp.Status)
 	}

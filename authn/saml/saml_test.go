@@ -9,13 +9,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"html"
-	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -95,33 +92,6 @@ func newClient(t *testing.T) *http.Client {
 	return &http.Client{Jar: jar}
 }
 
-var inputRE = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
-var actionRE = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
-
-// form returns the action and the named inputs of the first form in page.
-func form(t *testing.T, page []byte) (string, url.Values) {
-	t.Helper()
-	m := actionRE.FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("no form in %s", page)
-	}
-	v := url.Values{}
-	for _, in := range inputRE.FindAllSubmatch(page, -1) {
-		v.Set(string(in[1]), html.UnescapeString(string(in[2])))
-	}
-	return html.UnescapeString(string(m[1])), v
-}
-
-func readAll(t *testing.T, resp *http.Response, err error) []byte {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return body
-}
-
 // idpAnswer asks for page as a browser would, is sent to the IdP, logs in
 // there as user and returns the form the IdP asks the browser to post to
 // the ACS, without posting it.
@@ -130,14 +100,14 @@ func idpAnswer(t *testing.T, c *http.Client, app *samlApp, page, user string) (s
 	req, _ := http.NewRequest(http.MethodGet, app.URL+page, nil)
 	req.Header.Set("Accept", "text/html")
 	resp, err := c.Do(req)
-	loginPage := readAll(t, resp, err)
+	loginPage := testsaml.Body(t, resp, err)
 	if !strings.HasPrefix(resp.Request.URL.String(), app.IdP.URL+"/sso") {
 		t.Fatalf("not sent to the IdP: at %s", resp.Request.URL)
 	}
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("IdP login page: %s %s\n%s", resp.Status, loginPage, app.IdP.Log())
 	}
-	action, v := form(t, loginPage)
+	action, v := testsaml.Form(t, loginPage)
 	if v.Get("SAMLResponse") != "" { // still signed in at the IdP
 		return action, v
 	}
@@ -145,11 +115,11 @@ func idpAnswer(t *testing.T, c *http.Client, app *samlApp, page, user string) (s
 	v.Set("password", testsaml.Password)
 	target, _ := resp.Request.URL.Parse(action)
 	resp, err = c.PostForm(target.String(), v)
-	answer := readAll(t, resp, err)
+	answer := testsaml.Body(t, resp, err)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("IdP login: %s %s (form %s at %s)\n%s", resp.Status, answer, loginPage, target, app.IdP.Log())
 	}
-	acs, fields := form(t, answer)
+	acs, fields := testsaml.Form(t, answer)
 	if acs != app.URL+saml.DefaultACSPath || fields.Get("SAMLResponse") == "" {
 		t.Fatalf("the IdP did not answer with a response for the ACS: %s\n%s", answer, app.IdP.Log())
 	}
@@ -167,7 +137,7 @@ func whoAmI(t *testing.T, c *http.Client, u string) (int, identity) {
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.Do(req)
-	body := readAll(t, resp, err)
+	body := testsaml.Body(t, resp, err)
 	var id identity
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(body, &id); err != nil {
@@ -186,7 +156,7 @@ func TestSAMLLogin(t *testing.T) {
 	c := newClient(t)
 	acs, fields := idpAnswer(t, c, app, "/reports/q3?x=1", testsaml.User)
 	resp, err := c.PostForm(acs, fields)
-	readAll(t, resp, err)
+	testsaml.Body(t, resp, err)
 	if resp.Request.URL.String() != app.URL+"/reports/q3?x=1" {
 		t.Fatalf("after login at %s, want the page first asked for", resp.Request.URL)
 	}
@@ -205,7 +175,7 @@ func TestSAMLLogin(t *testing.T) {
 	u, _ := url.Parse(app.URL)
 	stolen := c.Jar.Cookies(u)
 	resp, err = c.PostForm(app.URL+saml.DefaultLogoutPath, nil)
-	readAll(t, resp, err)
+	testsaml.Body(t, resp, err)
 	if status, _ := whoAmI(t, c, app.URL+"/"); status != http.StatusUnauthorized {
 		t.Errorf("after logout: %d, want 401", status)
 	}
@@ -224,7 +194,7 @@ func TestSAMLFastAPIOPAClaims(t *testing.T) {
 	c := newClient(t)
 	acs, fields := idpAnswer(t, c, app, "/", testsaml.User)
 	resp, err := c.PostForm(acs, fields)
-	readAll(t, resp, err)
+	testsaml.Body(t, resp, err)
 	status, id := whoAmI(t, c, app.URL+"/")
 	userdata, _ := id.Claims["samlUserdata"].(map[string]any)
 	groups, _ := userdata["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"].([]any) // eduPersonAffiliation, by Name as python3-saml keys it
@@ -253,9 +223,9 @@ func TestSAMLRefusesForgedAndReplayedResponses(t *testing.T) {
 		"replayed in another login": func(t *testing.T, c *http.Client) (string, url.Values) {
 			acs, old := idpAnswer(t, c, app, "/", testsaml.User)
 			first, err := c.PostForm(acs, old)
-			readAll(t, first, err)
+			testsaml.Body(t, first, err)
 			logout, err := c.PostForm(app.URL+saml.DefaultLogoutPath, nil)
-			readAll(t, logout, err)
+			testsaml.Body(t, logout, err)
 			_, fresh := idpAnswer(t, c, app, "/", testsaml.User)
 			old.Set("RelayState", fresh.Get("RelayState"))
 			return acs, old
@@ -295,7 +265,7 @@ func TestSAMLRefusesForgedAndReplayedResponses(t *testing.T) {
 			acs, f := answer(t, c)
 			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 			resp, err := c.PostForm(acs, f)
-			body := readAll(t, resp, err)
+			body := testsaml.Body(t, resp, err)
 			if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusForbidden {
 				t.Errorf("ACS answered %d, want 400 or 403: %s", resp.StatusCode, body)
 			}
@@ -352,7 +322,7 @@ func resignWithoutAssertionSignature(t *testing.T, idp *testsaml.IdP, encoded st
 func TestSAMLMetadata(t *testing.T) {
 	app := startSAMLApp(t)
 	resp, err := http.Get(app.URL + saml.DefaultMetadataPath)
-	body := readAll(t, resp, err)
+	body := testsaml.Body(t, resp, err)
 	for _, want := range []string{`Location="` + app.URL + `/saml/acs"`, `entityID="` + app.URL + `/saml/metadata"`, "X509Certificate"} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("metadata lacks %s:\n%s", want, body)

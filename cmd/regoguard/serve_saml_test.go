@@ -3,49 +3,16 @@ package main_test
 import (
 	"crypto/x509"
 	"encoding/pem"
-	"html"
-	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/regoguard/regoguard/internal/testkit/testsaml"
 )
-
-var (
-	samlInputRE  = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
-	samlActionRE = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
-)
-
-// samlForm returns the action and the named inputs of the first form.
-func samlForm(t *testing.T, page []byte) (string, url.Values) {
-	t.Helper()
-	m := samlActionRE.FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("no form in %s", page)
-	}
-	v := url.Values{}
-	for _, in := range samlInputRE.FindAllSubmatch(page, -1) {
-		v.Set(string(in[1]), html.UnescapeString(string(in[2])))
-	}
-	return html.UnescapeString(string(m[1])), v
-}
-
-func readBody(t *testing.T, resp *http.Response, err error) []byte {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return b
-}
 
 // Issue #15: SAML was Go-only. serve now takes the IdP's metadata (a URL
 // here), the SP's key pair and entity ID as flags; a login through the real
@@ -85,7 +52,7 @@ allow if input.user.sub == "alice@example.com"
 		"--session-key", "base64:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 
 	resp, err := http.Get(appURL + "/saml/metadata")
-	md := readBody(t, resp, err)
+	md := testsaml.Body(t, resp, err)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(md), `entityID="urn:regoguard:test"`) {
 		t.Fatalf("SP metadata: %s %s", resp.Status, md)
 	}
@@ -98,25 +65,25 @@ allow if input.user.sub == "alice@example.com"
 		req, _ := http.NewRequest(http.MethodGet, appURL+"/reports/q3?x=1", nil)
 		req.Header.Set("Accept", "text/html")
 		resp, err := c.Do(req)
-		page := readBody(t, resp, err)
+		page := testsaml.Body(t, resp, err)
 		if !strings.HasPrefix(resp.Request.URL.String(), idp.URL+"/sso") {
 			t.Fatalf("not sent to the IdP: at %s (%s)", resp.Request.URL, resp.Status)
 		}
-		action, v := samlForm(t, page)
+		action, v := testsaml.Form(t, page)
 		v.Set("user", user)
 		v.Set("password", testsaml.Password)
 		target, _ := resp.Request.URL.Parse(action)
 		resp, err = c.PostForm(target.String(), v)
-		answer := readBody(t, resp, err)
-		acs, fields := samlForm(t, answer)
+		answer := testsaml.Body(t, resp, err)
+		acs, fields := testsaml.Form(t, answer)
 		resp, err = c.PostForm(acs, fields)
-		readBody(t, resp, err)
+		testsaml.Body(t, resp, err)
 		return c
 	}
 
 	alice := login(testsaml.User)
 	resp, err = alice.Get(appURL + "/reports/q3?x=1")
-	got := readBody(t, resp, err)
+	got := testsaml.Body(t, resp, err)
 	if resp.StatusCode != http.StatusOK || string(got) != "upstream says hi to alice@example.com" {
 		t.Fatalf("alice: %s %s", resp.Status, got)
 	}
@@ -128,9 +95,9 @@ allow if input.user.sub == "alice@example.com"
 	}
 	up.mu.Unlock()
 	resp, err = alice.PostForm(appURL+"/saml/logout", nil)
-	readBody(t, resp, err)
+	testsaml.Body(t, resp, err)
 	resp, err = alice.Get(appURL + "/reports/q3")
-	readBody(t, resp, err)
+	testsaml.Body(t, resp, err)
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("after logout: %s", resp.Status)
 	}
@@ -138,7 +105,7 @@ allow if input.user.sub == "alice@example.com"
 	before := up.hits()
 	bob := login(testsaml.User2)
 	resp, err = bob.Get(appURL + "/reports/q3")
-	readBody(t, resp, err)
+	testsaml.Body(t, resp, err)
 	if resp.StatusCode != http.StatusForbidden || up.hits() != before {
 		t.Fatalf("bob, whom the policy refuses: %s, upstream hit %d times", resp.Status, up.hits()-before)
 	}

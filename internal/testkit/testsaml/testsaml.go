@@ -13,12 +13,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"html"
 	"io"
 	"log"
 	"math/big"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -183,4 +185,36 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+var (
+	formInputRE  = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
+	formActionRE = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
+)
+
+// Form returns the action and the named inputs of the first form in page:
+// the IdP's login form, or the auto-submitting form that posts its answer
+// to the service provider, as a browser would read them.
+func Form(t testing.TB, page []byte) (string, url.Values) {
+	t.Helper()
+	m := formActionRE.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no form in %s", page)
+	}
+	v := url.Values{}
+	for _, in := range formInputRE.FindAllSubmatch(page, -1) {
+		v.Set(string(in[1]), html.UnescapeString(string(in[2])))
+	}
+	return html.UnescapeString(string(m[1])), v
+}
+
+// Body reads a response's body, failing the test on a request error.
+func Body(t testing.TB, resp *http.Response, err error) []byte {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
 }
