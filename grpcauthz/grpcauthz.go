@@ -81,6 +81,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -195,6 +196,13 @@ type Config struct {
 	DecisionLogLevel slog.Leveler
 	// DecisionLogger, when set, receives every decision with its input.
 	DecisionLogger policy.DecisionLogger
+	// TracerProvider, when set, traces each call: a span regoguard.call
+	// (continuing the client's W3C traceparent from the metadata when
+	// nothing before the interceptors traced the call), with children
+	// regoguard.authenticate, regoguard.input and regoguard.decision
+	// (revision, allowed, decision ID), named as the HTTP middleware's.
+	// Nil traces nothing and costs a nil check.
+	TracerProvider trace.TracerProvider
 	// Registerer, when set, receives the interceptors' Prometheus metrics
 	// (regoguard_grpc_*), apart from the HTTP middleware's, as
 	// bundles.Config.Registerer receives a bundle manager's. (An
@@ -219,6 +227,7 @@ type Interceptor struct {
 	logLevel    slog.Level
 	metrics     *metrics
 	ids         *authz.DecisionIDs
+	trace       *tracing
 	decisionRef string
 }
 
@@ -239,6 +248,7 @@ func New(cfg Config) (*Interceptor, error) {
 		timeout:    cmp.Or(cfg.Timeout, DefaultTimeout),
 		logger:     cfg.Logger,
 		ids:        authz.NewDecisionIDs(),
+		trace:      newTracing(cfg.TracerProvider),
 	}
 	if i.logger == nil {
 		i.logger = slog.Default()
@@ -353,7 +363,16 @@ func (i *Interceptor) check(ctx context.Context, call Call) (authz.Result, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
 	defer cancel()
-	id, err := i.authenticate(ctx, call)
+	ctx, span := i.trace.startCall(ctx, call)
+	res, err := i.authenticateAndAuthorize(ctx, call)
+	end(span, err)
+	return res, err
+}
+
+func (i *Interceptor) authenticateAndAuthorize(ctx context.Context, call Call) (authz.Result, error) {
+	actx, span := i.trace.start(ctx, spanAuthenticate)
+	id, err := i.authenticate(actx, call)
+	endAuthenticate(span, id, err)
 	if err != nil {
 		return authz.Result{}, err
 	}
@@ -375,15 +394,19 @@ func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identi
 		return authz.Result{}, errNoCredential
 	}
 	eval, fields := i.plan()
+	_, span := i.trace.start(ctx, spanInput)
 	input, err := i.input(call, id, fields)
+	end(span, err)
 	if err != nil {
 		i.metrics.count("invalid")
 		return authz.Result{}, err
 	}
+	dctx, span := i.trace.start(ctx, spanDecision)
 	start := time.Now()
-	d, err := eval.Eval(ctx, input)
+	d, err := eval.Eval(dctx, input)
 	elapsed := time.Since(start)
 	d.ID = i.ids.Next()
+	endDecision(span, d, err)
 	i.record(ctx, call, id, input, d, err, start, elapsed)
 	switch {
 	case err != nil:
