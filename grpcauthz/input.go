@@ -2,7 +2,6 @@ package grpcauthz
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -119,11 +118,9 @@ func (i *Interceptor) message(req any) (ast.Value, error) {
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "the request message cannot be read as JSON")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, err := ast.ValueFromReader(bytes.NewReader(data)) // numbers kept exact, as json.Number
+	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("the request message cannot be read as JSON: %v", err))
 	}
-	return ast.InterfaceToValue(v)
+	return v, nil
 }
