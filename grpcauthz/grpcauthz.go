@@ -88,7 +88,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
@@ -490,7 +489,3 @@ func canonicalMethod(m string) bool {
 	svc, meth, ok := strings.Cut(rest, "/")
 	return ok && svc != "" && meth != "" && !strings.Contains(meth, "/")
 }
-
-// protoSize is the wire size of a message, to refuse a large one before
-// marshalling it to JSON.
-func protoSize(m proto.Message) int { return proto.Size(m) }

@@ -111,7 +111,8 @@ func (i *Interceptor) message(req any) (ast.Value, error) {
 	if !ok {
 		return nil, status.Errorf(codes.Unimplemented, "the policy reads the request message, which is not a protocol buffer (%T)", req)
 	}
-	if n := protoSize(m); n > i.maxMessage {
+	// The wire size refuses a large message before it is marshalled to JSON.
+	if n := proto.Size(m); n > i.maxMessage {
 		return nil, status.Errorf(codes.ResourceExhausted, "the request message is larger than the %d bytes the policy may read", i.maxMessage)
 	}
 	data, err := marshalMessage.Marshal(m)
