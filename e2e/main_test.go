@@ -67,13 +67,15 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startServe runs `regoguard serve --listen addr args...` with a clean
-// REGOGUARD_ environment plus env, and waits until addr accepts connections.
+// startServe runs `regoguard serve --listen addr args...` with this
+// process's environment less the variables serve reads (REGOGUARD_*,
+// fastapi-opa's names, as cmd/regoguard's cleanEnv), plus env, and waits
+// until addr accepts connections.
 func startServe(t *testing.T, addr string, env []string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--listen", addr}, args...)...)
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REGOGUARD_") && !strings.HasPrefix(kv, "OIDC_") {
+		if !strings.HasPrefix(kv, "REGOGUARD_") && !strings.HasPrefix(kv, "OPA_HOST=") && !strings.HasPrefix(kv, "OIDC_") && !strings.HasPrefix(kv, "APP_URI=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

@@ -88,7 +88,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
@@ -359,7 +358,7 @@ type Call struct {
 func (i *Interceptor) check(ctx context.Context, call Call) (authz.Result, error) {
 	if !canonicalMethod(call.FullMethod) {
 		i.metrics.count("invalid")
-		return authz.Result{}, status.Error(codes.InvalidArgument, "the method name is not in canonical form")
+		return authz.Result{}, errMethod
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
 	defer cancel()
@@ -376,8 +375,11 @@ func (i *Interceptor) authenticateAndAuthorize(ctx context.Context, call Call) (
 	if err != nil {
 		return authz.Result{}, err
 	}
-	return i.Authorize(ctx, call, id)
+	return i.authorize(ctx, call, id)
 }
+
+// errMethod refuses a method name that is not /service/method.
+var errMethod = status.Error(codes.InvalidArgument, "the method name is not in canonical form")
 
 // Authorize judges call made by id (nil: an anonymous caller), which the
 // caller has authenticated: it builds the input, asks the evaluator and
@@ -387,8 +389,14 @@ func (i *Interceptor) authenticateAndAuthorize(ctx context.Context, call Call) (
 func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identity) (authz.Result, error) {
 	if !canonicalMethod(call.FullMethod) {
 		i.metrics.count("invalid")
-		return authz.Result{}, status.Error(codes.InvalidArgument, "the method name is not in canonical form")
+		return authz.Result{}, errMethod
 	}
+	return i.authorize(ctx, call, id)
+}
+
+// authorize is Authorize for a call whose method name is known to be
+// canonical: check tests it before authenticating, once per call.
+func (i *Interceptor) authorize(ctx context.Context, call Call, id *authn.Identity) (authz.Result, error) {
 	if id == nil && !i.cfg.AllowAnonymous {
 		i.metrics.count("unauthenticated")
 		return authz.Result{}, errNoCredential
@@ -490,7 +498,3 @@ func canonicalMethod(m string) bool {
 	svc, meth, ok := strings.Cut(rest, "/")
 	return ok && svc != "" && meth != "" && !strings.Contains(meth, "/")
 }
-
-// protoSize is the wire size of a message, to refuse a large one before
-// marshalling it to JSON.
-func protoSize(m proto.Message) int { return proto.Size(m) }

@@ -35,6 +35,7 @@ import (
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/grpcauthz"
+	"github.com/regoguard/regoguard/internal/testissuer"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -99,24 +100,24 @@ func TestForgedTokens(t *testing.T) {
 		})
 	}
 	// Control: the same claims signed with the provider's key pass.
-	if _, err := call(conn, "/test.Docs/Owned", nil, "authorization", "Bearer "+sign(t, jose.RS256, op.key, testKID, admin(nil))); err != nil {
+	if _, err := call(conn, "/test.Docs/Owned", nil, "authorization", "Bearer "+op.Sign(t, admin(nil))); err != nil {
 		t.Fatalf("control token refused: %v", err)
 	}
 	rogue, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubDER, _ := x509.MarshalPKIXPublicKey(&op.key.PublicKey)
+	pubDER, _ := x509.MarshalPKIXPublicKey(op.PublicKey())
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	b64 := base64.RawURLEncoding.EncodeToString
 	body, _ := json.Marshal(admin(nil))
 	forged := map[string]string{
 		"alg none":         b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64(body) + ".",
-		"wrong key":        sign(t, jose.RS256, rogue, testKID, admin(nil)),
-		"expired":          sign(t, jose.RS256, op.key, testKID, admin(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() })),
-		"wrong audience":   sign(t, jose.RS256, op.key, testKID, admin(func(c map[string]any) { c["aud"] = "other" })),
-		"wrong issuer":     sign(t, jose.RS256, op.key, testKID, admin(func(c map[string]any) { c["iss"] = "http://127.0.0.1:1" })),
-		"HS256 public key": sign(t, jose.HS256, pubPEM, testKID, admin(nil)),
+		"wrong key":        testissuer.SignWith(t, jose.RS256, rogue, admin(nil)),
+		"expired":          op.Sign(t, admin(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() })),
+		"wrong audience":   op.Sign(t, admin(func(c map[string]any) { c["aud"] = "other" })),
+		"wrong issuer":     op.Sign(t, admin(func(c map[string]any) { c["iss"] = "http://127.0.0.1:1" })),
+		"HS256 public key": testissuer.SignWith(t, jose.HS256, pubPEM, admin(nil)),
 		"garbage":          "not-a-token",
 	}
 	before := d.ran.Load()
@@ -441,7 +442,7 @@ func TestIdentityProviderDown(t *testing.T) {
 	}
 	down := "http://" + lis.Addr().String()
 	lis.Close()
-	b, err := authn.NewBearer(authn.BearerConfig{Issuer: down, ClientID: clientID})
+	b, err := authn.NewBearer(authn.BearerConfig{Issuer: down, ClientID: op.ClientID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +512,7 @@ func TestIdentityProviderHangs(t *testing.T) {
 	}))
 	defer stuck.Close()
 	defer close(hang)
-	b, err := authn.NewBearer(authn.BearerConfig{Issuer: stuck.URL, ClientID: clientID})
+	b, err := authn.NewBearer(authn.BearerConfig{Issuer: stuck.URL, ClientID: op.ClientID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,18 +2,12 @@ package grpcauthz_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -23,53 +17,22 @@ import (
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/grpcauthz"
+	"github.com/regoguard/regoguard/internal/testissuer"
 	"github.com/regoguard/regoguard/policy"
 )
 
-// testOP is a minimal OpenID Provider on a loopback port: a discovery
-// document and a key set, enough for go-oidc to verify the tokens it signs.
-// Full OPs are exercised by authn's tests and the e2e module; here the
-// point is what the interceptors do with a verifier's answer, and forging
-// tokens needs the provider's key in hand.
-type testOP struct {
-	Issuer string
-	key    *rsa.PrivateKey
-}
+// testOP is internal/testissuer's loopback OpenID Provider with the
+// tests' shorthands: go-oidc verifies the tokens it signs as a real
+// provider's. Full OPs are exercised by authn's tests and the e2e module;
+// here the point is what the interceptors do with a verifier's answer, and
+// forging tokens needs the provider's key in hand.
+type testOP struct{ *testissuer.Issuer }
 
-const (
-	clientID = "grpc-service"
-	testKID  = "k1"
-)
-
-func startOP(t *testing.T) *testOP {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := &testOP{key: key}
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	op.Issuer = srv.URL
-	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer": op.Issuer, "jwks_uri": op.Issuer + "/jwks",
-			"authorization_endpoint": op.Issuer + "/authorize", "token_endpoint": op.Issuer + "/token",
-			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
-			"id_token_signing_alg_values_supported": []string{"RS256"},
-		})
-	})
-	mux.HandleFunc("/jwks", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: testKID, Algorithm: "RS256", Use: "sig"}}})
-	})
-	return op
-}
+func startOP(t *testing.T) testOP { return testOP{testissuer.Start(t)} }
 
 // claims are valid claims for sub, changed by mod.
-func (op *testOP) claims(sub string, mod func(map[string]any)) map[string]any {
-	now := time.Now()
-	c := map[string]any{"iss": op.Issuer, "aud": clientID, "sub": sub, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+func (op testOP) claims(sub string, mod func(map[string]any)) map[string]any {
+	c := op.Claims(sub)
 	if mod != nil {
 		mod(c)
 	}
@@ -77,32 +40,13 @@ func (op *testOP) claims(sub string, mod func(map[string]any)) map[string]any {
 }
 
 // token signs a valid token for sub with the given roles.
-func (op *testOP) token(t *testing.T, sub string, roles ...string) string {
-	return sign(t, jose.RS256, op.key, testKID, op.claims(sub, func(c map[string]any) { c["roles"] = roles }))
+func (op testOP) token(t *testing.T, sub string, roles ...string) string {
+	return op.Token(t, sub, map[string]any{"roles": roles})
 }
 
-func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
+func (op testOP) bearer(t *testing.T) *authn.Bearer {
 	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	jws, err := s.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func (op *testOP) bearer(t *testing.T) *authn.Bearer {
-	t.Helper()
-	b, err := authn.NewBearer(authn.BearerConfig{Issuer: op.Issuer, ClientID: clientID})
+	b, err := authn.NewBearer(authn.BearerConfig{Issuer: op.URL, ClientID: op.ClientID})
 	if err != nil {
 		t.Fatal(err)
 	}

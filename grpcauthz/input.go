@@ -2,7 +2,6 @@ package grpcauthz
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -112,18 +111,17 @@ func (i *Interceptor) message(req any) (ast.Value, error) {
 	if !ok {
 		return nil, status.Errorf(codes.Unimplemented, "the policy reads the request message, which is not a protocol buffer (%T)", req)
 	}
-	if n := protoSize(m); n > i.maxMessage {
+	// The wire size refuses a large message before it is marshalled to JSON.
+	if n := proto.Size(m); n > i.maxMessage {
 		return nil, status.Errorf(codes.ResourceExhausted, "the request message is larger than the %d bytes the policy may read", i.maxMessage)
 	}
 	data, err := marshalMessage.Marshal(m)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "the request message cannot be read as JSON")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, err := ast.ValueFromReader(bytes.NewReader(data)) // numbers kept exact, as json.Number
+	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("the request message cannot be read as JSON: %v", err))
 	}
-	return ast.InterfaceToValue(v)
+	return v, nil
 }

@@ -74,7 +74,19 @@ func (iss *Issuer) Claims(sub string) map[string]any {
 // Sign signs claims with the issuer's key (RS256, kid k1).
 func (iss *Issuer) Sign(t testing.TB, claims map[string]any) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: iss.key},
+	return SignWith(t, jose.RS256, iss.key, claims)
+}
+
+// PublicKey returns the issuer's verification key, as its key set
+// publishes it: for forged tokens keyed with it (HS256 over the public key).
+func (iss *Issuer) PublicKey() *rsa.PublicKey { return &iss.key.PublicKey }
+
+// SignWith signs claims with any algorithm and key under the issuer's key
+// ID k1: for tokens the issuer would never sign (a rogue key, an HMAC keyed
+// with the public key).
+func SignWith(t testing.TB, alg jose.SignatureAlgorithm, key any, claims map[string]any) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key},
 		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
 	if err != nil {
 		t.Fatal(err)
