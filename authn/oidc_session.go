@@ -30,6 +30,15 @@ type session struct {
 	End          int64          `json:"end"` // absolute end of the session
 }
 
+// marshal returns the JSON that is sealed for s: without the claims when
+// the raw ID token, which carries them, is kept (see claimsFromIDToken).
+func (s session) marshal() ([]byte, error) {
+	if s.IDToken != "" {
+		s.Claims = nil
+	}
+	return json.Marshal(&s)
+}
+
 func (s *session) identity() *Identity {
 	return &Identity{Subject: s.Subject, Method: MethodOIDC, Claims: cloneClaims(s.Claims), Token: s.IDToken}
 }
@@ -113,11 +122,7 @@ func (b *Browser) writeSession(w http.ResponseWriter, r *http.Request, s *sessio
 	trimmed := *s
 	var chunks []string
 	for {
-		wire := trimmed
-		if wire.IDToken != "" {
-			wire.Claims = nil // the ID token carries them; see claimsFromIDToken
-		}
-		pt, err := json.Marshal(&wire)
+		pt, err := trimmed.marshal()
 		if err != nil {
 			return err
 		}

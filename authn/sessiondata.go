@@ -56,11 +56,7 @@ func (b *Browser) serverSessionName(id string) string {
 // writeServerSession stores s in the SessionDataStore and puts a reference
 // to it in the cookie.
 func (b *Browser) writeServerSession(w http.ResponseWriter, r *http.Request, s *session) error {
-	wire := *s
-	if wire.IDToken != "" {
-		wire.Claims = nil // the ID token carries them; see claimsFromIDToken
-	}
-	pt, err := json.Marshal(&wire)
+	pt, err := s.marshal()
 	if err != nil {
 		return err
 	}
