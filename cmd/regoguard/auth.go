@@ -115,7 +115,7 @@ func (o *authOptions) authenticator(ctx context.Context, demoing bool, logger *s
 	if o.sessionStore.configured() && o.appURI == "" {
 		return nil, configErrorf("--session-store keeps the state of the browser logins: it needs --app-uri")
 	}
-	if _, err := o.sessionStore.open(ctx, logger); err != nil {
+	if err := o.sessionStore.open(ctx, logger); err != nil {
 		return nil, err
 	}
 	if o.oidcIssuer != "" {
