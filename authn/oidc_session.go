@@ -28,6 +28,9 @@ type session struct {
 	RefreshToken string         `json:"rt,omitempty"`
 	Expiry       int64          `json:"exp"` // ID token expiry
 	End          int64          `json:"end"` // absolute end of the session
+	// Ref is set instead of the rest in a cookie that refers to a
+	// server-side session (see sessionRef and resolveSession).
+	Ref string `json:"ref,omitempty"`
 }
 
 // marshal returns the JSON that is sealed for s: without the claims when
@@ -60,6 +63,8 @@ func claimsFromIDToken(raw string) (map[string]any, error) {
 	return claims, nil
 }
 
+var errMalformedSession = errors.New("session cookie is malformed")
+
 // errSessionExpired means the session's ID token expired (a refresh may help).
 var errSessionExpired = errors.New("session expired")
 
@@ -74,12 +79,15 @@ func (b *Browser) loadSession(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if pt, err = b.resolveSession(r.Context(), pt); err != nil {
+	var s session
+	if err := json.Unmarshal(pt, &s); err != nil {
+		return nil, errMalformedSession
+	}
+	if err := b.resolveSession(r.Context(), &s); err != nil {
 		return nil, err
 	}
-	var s session
-	if err := json.Unmarshal(pt, &s); err != nil || s.ID == "" || s.Subject == "" {
-		return nil, errors.New("session cookie is malformed")
+	if s.ID == "" || s.Subject == "" {
+		return nil, errMalformedSession
 	}
 	if s.Claims == nil {
 		if s.Claims, err = claimsFromIDToken(s.IDToken); err != nil {
