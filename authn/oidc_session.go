@@ -153,6 +153,12 @@ func (b *Browser) writeSession(w http.ResponseWriter, r *http.Request, s *sessio
 	return nil
 }
 
+// storeTTL is how long the stores keep what concerns s (its revocation, its
+// server-side copy): the rest of its lifetime, and the clock skew.
+func (b *Browser) storeTTL(s *session) time.Duration {
+	return time.Unix(s.End, 0).Sub(b.now()) + b.cfg.ClockSkew
+}
+
 // clearSession deletes every session cookie the browser sent.
 func (b *Browser) clearSession(w http.ResponseWriter, r *http.Request) { b.jar.Clear(w, r) }
 

@@ -61,9 +61,8 @@ func (b *Browser) writeServerSession(w http.ResponseWriter, r *http.Request, s *
 	if err != nil {
 		return err
 	}
-	ttl := time.Unix(s.End, 0).Sub(b.now()) + b.cfg.ClockSkew
 	sealed := b.session.Seal(b.serverSessionName(s.ID), pt)
-	if err := b.cfg.SessionData.SaveSession(r.Context(), "oidc-session:"+s.ID, []byte(sealed), ttl); err != nil {
+	if err := b.cfg.SessionData.SaveSession(r.Context(), "oidc-session:"+s.ID, []byte(sealed), b.storeTTL(s)); err != nil {
 		return fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
 	}
 	ref, err := json.Marshal(sessionRef{Ref: s.ID})
