@@ -1,14 +1,14 @@
 package authn
 
 import (
-	"github.com/regoguard/regoguard/authn/internal/websession"
-
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/regoguard/regoguard/authn/internal/websession"
 )
 
 // Environment variables read by [ConfigFromEnv]. The first four are the names

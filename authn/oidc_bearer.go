@@ -225,10 +225,7 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 		if sub == "" {
 			return nil, errors.New("userinfo returned no subject")
 		}
-		if !b.cfg.AllowUnverifiedEmail && EmailUnverified(claims) {
-			delete(claims, "email") // a copy: userInfo never returns the cached map
-		}
-		return &Identity{Subject: sub, Method: MethodOIDC, Claims: claims, Token: raw}, nil
+		return b.identity(sub, claims, raw), nil // claims: a copy, userInfo never returns the cached map
 	}
 
 	jws, err := jose.ParseSignedCompact(raw, toJOSE(b.cfg.Algorithms))
@@ -305,10 +302,17 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 			claims = merged
 		}
 	}
+	return b.identity(tok.Subject, claims, raw), nil
+}
+
+// identity is the caller a verified token names. The email claim is left
+// out when email_verified says it was not verified, unless
+// AllowUnverifiedEmail; claims must be the caller's own map.
+func (b *Bearer) identity(sub string, claims map[string]any, raw string) *Identity {
 	if !b.cfg.AllowUnverifiedEmail && EmailUnverified(claims) {
 		delete(claims, "email")
 	}
-	return &Identity{Subject: tok.Subject, Method: MethodOIDC, Claims: claims, Token: raw}, nil
+	return &Identity{Subject: sub, Method: MethodOIDC, Claims: claims, Token: raw}
 }
 
 // checkTimesAndSubject applies what go-oidc leaves loose: its not-before

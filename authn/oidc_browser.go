@@ -2,8 +2,6 @@ package authn
 
 import (
 	"cmp"
-	"github.com/regoguard/regoguard/authn/internal/websession"
-
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/regoguard/regoguard/authn/internal/websession"
 )
 
 // Default routes of the browser flow.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/regoguard/regoguard/authn/internal/websession"
 )
@@ -31,8 +30,7 @@ func (b *Browser) handleLogout(w http.ResponseWriter, r *http.Request) {
 	var hint string
 	if s, err := b.loadSession(r); err == nil || errors.Is(err, errSessionExpired) {
 		hint = s.IDToken
-		ttl := time.Unix(s.End, 0).Sub(b.now()) + b.cfg.ClockSkew
-		if err := b.store.Revoke(r.Context(), "oidc-session:"+s.ID, ttl); err != nil {
+		if err := b.store.Revoke(r.Context(), "oidc-session:"+s.ID, b.storeTTL(s)); err != nil {
 			b.logger.WarnContext(r.Context(), "logout: could not revoke the session", "error", err, "sub", s.Subject)
 			websession.LogoutFailed(w, b.cfg.LogoutPath)
 			return

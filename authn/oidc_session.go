@@ -28,6 +28,18 @@ type session struct {
 	RefreshToken string         `json:"rt,omitempty"`
 	Expiry       int64          `json:"exp"` // ID token expiry
 	End          int64          `json:"end"` // absolute end of the session
+	// Ref is set instead of the rest in a cookie that refers to a
+	// server-side session (see sessionRef and resolveSession).
+	Ref string `json:"ref,omitempty"`
+}
+
+// marshal returns the JSON that is sealed for s: without the claims when
+// the raw ID token, which carries them, is kept (see claimsFromIDToken).
+func (s session) marshal() ([]byte, error) {
+	if s.IDToken != "" {
+		s.Claims = nil
+	}
+	return json.Marshal(&s)
 }
 
 func (s *session) identity() *Identity {
@@ -51,6 +63,8 @@ func claimsFromIDToken(raw string) (map[string]any, error) {
 	return claims, nil
 }
 
+var errMalformedSession = errors.New("session cookie is malformed")
+
 // errSessionExpired means the session's ID token expired (a refresh may help).
 var errSessionExpired = errors.New("session expired")
 
@@ -65,12 +79,15 @@ func (b *Browser) loadSession(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if pt, err = b.resolveSession(r.Context(), pt); err != nil {
+	var s session
+	if err := json.Unmarshal(pt, &s); err != nil {
+		return nil, errMalformedSession
+	}
+	if err := b.resolveSession(r.Context(), &s); err != nil {
 		return nil, err
 	}
-	var s session
-	if err := json.Unmarshal(pt, &s); err != nil || s.ID == "" || s.Subject == "" {
-		return nil, errors.New("session cookie is malformed")
+	if s.ID == "" || s.Subject == "" {
+		return nil, errMalformedSession
 	}
 	if s.Claims == nil {
 		if s.Claims, err = claimsFromIDToken(s.IDToken); err != nil {
@@ -113,11 +130,7 @@ func (b *Browser) writeSession(w http.ResponseWriter, r *http.Request, s *sessio
 	trimmed := *s
 	var chunks []string
 	for {
-		wire := trimmed
-		if wire.IDToken != "" {
-			wire.Claims = nil // the ID token carries them; see claimsFromIDToken
-		}
-		pt, err := json.Marshal(&wire)
+		pt, err := trimmed.marshal()
 		if err != nil {
 			return err
 		}
@@ -138,6 +151,12 @@ func (b *Browser) writeSession(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	b.jar.Write(w, r, chunks, int(s.End-b.now().Unix()))
 	return nil
+}
+
+// storeTTL is how long the stores keep what concerns s (its revocation, its
+// server-side copy): the rest of its lifetime, and the clock skew.
+func (b *Browser) storeTTL(s *session) time.Duration {
+	return time.Unix(s.End, 0).Sub(b.now()) + b.cfg.ClockSkew
 }
 
 // clearSession deletes every session cookie the browser sent.

@@ -41,7 +41,8 @@ type SessionDataStore interface {
 // id the store does not hold.
 var ErrSessionDataNotFound = errors.New("authn: session data not found")
 
-// sessionRef is what the cookie holds when the session is on the server.
+// sessionRef is what the cookie holds when the session is on the server;
+// it reads back as a session with only Ref set.
 type sessionRef struct {
 	Ref string `json:"ref"`
 }
@@ -56,17 +57,12 @@ func (b *Browser) serverSessionName(id string) string {
 // writeServerSession stores s in the SessionDataStore and puts a reference
 // to it in the cookie.
 func (b *Browser) writeServerSession(w http.ResponseWriter, r *http.Request, s *session) error {
-	wire := *s
-	if wire.IDToken != "" {
-		wire.Claims = nil // the ID token carries them; see claimsFromIDToken
-	}
-	pt, err := json.Marshal(&wire)
+	pt, err := s.marshal()
 	if err != nil {
 		return err
 	}
-	ttl := time.Unix(s.End, 0).Sub(b.now()) + b.cfg.ClockSkew
 	sealed := b.session.Seal(b.serverSessionName(s.ID), pt)
-	if err := b.cfg.SessionData.SaveSession(r.Context(), "oidc-session:"+s.ID, []byte(sealed), ttl); err != nil {
+	if err := b.cfg.SessionData.SaveSession(r.Context(), "oidc-session:"+s.ID, []byte(sealed), b.storeTTL(s)); err != nil {
 		return fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
 	}
 	ref, err := json.Marshal(sessionRef{Ref: s.ID})
@@ -81,26 +77,31 @@ func (b *Browser) writeServerSession(w http.ResponseWriter, r *http.Request, s *
 	return nil
 }
 
-// resolveSession returns the session a cookie's plaintext stands for: the
-// plaintext itself, or, for a reference, what the SessionDataStore holds.
-func (b *Browser) resolveSession(ctx context.Context, pt []byte) ([]byte, error) {
-	var ref sessionRef
-	if json.Unmarshal(pt, &ref) != nil || ref.Ref == "" {
-		return pt, nil
+// resolveSession replaces s, when the cookie holds only a reference to a
+// server-side session, with what the SessionDataStore holds. The cookie is
+// parsed once either way: a session in the cookie has no Ref.
+func (b *Browser) resolveSession(ctx context.Context, s *session) error {
+	if s.Ref == "" {
+		return nil
 	}
+	ref := s.Ref
 	if b.cfg.SessionData == nil {
-		return nil, errors.New("session cookie refers to a server-side session, and none are kept")
+		return errors.New("session cookie refers to a server-side session, and none are kept")
 	}
-	data, err := b.cfg.SessionData.LoadSession(ctx, "oidc-session:"+ref.Ref)
+	data, err := b.cfg.SessionData.LoadSession(ctx, "oidc-session:"+ref)
 	if errors.Is(err, ErrSessionDataNotFound) {
-		return nil, errors.New("server-side session is gone (expired or logged out)")
+		return errors.New("server-side session is gone (expired or logged out)")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
 	}
-	pt, err = b.session.Open(b.serverSessionName(ref.Ref), string(data))
+	pt, err := b.session.Open(b.serverSessionName(ref), string(data))
 	if err != nil {
-		return nil, fmt.Errorf("server-side session: %w", err)
+		return fmt.Errorf("server-side session: %w", err)
 	}
-	return pt, nil
+	*s = session{}
+	if err := json.Unmarshal(pt, s); err != nil {
+		return errMalformedSession
+	}
+	return nil
 }

@@ -228,7 +228,7 @@ func (s *Store) Revoke(ctx context.Context, id string, ttl time.Duration) error 
 // Revoked implements [authn.SessionStore]. An error (Redis unreachable, too
 // slow) never reads as "not revoked".
 func (s *Store) Revoked(ctx context.Context, id string) (bool, error) {
-	if _, err := checkArgs(id, time.Millisecond); err != nil {
+	if err := checkID(id); err != nil {
 		return false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -256,12 +256,20 @@ func (s *Store) UseLogin(ctx context.Context, id string, ttl time.Duration) (boo
 	return first, nil
 }
 
+// checkID validates an id.
+func checkID(id string) error {
+	if id == "" || len(id) > MaxIDLen {
+		return fmt.Errorf("redisstore: id must hold 1 to %d bytes, got %d", MaxIDLen, len(id))
+	}
+	return nil
+}
+
 // checkArgs validates an id and returns ttl in whole milliseconds, rounded
 // up (Redis expiries are in milliseconds; rounding down could make a record
 // live less than ttl).
 func checkArgs(id string, ttl time.Duration) (int64, error) {
-	if id == "" || len(id) > MaxIDLen {
-		return 0, fmt.Errorf("redisstore: id must hold 1 to %d bytes, got %d", MaxIDLen, len(id))
+	if err := checkID(id); err != nil {
+		return 0, err
 	}
 	if ttl <= 0 {
 		return 0, fmt.Errorf("redisstore: ttl must be positive, got %s", ttl)

@@ -28,7 +28,7 @@ func (s *Store) SaveSession(ctx context.Context, id string, data []byte, ttl tim
 // LoadSession implements [authn.SessionDataStore]: [authn.ErrSessionDataNotFound]
 // when Redis holds nothing under id, another error when it cannot answer.
 func (s *Store) LoadSession(ctx context.Context, id string) ([]byte, error) {
-	if _, err := checkArgs(id, time.Millisecond); err != nil {
+	if err := checkID(id); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -46,7 +46,7 @@ func (s *Store) LoadSession(ctx context.Context, id string) ([]byte, error) {
 
 // DeleteSession implements [authn.SessionDataStore].
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if _, err := checkArgs(id, time.Millisecond); err != nil {
+	if err := checkID(id); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)

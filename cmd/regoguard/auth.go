@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -114,7 +115,7 @@ func (o *authOptions) authenticator(ctx context.Context, demoing bool, logger *s
 	if o.sessionStore.configured() && o.appURI == "" {
 		return nil, configErrorf("--session-store keeps the state of the browser logins: it needs --app-uri")
 	}
-	if _, err := o.sessionStore.open(ctx, logger); err != nil {
+	if err := o.sessionStore.open(ctx, logger); err != nil {
 		return nil, err
 	}
 	if o.oidcIssuer != "" {
@@ -124,15 +125,18 @@ func (o *authOptions) authenticator(ctx context.Context, demoing bool, logger *s
 		}
 		chain = append(chain, b)
 	}
+	// Both browser logins seal their cookies with the same keys, decoded
+	// (or, without --session-key, made at random and warned about) once.
+	cookieKeys := sync.OnceValues(func() ([][]byte, error) { return sessionKeys(o.sessionKeys, logger) })
 	if o.appURI != "" && (o.oidcIssuer != "" || !o.saml.configured()) {
-		b, err := o.browser(logger)
+		b, err := o.browser(cookieKeys, logger)
 		if err != nil {
 			return nil, err
 		}
 		chain = append(chain, b)
 	}
 	if o.saml.configured() {
-		sp, err := o.saml.serviceProvider(ctx, o, logger)
+		sp, err := o.saml.serviceProvider(ctx, o, cookieKeys, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -162,11 +166,11 @@ func (o *authOptions) authenticator(ctx context.Context, demoing bool, logger *s
 }
 
 // browser sets up the OIDC login for browsers (--app-uri).
-func (o *authOptions) browser(logger *slog.Logger) (*authn.Browser, error) {
+func (o *authOptions) browser(cookieKeys func() ([][]byte, error), logger *slog.Logger) (*authn.Browser, error) {
 	if o.oidcIssuer == "" || o.oidcClientID == "" {
 		return nil, configErrorf("--app-uri needs --oidc-well-known and --oidc-client-id (OIDC_WELL_KNOWN, OIDC_CLIENT_ID)")
 	}
-	keys, err := sessionKeys(o.sessionKeys, logger)
+	keys, err := cookieKeys()
 	if err != nil {
 		return nil, err
 	}

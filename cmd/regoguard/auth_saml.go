@@ -39,7 +39,7 @@ func (o *samlOptions) configured() bool { return o.idpMetadata != "" }
 
 // serviceProvider sets up the SAML login (--saml-idp-metadata), on the
 // application URI and session keys the OIDC login uses too.
-func (o *samlOptions) serviceProvider(ctx context.Context, a *authOptions, logger *slog.Logger) (*saml.ServiceProvider, error) {
+func (o *samlOptions) serviceProvider(ctx context.Context, a *authOptions, cookieKeys func() ([][]byte, error), logger *slog.Logger) (*saml.ServiceProvider, error) {
 	if a.appURI == "" || o.spKey == "" || o.spCert == "" {
 		return nil, configErrorf("--saml-idp-metadata needs --app-uri, --saml-sp-key and --saml-sp-cert (APP_URI, SAML_SP_KEY, SAML_SP_CERT)")
 	}
@@ -53,7 +53,7 @@ func (o *samlOptions) serviceProvider(ctx context.Context, a *authOptions, logge
 	if err != nil {
 		return nil, configErrorf("--saml-sp-key, --saml-sp-cert: %w", err)
 	}
-	keys, err := sessionKeys(a.sessionKeys, logger)
+	keys, err := cookieKeys()
 	if err != nil {
 		return nil, err
 	}

@@ -40,22 +40,22 @@ func (o *sessionStoreOptions) configured() bool {
 	return o.url != "" && o.url != "memory"
 }
 
-// open returns the store the logins use: nil for the in-memory default
-// (each login makes its own), or one Redis store for both. A Redis that does
-// not answer at start is reported, not fatal: browser sessions are refused
-// (503) until it answers, and nothing else waits on it.
-func (o *sessionStoreOptions) open(ctx context.Context, logger *slog.Logger) (authn.SessionStore, error) {
+// open sets store (and data) to what the logins use: nil for the in-memory
+// default (each login makes its own), or one Redis store for both. A Redis
+// that does not answer at start is reported, not fatal: browser sessions are
+// refused (503) until it answers, and nothing else waits on it.
+func (o *sessionStoreOptions) open(ctx context.Context, logger *slog.Logger) error {
 	if o.serverSide && !o.configured() {
-		return nil, configErrorf("--server-side-sessions keeps sessions in the --session-store: give it a redis:// URL")
+		return configErrorf("--server-side-sessions keeps sessions in the --session-store: give it a redis:// URL")
 	}
 	if !o.configured() || o.store != nil {
-		return o.store, nil
+		return nil
 	}
 	if o.timeout <= 0 {
-		return nil, configErrorf("--session-store-timeout: must be positive, got %s", o.timeout)
+		return configErrorf("--session-store-timeout: must be positive, got %s", o.timeout)
 	}
 	if !strings.Contains(o.url, "://") {
-		return nil, configErrorf("--session-store: %q is neither memory nor a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL", o.url)
+		return configErrorf("--session-store: %q is neither memory nor a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL", o.url)
 	}
 	// go-redis logs every failed dial on its own: while Redis is down that
 	// is a line per request. The store logs each change of reachability
@@ -63,7 +63,7 @@ func (o *sessionStoreOptions) open(ctx context.Context, logger *slog.Logger) (au
 	redis.SetLogger(redisLog{logger})
 	s, err := redisstore.New(redisstore.Config{URL: o.url, Timeout: o.timeout, Prefix: o.prefix, Logger: logger})
 	if err != nil {
-		return nil, configErrorf("--session-store: %w", err)
+		return configErrorf("--session-store: %w", err)
 	}
 	redacted := redisstore.Redacted(o.url)
 	if err := s.Ping(ctx); err != nil {
@@ -76,7 +76,7 @@ func (o *sessionStoreOptions) open(ctx context.Context, logger *slog.Logger) (au
 	if o.serverSide {
 		o.data = s
 	}
-	return s, nil
+	return nil
 }
 
 // close releases the Redis client, if any.
