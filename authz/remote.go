@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -240,6 +241,23 @@ type Fallback struct {
 	// Primary's error. (The middleware counts fallbacks in its metrics
 	// through an [EvalTrace], not through this field.)
 	OnFallback func(err error)
+
+	// union is the last union of the two revisions' input fields, made
+	// again only when one of them changes, not for each request.
+	union atomic.Pointer[fieldsUnion]
+}
+
+type fieldsUnion struct{ primary, secondary, both *policy.InputFields }
+
+// unionFields returns what an evaluation may read when it may ask either
+// revision.
+func (f *Fallback) unionFields(primary, secondary *policy.InputFields) *policy.InputFields {
+	if u := f.union.Load(); u != nil && u.primary == primary && u.secondary == secondary {
+		return u.both
+	}
+	u := &fieldsUnion{primary: primary, secondary: secondary, both: primary.Union(secondary)}
+	f.union.Store(u)
+	return u.both
 }
 
 // Eval implements [Evaluator].
@@ -314,7 +332,7 @@ func (s *fallbackSnapshot) Fields() *policy.InputFields {
 	case s.serr != nil:
 		return s.primary.Fields()
 	}
-	return s.primary.Fields().Union(s.secondary.Fields())
+	return s.f.unionFields(s.primary.Fields(), s.secondary.Fields())
 }
 
 func (s *fallbackSnapshot) RevisionFields() *policy.InputFields {
