@@ -55,6 +55,7 @@ type RemoteConfig struct {
 type Remote struct {
 	ref      ast.Ref
 	endpoint string
+	host     string // of endpoint, for the span
 	timeout  time.Duration
 	token    string
 	client   *http.Client
@@ -90,6 +91,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	return &Remote{
 		ref:      ref,
 		endpoint: strings.TrimSuffix(u.String(), "/") + "/v1/data/" + strings.Join(segments, "/"),
+		host:     u.Host,
 		timeout:  timeout,
 		token:    cfg.Token,
 		client:   client,
@@ -136,6 +138,12 @@ func (c *Remote) Eval(ctx context.Context, input ast.Value) (_ policy.Decision, 
 	if err != nil {
 		return policy.Decision{}, err
 	}
+	if c.tracer != nil {
+		var span trace.Span
+		ctx, span = c.tracer.Start(ctx, spanRemote, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("server.address", c.host)))
+		defer func() { endRemote(span, err) }()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return policy.Decision{}, fmt.Errorf("authz: remote OPA: %w", err)
@@ -143,13 +151,6 @@ func (c *Remote) Eval(ctx context.Context, input ast.Value) (_ policy.Decision, 
 	req.Header.Set("Content-Type", "application/json")
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if c.tracer != nil {
-		var span trace.Span
-		ctx, span = c.tracer.Start(ctx, spanRemote, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attribute.String("server.address", req.URL.Host)))
-		defer func() { endRemote(span, err) }()
-		req = req.WithContext(ctx)
 	}
 	injectTraceContext(ctx, req.Header)
 	resp, err := c.client.Do(req)
