@@ -17,7 +17,7 @@ import (
 // what the response shows: who asked, which decision, and attributes added
 // further down (the upstream's status).
 type accessEntry struct {
-	user       string
+	user       *authn.Identity // nil: anonymous
 	decisionID string
 	attrs      []slog.Attr
 }
@@ -37,11 +37,12 @@ func AddAccessLogAttrs(ctx context.Context, attrs ...slog.Attr) {
 // noteUser names the caller on the access-log line, if there is one.
 func noteUser(ctx context.Context, id *authn.Identity) {
 	if e, ok := ctx.Value(accessKey{}).(*accessEntry); ok {
-		e.user = id.String()
+		e.user = id
 	}
 }
 
-func noteDecision(ctx context.Context, user, id string) {
+// noteDecision names the caller and the decision on the access-log line.
+func noteDecision(ctx context.Context, user *authn.Identity, id string) {
 	if e, ok := ctx.Value(accessKey{}).(*accessEntry); ok {
 		e.user, e.decisionID = user, id
 	}
@@ -63,7 +64,7 @@ func (m *Middleware) observed(h http.Handler) http.Handler {
 		}
 		var entry *accessEntry
 		if m.accessLog != nil {
-			entry = &accessEntry{user: "anonymous"}
+			entry = &accessEntry{}
 			ctx = context.WithValue(ctx, accessKey{}, entry)
 		}
 		rec := &statusRecorder{ResponseWriter: w}
@@ -90,7 +91,7 @@ func (m *Middleware) logAccess(ctx context.Context, r *http.Request, e *accessEn
 		slog.Int("status", status),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
-		slog.String("user", e.user),
+		slog.String("user", e.user.String()),
 		slog.String("decision_id", e.decisionID),
 		slog.Duration("latency", latency),
 		slog.Int64("bytes", bytes),

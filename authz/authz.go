@@ -248,8 +248,8 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	m.input = &inputBuilder{
 		layout:        layout,
-		dropHeaders:   dropHeaders(cfg),
-		keepHeaders:   keepHeaders(cfg),
+		dropHeaders:   authn.NewHeaderSet(append(slices.Clone(credentialHeaders), m.credentials.Names()...)...),
+		keepHeaders:   authn.NewHeaderSet(cfg.InputHeaders...),
 		withBody:      cfg.Body,
 		enrichers:     cfg.Enrichers,
 		preserveToken: cfg.PreserveTokens,
@@ -286,27 +286,6 @@ func New(cfg Config) (*Middleware, error) {
 	m.prune = !cfg.LogInput && cfg.DecisionLogger == nil
 	m.warn()
 	return m, nil
-}
-
-func dropHeaders(cfg Config) map[string]bool {
-	drop := map[string]bool{}
-	for _, h := range credentialHeaders {
-		drop[h] = true
-	}
-	for _, h := range credentialSet(cfg).Names() {
-		drop[h] = true
-	}
-	return drop
-}
-
-// keepHeaders are the credential headers Config.InputHeaders lets into the
-// input.
-func keepHeaders(cfg Config) map[string]bool {
-	keep := map[string]bool{}
-	for _, h := range cfg.InputHeaders {
-		keep[authn.NormalizeHeaderName(h)] = true
-	}
-	return keep
 }
 
 // warn says at start-up, loudly, what weakens the protection.

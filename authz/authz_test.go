@@ -97,17 +97,7 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 func newMiddleware(t testing.TB, cfg authz.Config) http.Handler {
 	t.Helper()
-	if cfg.Authenticator == nil {
-		cfg.Authenticator = testAuth
-	}
-	if cfg.Evaluator == nil && !cfg.DisableAuthorization {
-		cfg.Evaluator = engine(t, "testdata/regoguard")
-	}
-	m, err := authz.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m.Handler(echo)
+	return guard(t, cfg, echo)
 }
 
 type response struct {

@@ -57,8 +57,7 @@ type Cache struct {
 	eval    Evaluator
 	ttl     time.Duration
 	entries *lru.Cache[[sha256.Size]byte, cached]
-	mu      sync.Mutex // guards seenRev
-	seenRev string
+	seenRev atomic.Pointer[string] // the revision last asked of
 	bufs    sync.Pool
 	plan    atomic.Pointer[keyPlan] // of the fields last keyed on
 	stats   cacheStats
@@ -203,13 +202,14 @@ func evalFailClosed(ctx context.Context, s policy.Snapshot, input ast.Value) (po
 
 // dropOnNewRevision empties the cache when the revision in service changes:
 // the old entries could never be hit again (the key holds the revision),
-// but would take room until evicted.
+// but would take room until evicted. A request of the revision already
+// seen (nearly all of them) takes no lock.
 func (c *Cache) dropOnNewRevision(rev string) {
-	c.mu.Lock()
-	changed := rev != c.seenRev
-	c.seenRev = rev
-	c.mu.Unlock()
-	if changed {
+	if seen := c.seenRev.Load(); seen != nil && *seen == rev {
+		return
+	}
+	next := rev // only a change puts a revision on the heap
+	if old := c.seenRev.Swap(&next); old == nil || *old != rev {
 		c.entries.Purge()
 	}
 }

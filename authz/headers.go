@@ -26,12 +26,6 @@ func credentialSet(cfg Config) authn.HeaderSet {
 // the handler sees it.
 var identityHeaders = authn.NewHeaderSet(authn.IdentityHeaders()...)
 
-// secretHeader reports whether the normalised name looks like it carries a
-// credential ([authn.LooksLikeCredential]): such headers stay out of the
-// policy input, and so out of decision logs, unless Config.InputHeaders
-// names them.
-func secretHeader(norm string) bool { return authn.LooksLikeCredential(norm) }
-
 // repeatedCredential returns the normalised name of a credential header that
 // the request carries more than once (in one spelling or several), or "".
 // Only one of them could be verified; the others would pass unchecked.

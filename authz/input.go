@@ -55,8 +55,8 @@ var errBodyTooLarge = errors.New("request body too large for policy input")
 // so no request pays for a JSON round trip.
 type inputBuilder struct {
 	layout        Layout
-	dropHeaders   map[string]bool
-	keepHeaders   map[string]bool
+	dropHeaders   authn.HeaderSet
+	keepHeaders   authn.HeaderSet // the credential headers Config.InputHeaders lets in
 	withBody      bool
 	enrichers     []Enricher
 	preserveToken bool
@@ -362,14 +362,14 @@ var headerNames = func() map[string]*ast.Term {
 
 // dropHeader reports whether the header name stays out of the input: a
 // credential (Authorization, Cookie, the API-key header, a proxy's access
-// token, any name that looks like one), or an identity header, in any
-// spelling, unless Config.InputHeaders names it.
+// token, any name that looks like one: [authn.LooksLikeCredential]), or an
+// identity header, in any spelling, unless Config.InputHeaders names it.
+// The sets compare every spelling without making a string.
 func (b *inputBuilder) dropHeader(name string) bool {
-	norm := authn.NormalizeHeaderName(name)
-	if b.keepHeaders[norm] {
+	if b.keepHeaders.Has(name) {
 		return false
 	}
-	return b.dropHeaders[norm] || identityHeaders.Has(norm) || secretHeader(norm)
+	return b.dropHeaders.Has(name) || identityHeaders.Has(name) || authn.LooksLikeCredential(name)
 }
 
 // headersObject lower-cases names and joins repeated values with ", " (RFC

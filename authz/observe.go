@@ -21,7 +21,7 @@ import (
 func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) {
 	ctx := r.Context()
 	if m.accessLog != nil {
-		noteDecision(ctx, id.String(), d.ID)
+		noteDecision(ctx, id, d.ID)
 	}
 	outcome := OutcomeDeny
 	switch {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -54,6 +55,7 @@ type RemoteConfig struct {
 type Remote struct {
 	ref      ast.Ref
 	endpoint string
+	host     string // of endpoint, for the span
 	timeout  time.Duration
 	token    string
 	client   *http.Client
@@ -89,6 +91,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 	return &Remote{
 		ref:      ref,
 		endpoint: strings.TrimSuffix(u.String(), "/") + "/v1/data/" + strings.Join(segments, "/"),
+		host:     u.Host,
 		timeout:  timeout,
 		token:    cfg.Token,
 		client:   client,
@@ -135,6 +138,12 @@ func (c *Remote) Eval(ctx context.Context, input ast.Value) (_ policy.Decision, 
 	if err != nil {
 		return policy.Decision{}, err
 	}
+	if c.tracer != nil {
+		var span trace.Span
+		ctx, span = c.tracer.Start(ctx, spanRemote, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("server.address", c.host)))
+		defer func() { endRemote(span, err) }()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return policy.Decision{}, fmt.Errorf("authz: remote OPA: %w", err)
@@ -142,13 +151,6 @@ func (c *Remote) Eval(ctx context.Context, input ast.Value) (_ policy.Decision, 
 	req.Header.Set("Content-Type", "application/json")
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if c.tracer != nil {
-		var span trace.Span
-		ctx, span = c.tracer.Start(ctx, spanRemote, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attribute.String("server.address", req.URL.Host)))
-		defer func() { endRemote(span, err) }()
-		req = req.WithContext(ctx)
 	}
 	injectTraceContext(ctx, req.Header)
 	resp, err := c.client.Do(req)
@@ -240,6 +242,23 @@ type Fallback struct {
 	// Primary's error. (The middleware counts fallbacks in its metrics
 	// through an [EvalTrace], not through this field.)
 	OnFallback func(err error)
+
+	// union is the last union of the two revisions' input fields, made
+	// again only when one of them changes, not for each request.
+	union atomic.Pointer[fieldsUnion]
+}
+
+type fieldsUnion struct{ primary, secondary, both *policy.InputFields }
+
+// unionFields returns what an evaluation may read when it may ask either
+// revision.
+func (f *Fallback) unionFields(primary, secondary *policy.InputFields) *policy.InputFields {
+	if u := f.union.Load(); u != nil && u.primary == primary && u.secondary == secondary {
+		return u.both
+	}
+	u := &fieldsUnion{primary: primary, secondary: secondary, both: primary.Union(secondary)}
+	f.union.Store(u)
+	return u.both
 }
 
 // Eval implements [Evaluator].
@@ -314,7 +333,7 @@ func (s *fallbackSnapshot) Fields() *policy.InputFields {
 	case s.serr != nil:
 		return s.primary.Fields()
 	}
-	return s.primary.Fields().Union(s.secondary.Fields())
+	return s.f.unionFields(s.primary.Fields(), s.secondary.Fields())
 }
 
 func (s *fallbackSnapshot) RevisionFields() *policy.InputFields {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,19 +27,6 @@ func shadowEngine(t testing.TB, rule string) *policy.Engine {
 	return e
 }
 
-// recordingLogger keeps the events it is given.
-type recordingLogger struct {
-	mu     sync.Mutex
-	events []policy.DecisionEvent
-}
-
-func (l *recordingLogger) LogDecision(_ context.Context, ev policy.DecisionEvent) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, ev)
-	return nil
-}
-
 func TestShadowCountsDisagreementsAndNeverChangesTheAnswer(t *testing.T) {
 	// Live: GET is allowed. Candidate: only /public is allowed, and DELETE
 	// of anything too. So GET /api → allow→deny, DELETE /api → deny→allow.
@@ -48,7 +34,7 @@ func TestShadowCountsDisagreementsAndNeverChangesTheAnswer(t *testing.T) {
 	candidate := shadowEngine(t, `allow if startswith(input.path, "/public")
 allow if input.method == "DELETE"`)
 	reg := prometheus.NewRegistry()
-	dl := &recordingLogger{}
+	dl := &recorder{}
 	shadow, err := authz.NewShadow(live, authz.ShadowConfig{Candidate: candidate, DecisionLogger: dl})
 	if err != nil {
 		t.Fatal(err)

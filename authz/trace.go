@@ -173,11 +173,24 @@ func (t *tracing) endDecision(span trace.Span, d policy.Decision, err error) {
 	if span == nil {
 		return
 	}
+	span.SetAttributes(attrEvaluator.String(t.evaluator))
+	EndDecisionSpan(span, d, err)
+}
+
+// EndDecisionSpan ends span, the span of one decision, with what the
+// middleware records on its own: the decision ID, the revision, whether it
+// allowed (regoguard.decision_id, regoguard.revision, regoguard.allowed),
+// and err, if any, as an exception event and an error status. Other front
+// ends (package grpcauthz) end theirs with it, so that one dashboard reads
+// both. A nil span is left alone.
+func EndDecisionSpan(span trace.Span, d policy.Decision, err error) {
+	if span == nil {
+		return
+	}
 	span.SetAttributes(
 		attrDecisionID.String(d.ID),
 		attrRevision.String(d.Revision),
 		attrAllowed.Bool(err == nil && d.Allow),
-		attrEvaluator.String(t.evaluator),
 	)
 	if err != nil {
 		recordError(span, err)

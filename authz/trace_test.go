@@ -143,6 +143,9 @@ func TestTracingRemoteAndFallback(t *testing.T) {
 	if rem.Parent.SpanID() != dec.SpanContext.SpanID() || rem.SpanKind != trace.SpanKindClient {
 		t.Errorf("remote span: parent %s kind %s, want the decision span, client", rem.Parent.SpanID(), rem.SpanKind)
 	}
+	if got, want := attrs(rem)["server.address"].AsString(), strings.TrimPrefix(opa.URL, "http://"); got != want {
+		t.Errorf("remote span server.address %q, want %q", got, want)
+	}
 	want := "00-" + rem.SpanContext.TraceID().String() + "-" + rem.SpanContext.SpanID().String() + "-01"
 	if len(sent) != 1 || sent[0] != want {
 		t.Errorf("traceparent sent to OPA %q, want %q", sent, want)

@@ -46,13 +46,17 @@ type fileSink struct {
 var _ logs.Logger = (*fileSink)(nil)
 
 // openFileSink opens (appends to) path, so that a mistake in it fails at
-// start-up.
+// start-up. maxBytes and keep are DecisionLogConfig's FileMaxBytes and
+// FileKeep: zero is the default, and a negative keep keeps no rotated file.
 func openFileSink(path string, maxBytes int64, keep int) (*fileSink, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultFileMaxBytes
 	}
-	if keep < 0 {
-		return nil, fmt.Errorf("bundles: decision log file: keep must not be negative, got %d", keep)
+	switch {
+	case keep == 0:
+		keep = DefaultFileKeep
+	case keep < 0:
+		keep = 0
 	}
 	s := &fileSink{path: path, maxBytes: maxBytes, keep: keep, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := s.open(); err != nil {

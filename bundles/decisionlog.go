@@ -170,14 +170,7 @@ func NewDecisionLogger(ctx context.Context, cfg DecisionLogConfig) (*DecisionLog
 	}()
 	var sinks []string
 	if cfg.File != "" {
-		keep := cfg.FileKeep
-		switch {
-		case keep == 0:
-			keep = DefaultFileKeep
-		case keep < 0:
-			keep = 0
-		}
-		if sink, err = openFileSink(cfg.File, cfg.FileMaxBytes, keep); err != nil {
+		if sink, err = openFileSink(cfg.File, cfg.FileMaxBytes, cfg.FileKeep); err != nil {
 			return nil, err
 		}
 		mgr.Register(fileSinkName, sink)

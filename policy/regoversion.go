@@ -32,13 +32,7 @@ func (l Loader) version() ast.RegoVersion {
 
 // LoadFiles is [LoadFiles] in l's Rego version.
 func (l Loader) LoadFiles(paths ...string) (*Policy, error) {
-	p, err := load(loader.NewFileLoader(), paths, l.version())
-	if err != nil && l.version() == ast.RegoV1 {
-		if _, v0err := load(loader.NewFileLoader(), paths, ast.RegoV0); v0err == nil {
-			return nil, &V0SyntaxError{Err: err}
-		}
-	}
-	return p, err
+	return l.read(func(v ast.RegoVersion) (*Policy, error) { return load(loader.NewFileLoader(), paths, v) })
 }
 
 // LoadFS is [LoadFS] in l's Rego version.
@@ -46,20 +40,20 @@ func (l Loader) LoadFS(fsys fs.FS, paths ...string) (*Policy, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
-	p, err := load(loader.NewFileLoader().WithFS(fsys), paths, l.version())
-	if err != nil && l.version() == ast.RegoV1 {
-		if _, v0err := load(loader.NewFileLoader().WithFS(fsys), paths, ast.RegoV0); v0err == nil {
-			return nil, &V0SyntaxError{Err: err}
-		}
-	}
-	return p, err
+	return l.read(func(v ast.RegoVersion) (*Policy, error) { return load(loader.NewFileLoader().WithFS(fsys), paths, v) })
 }
 
 // Parse is [Parse] in l's Rego version.
 func (l Loader) Parse(modules map[string]string, data map[string]any) (*Policy, error) {
-	p, err := parse(modules, data, l.version())
+	return l.read(func(v ast.RegoVersion) (*Policy, error) { return parse(modules, data, v) })
+}
+
+// read reads a policy in l's Rego version. When Rego v1 fails, it tries v0,
+// and a policy that reads as v0 is a [V0SyntaxError] holding the v1 error.
+func (l Loader) read(in func(ast.RegoVersion) (*Policy, error)) (*Policy, error) {
+	p, err := in(l.version())
 	if err != nil && l.version() == ast.RegoV1 {
-		if _, v0err := parse(modules, data, ast.RegoV0); v0err == nil {
+		if _, v0err := in(ast.RegoV0); v0err == nil {
 			return nil, &V0SyntaxError{Err: err}
 		}
 	}

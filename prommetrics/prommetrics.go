@@ -77,10 +77,9 @@ func NewMiddleware(opts MiddlewareOptions) *Middleware {
 		}),
 	}
 	// Resolve the labelled counters once, not per request.
-	for _, o := range authz.Outcomes() {
-		for int(o) >= len(m.requests) {
-			m.requests = append(m.requests, nil)
-		}
+	outcomes := authz.Outcomes() // every outcome, in order: 0, 1, 2...
+	m.requests = make([]prometheus.Counter, len(outcomes))
+	for _, o := range outcomes {
 		m.requests[o] = m.requestsVec.WithLabelValues(o.String())
 	}
 	if opts.DryRun {
@@ -94,7 +93,7 @@ func NewMiddleware(opts MiddlewareOptions) *Middleware {
 
 // Request implements [authz.Metrics].
 func (m *Middleware) Request(o authz.Outcome) {
-	if int(o) < len(m.requests) && m.requests[o] != nil {
+	if int(o) < len(m.requests) {
 		m.requests[o].Inc()
 	}
 }
