@@ -414,7 +414,7 @@ func (i *Interceptor) authorize(ctx context.Context, call Call, id *authn.Identi
 	d, err := eval.Eval(dctx, input)
 	elapsed := time.Since(start)
 	d.ID = i.ids.Next()
-	endDecision(span, d, err)
+	authz.EndDecisionSpan(span, d, err)
 	i.record(ctx, call, id, input, d, err, start, elapsed)
 	switch {
 	case err != nil:

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/regoguard/regoguard/authn"
-	"github.com/regoguard/regoguard/policy"
 )
 
 // tracerName names the instrumentation scope of the interceptors' spans.
@@ -26,9 +25,6 @@ const (
 	spanInput        = "regoguard.input"
 	spanDecision     = "regoguard.decision"
 
-	attrRevision   = attribute.Key("regoguard.revision")
-	attrAllowed    = attribute.Key("regoguard.allowed")
-	attrDecisionID = attribute.Key("regoguard.decision_id")
 	attrAuthMethod = attribute.Key("regoguard.auth.method")
 )
 
@@ -87,18 +83,6 @@ func endAuthenticate(span trace.Span, id *authn.Identity, err error) {
 		span.SetAttributes(attrAuthMethod.String(id.Method))
 	}
 	end(span, err)
-}
-
-// endDecision records the decision on its span.
-func endDecision(span trace.Span, d policy.Decision, err error) {
-	if span == nil {
-		return
-	}
-	span.SetAttributes(attrDecisionID.String(d.ID), attrRevision.String(d.Revision), attrAllowed.Bool(err == nil && d.Allow))
-	if err != nil {
-		span.SetStatus(codes.Error, "no policy decision could be made")
-	}
-	span.End()
 }
 
 // mdCarrier reads W3C trace headers from incoming metadata, whose keys are
