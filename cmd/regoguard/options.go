@@ -117,10 +117,10 @@ func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *
 	}
 	p, err := policy.Loader{RegoVersion: o.astRegoVersion()}.LoadFiles(paths...)
 	if err != nil {
-		return nil, policyError(err)
+		return nil, sourceError("--policy", err)
 	}
 	e, err := policy.New(ctx, o.engineConfig(logger), p)
-	return e, policyError(err)
+	return e, sourceError("--policy", err)
 }
 
 // remote returns the remote OPA evaluator, or nil without --opa-url.

@@ -280,7 +280,7 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 		// Errors of local bundles are fatal at start-up; a remote bundle
 		// may still arrive, and until then requests fail closed (503).
 		if err := m.Start(ctx); err != nil && !o.hasRemoteBundle() {
-			return nil, nil, bundleError(err)
+			return nil, nil, sourceError("--bundle", err)
 		} else if err != nil {
 			// The manager has logged the failure itself, with the bundle's name.
 			logger.Info("bundles not activated yet; refusing requests until they are")
