@@ -154,7 +154,8 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	build := currentBuild()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build.collector())
-	tp, stopTracing, err := tracingFromEnv(ctx, envMap(os.Environ()), build)
+	env := envMap(os.Environ())
+	tp, stopTracing, err := tracingFromEnv(ctx, env, build)
 	if err != nil {
 		return err
 	}
@@ -242,7 +243,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		logger.Info("admin listening", "addr", aln.Addr().String())
 	}
 	logger.Info("regoguard serving", append([]any{"listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen,
-		"tracing", tracingLabel(tp, envMap(os.Environ()))}, build.logAttrs()...)...)
+		"tracing", tracingLabel(tp, env)}, build.logAttrs()...)...)
 	if demoing {
 		printDemo(out, ln.Addr().String(), auth.demoKeys)
 	}
