@@ -454,7 +454,7 @@ func newProxy(upstream *url.URL, logger *slog.Logger, met *observer) http.Handle
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host
-			setIdentityHeaders(pr.Out.Header, pr.In)
+			setIdentityHeaders(pr.Out, pr.In)
 		},
 		ModifyResponse: met.upstreamResponse,
 		Transport: tracedTransport(&http.Transport{
@@ -491,14 +491,14 @@ func (c *copyBuffers) Get() []byte {
 
 func (c *copyBuffers) Put(b []byte) { c.pool.Put(&b) }
 
-// setIdentityHeaders removes every identity header from h, in every
+// setIdentityHeaders removes every identity header from out, in every
 // spelling (the guard already did; this keeps the proxy safe on its own),
 // and sets those that forwardIdentity computed for the request.
-func setIdentityHeaders(h http.Header, in *http.Request) {
-	authn.NewHeaderSet(authn.IdentityHeaders()...).Remove(h)
+func setIdentityHeaders(out, in *http.Request) {
+	authn.StripIdentityHeaders(out)
 	if fwd, ok := in.Context().Value(forwardedKey{}).(http.Header); ok {
 		for k, v := range fwd {
-			h[k] = v
+			out.Header[k] = v
 		}
 	}
 }
