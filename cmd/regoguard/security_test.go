@@ -72,15 +72,8 @@ func (u *reporter) take() []received {
 // status (0 when the server closed the connection without answering).
 func send(t *testing.T, base, raw string) int {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, strings.TrimPrefix(base, "http://"), raw)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		return 0
@@ -834,15 +827,8 @@ func TestSecuritySessionRoutesAnswerOnlyAtTheirExactSpelling(t *testing.T) {
 // until it closed the connection.
 func sendRaw(t *testing.T, base, raw string) string {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, strings.TrimPrefix(base, "http://"), raw)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
 	out, _ := io.ReadAll(conn)
 	return string(out)
 }
