@@ -4,18 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -413,18 +410,13 @@ func TestSecurityEmptyKeyDigestIsRefusedAtStart(t *testing.T) {
 	empty := sha256.Sum256(nil)
 	keys := writeFile(t, "keys.yaml", secKeys+"  - key: sha256:"+hex.EncodeToString(empty[:])+"\n    subject: ghost\n")
 	dir := writePolicyDir(t, secPolicy)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1",
+	// Bounded (run): a serve that started with the empty key's digest in its
+	// key file would serve until killed.
+	res := run(t, nil, "serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1",
 		"--policy", dir, "--api-keys", keys)
-	cmd.Env = cleanEnv()
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("serve started with the empty key's digest in its key file:\n%s", out)
-	}
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "keys.yaml:8") || !strings.Contains(string(out), "empty key") {
-		t.Errorf("want exit 2 naming keys.yaml:8 and the empty key; got %v:\n%s", err, out)
+	out := res.stdout + res.stderr
+	if res.code != 2 || !strings.Contains(out, "keys.yaml:8") || !strings.Contains(out, "empty key") {
+		t.Errorf("want exit 2 naming keys.yaml:8 and the empty key; got exit %d:\n%s", res.code, out)
 	}
 
 	up := newReporter(t)
