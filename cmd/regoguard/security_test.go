@@ -736,13 +736,7 @@ func TestSecurityTracesNeverHoldTheQueryOrACredential(t *testing.T) {
 // (400 not canonical, or the challenge), and none may reach the upstream;
 // the exact spellings are still served.
 func TestSecuritySessionRoutesAnswerOnlyAtTheirExactSpelling(t *testing.T) {
-	var op *httptest.Server
-	op = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": op.URL, "authorization_endpoint": op.URL + "/authorize",
-			"token_endpoint": op.URL + "/token", "jwks_uri": op.URL + "/keys"})
-	}))
-	t.Cleanup(op.Close)
+	op := testissuer.Start(t)
 	up := newReporter(t)
 	keys := writeFile(t, "keys.yaml", keysFile)
 	policyFile := writeFile(t, "p.rego", "package httpapi.authz\nallow if input.user.authenticated\n")
