@@ -135,6 +135,27 @@ func (o *policyOptions) remote() (*authz.Remote, error) {
 	return r, nil
 }
 
+// combined is what decides with the local policy, the remote OPA, or both
+// (--remote-first says which is asked first, the other being its fallback),
+// as serve combines them and check --replay does as serve would; nil with
+// neither. It logs the combination to logger.
+func (o *policyOptions) combined(engine *policy.Engine, remote *authz.Remote, logger *slog.Logger) authz.Evaluator {
+	switch {
+	case engine != nil && remote != nil && o.remoteFirst:
+		logger.Info("the local policy is the fallback of the remote OPA", "opa", remote.Endpoint())
+		return &authz.Fallback{Primary: remote, Secondary: engine}
+	case engine != nil && remote != nil:
+		logger.Info("remote OPA is the fallback of the local policy", "opa", remote.Endpoint())
+		return &authz.Fallback{Primary: engine, Secondary: remote}
+	case engine != nil:
+		return engine
+	case remote != nil:
+		logger.Info("every decision is asked of a remote OPA server", "opa", remote.Endpoint())
+		return remote
+	}
+	return nil
+}
+
 // cached puts the decision cache in front of eval when it is asked for, and
 // registers its metrics with reg.
 func (o *policyOptions) cached(eval authz.Evaluator, logger *slog.Logger, reg prometheus.Registerer) (authz.Evaluator, error) {

@@ -317,18 +317,8 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 	if engine != nil {
 		reg.MustRegister(prommetrics.NewEngineCollector(engine))
 	}
-	switch {
-	case engine != nil && remote != nil && o.remoteFirst:
-		logger.Info("the local policy is the fallback of the remote OPA", "opa", remote.Endpoint())
-		return &authz.Fallback{Primary: remote, Secondary: engine}, ready, nil
-	case engine != nil && remote != nil:
-		logger.Info("remote OPA is the fallback of the local policy", "opa", remote.Endpoint())
-		return &authz.Fallback{Primary: engine, Secondary: remote}, ready, nil
-	case engine != nil:
-		return engine, ready, nil
-	case remote != nil:
-		logger.Info("every decision is asked of a remote OPA server", "opa", remote.Endpoint())
-		return remote, func() error { return nil }, nil
+	if eval := o.combined(engine, remote, logger); eval != nil {
+		return eval, ready, nil
 	}
 	return nil, nil, configErrorf("no policy: give --policy, --bundle or --opa-url")
 }
