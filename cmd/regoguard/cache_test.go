@@ -2,17 +2,14 @@ package main_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptrace"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/regoguard/regoguard/internal/testopa"
 	"github.com/regoguard/regoguard/policy"
@@ -91,18 +88,11 @@ func TestServeDecisionCacheBehindAFallbackFollowsPolicyReloads(t *testing.T) {
 // Weakness 9 of the security review: a cache key that leaves out fields the
 // policy reads is refused at start, naming them.
 func TestServeRefusesACacheKeyThatLeavesOutWhatThePolicyReads(t *testing.T) {
-	// Bounded: a binary that accepted the key would serve until killed.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--no-authn",
+	// Bounded (run): a binary that accepted the key would serve until killed.
+	res := run(t, nil, "serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--no-authn",
 		"--policy", "testdata/policy", "--decision-cache", "100", "--decision-cache-key", "method,path")
-	cmd.Env = cleanEnv()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), "leaves out input fields the policy") ||
-		!strings.Contains(stderr.String(), "path_segments,user") {
-		t.Errorf("%v, stderr %q; want exit 2 naming path_segments and user", err, stderr.String())
+	if res.code != 2 || !strings.Contains(res.stderr, "leaves out input fields the policy") ||
+		!strings.Contains(res.stderr, "path_segments,user") {
+		t.Errorf("exit %d, stderr %q; want exit 2 naming path_segments and user", res.code, res.stderr)
 	}
 }

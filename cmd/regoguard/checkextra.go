@@ -131,7 +131,6 @@ func findYAMLField(fields []yamlField, line int, key, tag, text string) string {
 
 var (
 	yamlLine     = regexp.MustCompile(`^line (\d+): (.*)$`)
-	yamlUnknown  = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 	yamlMismatch = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
 	yamlKinds    = map[string]string{"str": "a string", "seq": "a list", "map": "a mapping", "int": "a number",
 		"float": "a number", "bool": "a boolean", "null": "empty"}
@@ -154,6 +153,9 @@ func yamlWants(goType string) string {
 	return "another kind of value"
 }
 
+// friendlyYAML rewrites one of yaml.v3's messages other than an unknown
+// field (explainYAML handles those, with a hint): a value of the wrong kind
+// names its field and what was wanted.
 func friendlyYAML(msg string, fields []yamlField) string {
 	m := yamlLine.FindStringSubmatch(msg)
 	if m == nil {
@@ -161,9 +163,6 @@ func friendlyYAML(msg string, fields []yamlField) string {
 	}
 	line, rest := m[1], m[2]
 	n, _ := strconv.Atoi(line)
-	if u := yamlUnknown.FindStringSubmatch(rest); u != nil {
-		return fmt.Sprintf("line %s: %s: unknown field", line, dash(findYAMLField(fields, n, u[1], "", "")))
-	}
 	if u := yamlMismatch.FindStringSubmatch(rest); u != nil {
 		got := yamlKinds[u[1]]
 		if u[2] != "" {

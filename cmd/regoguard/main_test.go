@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regoguard/regoguard/internal/testopa"
 )
@@ -58,10 +60,17 @@ func cleanEnv(env ...string) []string {
 	return append(out, env...)
 }
 
-// run runs the built binary with a clean environment plus env.
+// runBound is the longest a command run by run may take: a serve that
+// should have refused to start would otherwise serve until killed.
+const runBound = time.Minute
+
+// run runs the built binary with a clean environment plus env, and fails
+// the test when it has not exited within runBound.
 func run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), runBound)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = cleanEnv(env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -69,6 +78,8 @@ func run(t *testing.T, env []string, args ...string) result {
 	res := result{stdout: out.String(), stderr: errOut.String()}
 	var exit *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("regoguard %s did not exit within %v:\n%s%s", strings.Join(args, " "), runBound, res.stdout, res.stderr)
 	case errors.As(err, &exit):
 		res.code = exit.ExitCode()
 	case err != nil:

@@ -117,10 +117,10 @@ func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *
 	}
 	p, err := policy.Loader{RegoVersion: o.astRegoVersion()}.LoadFiles(paths...)
 	if err != nil {
-		return nil, policyError(err)
+		return nil, sourceError("--policy", err)
 	}
 	e, err := policy.New(ctx, o.engineConfig(logger), p)
-	return e, policyError(err)
+	return e, sourceError("--policy", err)
 }
 
 // remote returns the remote OPA evaluator, or nil without --opa-url.
@@ -133,6 +133,27 @@ func (o *policyOptions) remote() (*authz.Remote, error) {
 		return nil, configErrorf("--opa-url: %w", err)
 	}
 	return r, nil
+}
+
+// combined is what decides with the local policy, the remote OPA, or both
+// (--remote-first says which is asked first, the other being its fallback),
+// as serve combines them and check --replay does as serve would; nil with
+// neither. It logs the combination to logger.
+func (o *policyOptions) combined(engine *policy.Engine, remote *authz.Remote, logger *slog.Logger) authz.Evaluator {
+	switch {
+	case engine != nil && remote != nil && o.remoteFirst:
+		logger.Info("the local policy is the fallback of the remote OPA", "opa", remote.Endpoint())
+		return &authz.Fallback{Primary: remote, Secondary: engine}
+	case engine != nil && remote != nil:
+		logger.Info("remote OPA is the fallback of the local policy", "opa", remote.Endpoint())
+		return &authz.Fallback{Primary: engine, Secondary: remote}
+	case engine != nil:
+		return engine
+	case remote != nil:
+		logger.Info("every decision is asked of a remote OPA server", "opa", remote.Endpoint())
+		return remote
+	}
+	return nil
 }
 
 // cached puts the decision cache in front of eval when it is asked for, and

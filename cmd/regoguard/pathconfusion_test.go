@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -89,19 +90,28 @@ allow if {
 // which would clean the path first.
 func rawRequest(t *testing.T, addr, raw string) int {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, addr, raw)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write([]byte(raw)); err != nil {
-		t.Fatal(err)
-	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("%q: %v", raw, err)
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// dialRaw connects to addr and writes raw exactly as given; reads and writes
+// on the connection it returns end within 10s.
+func dialRaw(t *testing.T, addr, raw string) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return conn
 }

@@ -116,21 +116,15 @@ func (o *checkOptions) replayEvaluator(ctx context.Context) (authz.Evaluator, er
 	if err != nil {
 		return nil, err
 	}
+	quiet := slog.New(slog.DiscardHandler)
 	var engine *policy.Engine
 	if len(o.policies) > 0 {
-		if engine, err = o.loadEngine(ctx, o.policies, slog.New(slog.DiscardHandler)); err != nil {
+		if engine, err = o.loadEngine(ctx, o.policies, quiet); err != nil {
 			return nil, err
 		}
 	}
-	switch {
-	case engine != nil && remote != nil && o.remoteFirst:
-		return &authz.Fallback{Primary: remote, Secondary: engine}, nil
-	case engine != nil && remote != nil:
-		return &authz.Fallback{Primary: engine, Secondary: remote}, nil
-	case engine != nil:
-		return engine, nil
-	case remote != nil:
-		return remote, nil
+	if eval := o.combined(engine, remote, quiet); eval != nil {
+		return eval, nil
 	}
 	return nil, configErrorf("--replay needs the candidate policy: --policy or --opa-url")
 }

@@ -159,15 +159,7 @@ func TestRolloutRecordReplayAndShadowAgree(t *testing.T) {
 		t.Fatalf("the traffic does not exercise both directions: %v", want)
 	}
 	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	for p, src := range map[string]string{a: policyA, b: policyB} {
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(p, "policy.rego"), []byte(src), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := writePolicyDir(t, policyA), writePolicyDir(t, policyB)
 	up := newUpstream(t)
 	keys := writeFile(t, "keys.yaml", keysFile)
 	logFile := filepath.Join(dir, "decisions.jsonl")
@@ -314,10 +306,7 @@ func asConsoleLines(t *testing.T, path string) []byte {
 }
 
 func TestServeDryRunLetsRefusalsThroughButNotUnauthenticated(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "policy.rego"), []byte(policyA), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := writePolicyDir(t, policyA)
 	up := newUpstream(t)
 	keys := writeFile(t, "keys.yaml", keysFile)
 	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", dir, "--api-keys", keys,
@@ -385,16 +374,7 @@ func TestServeDecisionLogFileMaskedByThePolicy(t *testing.T) {
 }
 
 func TestServeShadowBundle(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	for p, src := range map[string]string{a: policyA, b: policyB} {
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(p, "policy.rego"), []byte(src), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := writePolicyDir(t, policyA), writePolicyDir(t, policyB)
 	traffic := rolloutTraffic(24)
 	want := expectedChanges(traffic)
 	up := newUpstream(t)

@@ -4,18 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -72,15 +69,8 @@ func (u *reporter) take() []received {
 // status (0 when the server closed the connection without answering).
 func send(t *testing.T, base, raw string) int {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, strings.TrimPrefix(base, "http://"), raw)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		return 0
@@ -420,18 +410,13 @@ func TestSecurityEmptyKeyDigestIsRefusedAtStart(t *testing.T) {
 	empty := sha256.Sum256(nil)
 	keys := writeFile(t, "keys.yaml", secKeys+"  - key: sha256:"+hex.EncodeToString(empty[:])+"\n    subject: ghost\n")
 	dir := writePolicyDir(t, secPolicy)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1",
+	// Bounded (run): a serve that started with the empty key's digest in its
+	// key file would serve until killed.
+	res := run(t, nil, "serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1",
 		"--policy", dir, "--api-keys", keys)
-	cmd.Env = cleanEnv()
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("serve started with the empty key's digest in its key file:\n%s", out)
-	}
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "keys.yaml:8") || !strings.Contains(string(out), "empty key") {
-		t.Errorf("want exit 2 naming keys.yaml:8 and the empty key; got %v:\n%s", err, out)
+	out := res.stdout + res.stderr
+	if res.code != 2 || !strings.Contains(out, "keys.yaml:8") || !strings.Contains(out, "empty key") {
+		t.Errorf("want exit 2 naming keys.yaml:8 and the empty key; got exit %d:\n%s", res.code, out)
 	}
 
 	up := newReporter(t)
@@ -751,13 +736,7 @@ func TestSecurityTracesNeverHoldTheQueryOrACredential(t *testing.T) {
 // (400 not canonical, or the challenge), and none may reach the upstream;
 // the exact spellings are still served.
 func TestSecuritySessionRoutesAnswerOnlyAtTheirExactSpelling(t *testing.T) {
-	var op *httptest.Server
-	op = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": op.URL, "authorization_endpoint": op.URL + "/authorize",
-			"token_endpoint": op.URL + "/token", "jwks_uri": op.URL + "/keys"})
-	}))
-	t.Cleanup(op.Close)
+	op := testissuer.Start(t)
 	up := newReporter(t)
 	keys := writeFile(t, "keys.yaml", keysFile)
 	policyFile := writeFile(t, "p.rego", "package httpapi.authz\nallow if input.user.authenticated\n")
@@ -834,15 +813,8 @@ func TestSecuritySessionRoutesAnswerOnlyAtTheirExactSpelling(t *testing.T) {
 // until it closed the connection.
 func sendRaw(t *testing.T, base, raw string) string {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, strings.TrimPrefix(base, "http://"), raw)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
 	out, _ := io.ReadAll(conn)
 	return string(out)
 }

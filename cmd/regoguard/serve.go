@@ -154,7 +154,8 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	build := currentBuild()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build.collector())
-	tp, stopTracing, err := tracingFromEnv(ctx, envMap(os.Environ()), build)
+	env := envMap(os.Environ())
+	tp, stopTracing, err := tracingFromEnv(ctx, env, build)
 	if err != nil {
 		return err
 	}
@@ -242,7 +243,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		logger.Info("admin listening", "addr", aln.Addr().String())
 	}
 	logger.Info("regoguard serving", append([]any{"listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen,
-		"tracing", tracingLabel(tp, envMap(os.Environ()))}, build.logAttrs()...)...)
+		"tracing", tracingLabel(tp, env)}, build.logAttrs()...)...)
 	if demoing {
 		printDemo(out, ln.Addr().String(), auth.demoKeys)
 	}
@@ -280,7 +281,7 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 		// Errors of local bundles are fatal at start-up; a remote bundle
 		// may still arrive, and until then requests fail closed (503).
 		if err := m.Start(ctx); err != nil && !o.hasRemoteBundle() {
-			return nil, nil, bundleError(err)
+			return nil, nil, sourceError("--bundle", err)
 		} else if err != nil {
 			// The manager has logged the failure itself, with the bundle's name.
 			logger.Info("bundles not activated yet; refusing requests until they are")
@@ -316,18 +317,8 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 	if engine != nil {
 		reg.MustRegister(prommetrics.NewEngineCollector(engine))
 	}
-	switch {
-	case engine != nil && remote != nil && o.remoteFirst:
-		logger.Info("the local policy is the fallback of the remote OPA", "opa", remote.Endpoint())
-		return &authz.Fallback{Primary: remote, Secondary: engine}, ready, nil
-	case engine != nil && remote != nil:
-		logger.Info("remote OPA is the fallback of the local policy", "opa", remote.Endpoint())
-		return &authz.Fallback{Primary: engine, Secondary: remote}, ready, nil
-	case engine != nil:
-		return engine, ready, nil
-	case remote != nil:
-		logger.Info("every decision is asked of a remote OPA server", "opa", remote.Endpoint())
-		return remote, func() error { return nil }, nil
+	if eval := o.combined(engine, remote, logger); eval != nil {
+		return eval, ready, nil
 	}
 	return nil, nil, configErrorf("no policy: give --policy, --bundle or --opa-url")
 }
@@ -453,7 +444,7 @@ func newProxy(upstream *url.URL, logger *slog.Logger, met *observer) http.Handle
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host
-			setIdentityHeaders(pr.Out.Header, pr.In)
+			setIdentityHeaders(pr.Out, pr.In)
 		},
 		ModifyResponse: met.upstreamResponse,
 		Transport: tracedTransport(&http.Transport{
@@ -490,14 +481,14 @@ func (c *copyBuffers) Get() []byte {
 
 func (c *copyBuffers) Put(b []byte) { c.pool.Put(&b) }
 
-// setIdentityHeaders removes every identity header from h, in every
+// setIdentityHeaders removes every identity header from out, in every
 // spelling (the guard already did; this keeps the proxy safe on its own),
 // and sets those that forwardIdentity computed for the request.
-func setIdentityHeaders(h http.Header, in *http.Request) {
-	authn.NewHeaderSet(authn.IdentityHeaders()...).Remove(h)
+func setIdentityHeaders(out, in *http.Request) {
+	authn.StripIdentityHeaders(out)
 	if fwd, ok := in.Context().Value(forwardedKey{}).(http.Header); ok {
 		for k, v := range fwd {
-			h[k] = v
+			out.Header[k] = v
 		}
 	}
 }

@@ -1,12 +1,12 @@
 package main_test
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/regoguard/regoguard/internal/testissuer"
 )
 
 // Issue #15: API keys from the environment were Go-only
@@ -32,13 +32,7 @@ func TestServeAPIKeysFromTheEnvironment(t *testing.T) {
 // serve takes --oidc-scope. The provider here only publishes discovery: the
 // test looks at the authorization request serve sends browsers to.
 func TestServeOIDCScopes(t *testing.T) {
-	var op *httptest.Server
-	op = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": op.URL, "authorization_endpoint": op.URL + "/authorize",
-			"token_endpoint": op.URL + "/token", "jwks_uri": op.URL + "/keys"})
-	}))
-	t.Cleanup(op.Close)
+	op := testissuer.Start(t)
 	policyFile := writeFile(t, "p.rego", "package httpapi.authz\nallow if input.user.authenticated\n")
 	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--policy", policyFile,
 		"--oidc-well-known", op.URL, "--oidc-client-id", "c", "--app-uri", "http://127.0.0.1:8080", "--insecure-cookie",

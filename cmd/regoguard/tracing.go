@@ -48,14 +48,11 @@ func tracingFromEnv(ctx context.Context, env map[string]string, build buildInfo)
 	default:
 		return nil, nil, configErrorf("OTEL_TRACES_EXPORTER: %q is not one of otlp, none", exporter)
 	}
-	protocol := env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]
-	if protocol == "" {
-		protocol = env["OTEL_EXPORTER_OTLP_PROTOCOL"]
-	}
+	protocol := otlpProtocol(env)
 	var exp sdktrace.SpanExporter
 	var err error
 	switch protocol {
-	case "", "http/protobuf":
+	case "http/protobuf":
 		exp, err = otlptracehttp.New(ctx)
 	case "grpc":
 		exp, err = otlptracegrpc.New(ctx)
@@ -133,12 +130,17 @@ func tracingLabel(tp trace.TracerProvider, env map[string]string) string {
 	if tp == nil {
 		return "off"
 	}
-	p := env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]
-	if p == "" {
-		p = env["OTEL_EXPORTER_OTLP_PROTOCOL"]
+	return "otlp " + otlpProtocol(env)
+}
+
+// otlpProtocol is the OTLP protocol the environment asks traces be exported
+// with: the traces-specific variable, else the general one, else OTLP's
+// default, http/protobuf.
+func otlpProtocol(env map[string]string) string {
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if p := env[name]; p != "" {
+			return p
+		}
 	}
-	if p == "" {
-		p = "http/protobuf"
-	}
-	return fmt.Sprintf("otlp %s", p)
+	return "http/protobuf"
 }

@@ -107,29 +107,16 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 	return configErrorf("%s; run '%s help' for the commands", msg, cmd.CommandPath())
 }
 
-// policyError makes the policy errors that are the user's configuration
-// usage errors (exit 2) naming the flag: a --policy path that does not
-// exist, a --decision nothing defines. Others are returned as they are.
-func policyError(err error) error {
+// sourceError makes the policy errors that are the user's configuration
+// usage errors (exit 2) naming the flag: a path given to flag (--policy,
+// --bundle) that does not exist, a --decision nothing defines. Others are
+// returned as they are.
+func sourceError(flag string, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, fs.ErrNotExist):
-		return configErrorf("--policy: %w", err)
-	case errors.Is(err, policy.ErrUndefinedDecision):
-		return configErrorf("--decision: %w", err)
-	}
-	return err
-}
-
-// bundleError is policyError for --bundle: a local bundle that does not
-// exist, a --decision the bundles do not define.
-func bundleError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, fs.ErrNotExist):
-		return configErrorf("--bundle: %w", err)
+		return configErrorf("%s: %w", flag, err)
 	case errors.Is(err, policy.ErrUndefinedDecision):
 		return configErrorf("--decision: %w", err)
 	}
