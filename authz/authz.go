@@ -36,12 +36,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -187,30 +187,21 @@ type Config struct {
 // Middleware authenticates and authorizes requests. Make one with [New] and
 // wrap handlers with [Middleware.Handler].
 type Middleware struct {
-	auth        authn.Authenticator
-	eval        Evaluator
-	input       *inputBuilder
-	skips       []compiledSkip
-	cfg         Config
-	logger      *slog.Logger
-	metrics     Metrics
-	ids         *DecisionIDs
-	trace       *tracing
-	accessLog   *slog.Logger
-	denyStatus  int
-	maxBody     int64
-	readsBody   bool
-	decisionRef string
-	logLevel    slog.Level
+	auth       authn.Authenticator
+	eval       Evaluator
+	input      *inputBuilder
+	skips      []compiledSkip
+	cfg        Config
+	logger     *slog.Logger
+	trace      *tracing
+	accessLog  *slog.Logger
+	denyStatus int
+	maxBody    int64
+	readsBody  bool
 	// credentials are the headers that carry a credential, in any spelling.
 	credentials authn.HeaderSet
-	// snapshotter is the Evaluator when it is a Snapshotter: each request
-	// is then judged by one snapshot, for which the input holds only the
-	// fields it reads unless the whole input is logged (prune false).
-	snapshotter Snapshotter
-	prune       bool
-	// evalTrace is attached to each evaluation's context to count fallbacks.
-	evalTrace *EvalTrace
+	// pipe decides and records: the step every front end shares.
+	pipe *pipeline.Pipeline
 }
 
 type compiledSkip struct {
@@ -235,7 +226,6 @@ func New(cfg Config) (*Middleware, error) {
 		eval:       cfg.Evaluator,
 		cfg:        cfg,
 		logger:     logger,
-		ids:        NewDecisionIDs(),
 		trace:      newTracing(cfg.TracerProvider, cfg.Evaluator),
 		accessLog:  cfg.AccessLog,
 		denyStatus: cmp.Or(cfg.DenyStatus, http.StatusForbidden),
@@ -271,19 +261,26 @@ func New(cfg Config) (*Middleware, error) {
 		}
 		m.skips = append(m.skips, compiledSkip{path: re, methods: methods})
 	}
-	if cfg.Metrics != nil {
-		m.metrics = cfg.Metrics
-		m.evalTrace = &EvalTrace{Fallback: func(error) { cfg.Metrics.Fallback() }}
-	}
-	if ref := decisionRef(cfg.Evaluator); ref != nil {
-		m.decisionRef = ref.String()
-	}
-	m.logLevel = slog.LevelDebug
+	logLevel := slog.LevelDebug
 	if cfg.DecisionLogLevel != nil {
-		m.logLevel = cfg.DecisionLogLevel.Level()
+		logLevel = cfg.DecisionLogLevel.Level()
 	}
-	m.snapshotter, _ = cfg.Evaluator.(Snapshotter)
-	m.prune = !cfg.LogInput && cfg.DecisionLogger == nil
+	pcfg := pipeline.Config{
+		Evaluator:      cfg.Evaluator,
+		Logger:         logger,
+		LogLevel:       logLevel,
+		LogInput:       cfg.LogInput,
+		LogInputMask:   cfg.LogInputMask,
+		DecisionLogger: cfg.DecisionLogger,
+		Abandoned:      ctxDone,
+	}
+	if cfg.Metrics != nil {
+		pcfg.Metrics = cfg.Metrics
+	}
+	if m.trace != nil {
+		pcfg.Tracer, pcfg.EvaluatorName = m.trace.tracer, m.trace.evaluator
+	}
+	m.pipe = pipeline.New(pcfg)
 	m.warn()
 	return m, nil
 }
@@ -400,7 +397,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 // decide builds the input and evaluates it. When it cannot (a bad body, an
 // evaluator error) it writes the refusal and reports false.
 func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Identity) (policy.Decision, bool) {
-	eval, fields := m.plan()
+	eval, fields := m.pipe.Plan()
 	_, span := m.trace.start(r.Context(), spanInput)
 	input, err := m.buildInput(r, id, fields)
 	endInput(span, err)
@@ -408,16 +405,11 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 		m.refuseInput(w, r, err)
 		return policy.Decision{}, false
 	}
-	ctx, span := m.trace.start(r.Context(), spanDecision)
-	if m.evalTrace != nil {
-		ctx = WithEvalTrace(ctx, m.evalTrace)
+	req := decisionRequest(r, id)
+	d, _, err := m.pipe.Decide(r.Context(), eval, input, &req)
+	if m.accessLog != nil {
+		noteDecision(r.Context(), id, d.ID)
 	}
-	start := time.Now()
-	d, err := eval.Eval(ctx, input)
-	elapsed := time.Since(start)
-	d.ID = m.ids.Next()
-	m.trace.endDecision(span, d, err)
-	m.record(r, id, input, d, err, start, elapsed)
 	if err != nil && m.cfg.DryRun && !abandoned(r) {
 		d.Allow, d.Reason = false, "no policy decision could be made: "+err.Error()
 		return d, true
@@ -430,24 +422,6 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 		return d, false
 	}
 	return d, true
-}
-
-// plan returns the evaluator for one request and the input fields to build
-// for it (nil: all). With a Snapshotter (the engine, or a Cache or Fallback
-// in front of it) that is a snapshot of the revision being served, so that
-// the fields built and the policy that judges them always match, even
-// across a reload; the input then costs nothing for what the policy never
-// reads (headers, query, a body to parse, an enricher's call).
-func (m *Middleware) plan() (Evaluator, *policy.InputFields) {
-	if m.snapshotter != nil {
-		if s, err := m.snapshotter.Snapshot(); err == nil {
-			if !m.prune {
-				return s, nil
-			}
-			return s, s.Fields()
-		}
-	}
-	return m.eval, nil
 }
 
 // Input returns the policy input the middleware builds for r made by id (nil

@@ -80,7 +80,6 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -91,6 +90,7 @@ import (
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -202,32 +202,29 @@ type Config struct {
 	// (revision, allowed, decision ID), named as the HTTP middleware's.
 	// Nil traces nothing and costs a nil check.
 	TracerProvider trace.TracerProvider
-	// Registerer, when set, receives the interceptors' Prometheus metrics
-	// (regoguard_grpc_*), apart from the HTTP middleware's, as
-	// bundles.Config.Registerer receives a bundle manager's. (An
-	// authz.Config's Metrics is an authz.Metrics, not a registry.)
-	Registerer prometheus.Registerer
+	// Metrics, when set, counts each call by outcome (authz.OutcomeInvalid
+	// for a bad method name or message), each decision's duration and
+	// each fallback: the same interface as the HTTP middleware's
+	// (authz.Config.Metrics). prommetrics.NewMiddleware with
+	// MiddlewareOptions.GRPC exports it as regoguard_grpc_*. Nil counts
+	// nothing, at no cost.
+	Metrics authz.Metrics
 }
 
 // Interceptor holds the unary and stream server interceptors. Make one with
 // [New]; install both with grpc.ChainUnaryInterceptor(i.Unary()) and
 // grpc.ChainStreamInterceptor(i.Stream()).
 type Interceptor struct {
-	cfg         Config
-	eval        authz.Evaluator
-	snap        authz.Snapshotter
-	prune       bool
-	exempt      map[string]bool
-	apiKeyMD    string
-	keys        keySets
-	maxMessage  int
-	timeout     time.Duration
-	logger      *slog.Logger
-	logLevel    slog.Level
-	metrics     *metrics
-	ids         *authz.DecisionIDs
-	trace       *tracing
-	decisionRef string
+	cfg        Config
+	exempt     map[string]bool
+	apiKeyMD   string
+	keys       keySets
+	maxMessage int
+	timeout    time.Duration
+	logger     *slog.Logger
+	trace      *tracing
+	// pipe decides and records: the step every front end shares.
+	pipe *pipeline.Pipeline
 }
 
 // New checks cfg and returns the interceptors.
@@ -240,13 +237,11 @@ func New(cfg Config) (*Interceptor, error) {
 	}
 	i := &Interceptor{
 		cfg:        cfg,
-		eval:       cfg.Evaluator,
 		exempt:     map[string]bool{},
 		apiKeyMD:   strings.ToLower(cmp.Or(cfg.APIKeyMetadata, DefaultAPIKeyMetadata)),
 		maxMessage: cmp.Or(cfg.MaxMessageBytes, DefaultMaxMessageBytes),
 		timeout:    cmp.Or(cfg.Timeout, DefaultTimeout),
 		logger:     cfg.Logger,
-		ids:        authz.NewDecisionIDs(),
 		trace:      newTracing(cfg.TracerProvider),
 	}
 	if i.logger == nil {
@@ -262,28 +257,23 @@ func New(cfg Config) (*Interceptor, error) {
 		}
 		i.exempt[m] = true
 	}
-	if s, ok := cfg.Evaluator.(authz.Snapshotter); ok {
-		i.snap = s
-		// The input then holds only what the policy reads. A decision log
-		// gets the whole input, as for HTTP.
-		i.prune = cfg.DecisionLogger == nil
-	}
-	if n, ok := cfg.Evaluator.(authz.DecisionNamer); ok {
-		if ref := n.DecisionRef(); ref != nil {
-			i.decisionRef = ref.String()
-		}
-	}
-	i.logLevel = slog.LevelDebug
+	logLevel := slog.LevelDebug
 	if cfg.DecisionLogLevel != nil {
-		i.logLevel = cfg.DecisionLogLevel.Level()
+		logLevel = cfg.DecisionLogLevel.Level()
 	}
-	if cfg.Registerer != nil {
-		m, err := newMetrics(cfg.Registerer)
-		if err != nil {
-			return nil, err
-		}
-		i.metrics = m
+	pcfg := pipeline.Config{
+		Evaluator:      cfg.Evaluator,
+		Logger:         i.logger,
+		LogLevel:       logLevel,
+		DecisionLogger: cfg.DecisionLogger,
 	}
+	if cfg.Metrics != nil {
+		pcfg.Metrics = cfg.Metrics
+	}
+	if i.trace != nil {
+		pcfg.Tracer = i.trace.tracer
+	}
+	i.pipe = pipeline.New(pcfg)
 	if cfg.PreserveTokens {
 		i.logger.Warn("raw tokens are added to the gRPC policy input (PreserveTokens): they may reach decision logs")
 	}
@@ -294,7 +284,7 @@ func New(cfg Config) (*Interceptor, error) {
 func (i *Interceptor) Unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if i.exempt[info.FullMethod] {
-			i.metrics.count("skipped")
+			i.pipe.Count(authz.OutcomeSkipped)
 			return handler(ctx, req)
 		}
 		call := Call{FullMethod: info.FullMethod, Request: req}
@@ -314,7 +304,7 @@ func (i *Interceptor) Unary() grpc.UnaryServerInterceptor {
 func (i *Interceptor) Stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if i.exempt[info.FullMethod] {
-			i.metrics.count("skipped")
+			i.pipe.Count(authz.OutcomeSkipped)
 			return handler(srv, ss)
 		}
 		ctx := ss.Context()
@@ -357,7 +347,7 @@ type Call struct {
 // check authenticates and authorizes call within the configured time.
 func (i *Interceptor) check(ctx context.Context, call Call) (authz.Result, error) {
 	if !canonicalMethod(call.FullMethod) {
-		i.metrics.count("invalid")
+		i.pipe.Count(authz.OutcomeInvalid)
 		return authz.Result{}, errMethod
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
@@ -388,7 +378,7 @@ var errMethod = status.Error(codes.InvalidArgument, "the method name is not in c
 // check command calls it with a given identity.
 func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identity) (authz.Result, error) {
 	if !canonicalMethod(call.FullMethod) {
-		i.metrics.count("invalid")
+		i.pipe.Count(authz.OutcomeInvalid)
 		return authz.Result{}, errMethod
 	}
 	return i.authorize(ctx, call, id)
@@ -398,24 +388,19 @@ func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identi
 // canonical: check tests it before authenticating, once per call.
 func (i *Interceptor) authorize(ctx context.Context, call Call, id *authn.Identity) (authz.Result, error) {
 	if id == nil && !i.cfg.AllowAnonymous {
-		i.metrics.count("unauthenticated")
+		i.pipe.Count(authz.OutcomeUnauthenticated)
 		return authz.Result{}, errNoCredential
 	}
-	eval, fields := i.plan()
+	eval, fields := i.pipe.Plan()
 	_, span := i.trace.start(ctx, spanInput)
 	input, err := i.input(call, id, fields)
 	end(span, err)
 	if err != nil {
-		i.metrics.count("invalid")
+		i.pipe.Count(authz.OutcomeInvalid)
 		return authz.Result{}, err
 	}
-	dctx, span := i.trace.start(ctx, spanDecision)
-	start := time.Now()
-	d, err := eval.Eval(dctx, input)
-	elapsed := time.Since(start)
-	d.ID = i.ids.Next()
-	authz.EndDecisionSpan(span, d, err)
-	i.record(ctx, call, id, input, d, err, start, elapsed)
+	req := pipeline.Request{Identity: id, Attrs: [2]slog.Attr{slog.String("grpc_method", call.FullMethod)}}
+	d, _, err := i.pipe.Decide(ctx, eval, input, &req)
 	switch {
 	case err != nil:
 		return authz.Result{}, refusal(codes.Unavailable, "no policy decision could be made", d.ID)
@@ -463,22 +448,6 @@ func strcase(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// plan returns the evaluator for one call and the input fields to build for
-// it (nil: all): with the in-process engine, a snapshot of the revision
-// being served, so that the fields built and the policy that judges them
-// match even across a reload.
-func (i *Interceptor) plan() (authz.Evaluator, *policy.InputFields) {
-	if i.snap != nil {
-		if s, err := i.snap.Snapshot(); err == nil {
-			if !i.prune {
-				return s, nil
-			}
-			return s, s.Fields()
-		}
-	}
-	return i.eval, nil
 }
 
 // Input returns the policy input the interceptors build for call made by id
