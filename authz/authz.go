@@ -41,6 +41,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/headers"
 	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
@@ -93,15 +94,20 @@ type Config struct {
 	// Layout is the input layout; default LayoutRegoguard.
 	Layout Layout
 	// InputHeaders names credential headers (Authorization, Cookie,
-	// Proxy-Authorization, APIKeyHeader, X-Forwarded-Access-Token, or any
-	// header whose name holds token, secret, password, api-key, credential,
-	// session) that may reach the input anyway. Identity headers never do:
-	// the identity is in input.user.
+	// Proxy-Authorization, the headers the Authenticator declares,
+	// X-Forwarded-Access-Token, or any header whose name holds token,
+	// secret, password, api-key, credential, session) that may reach the
+	// input anyway. Identity headers never do: the identity is in
+	// input.user. Even then, the cookies and query parameters the
+	// Authenticator declares stay out.
+	//
+	// Where the Authenticator reads its credentials is its own to say
+	// (authn.CredentialsOf): the API-key header, a session cookie, under
+	// whatever name. Those headers are left out of the input, refused when
+	// repeated, and removed before the handler unless ForwardCredentials,
+	// in any spelling; those cookies and query parameters are left out of
+	// the input and removed before the handler unless ForwardCredentials.
 	InputHeaders []string
-	// APIKeyHeader names the API-key header (default X-API-Key): left out
-	// of the input headers, refused when repeated, and removed before the
-	// handler unless ForwardCredentials, in any spelling.
-	APIKeyHeader string
 	// Body adds the request body, parsed as JSON, to the input as body.
 	// When the input needs it (with the in-process engine, only if the
 	// policy reads input.body; see policy.Snapshot), a non-empty body that
@@ -120,8 +126,8 @@ type Config struct {
 	// never reach a policy, a log or a decision log.
 	PreserveTokens bool
 	// ForwardCredentials hands the credentials the middleware consumed
-	// (Authorization, Proxy-Authorization and the API-key header) on to the
-	// handler. Off by default: they are removed, in any spelling, from the
+	// (Authorization, Proxy-Authorization and what the Authenticator
+	// declares: the API-key header, a session cookie) on to the handler. Off by default: they are removed, in any spelling, from the
 	// request the handler gets, so that an upstream never sees (and never
 	// believes) a credential it did not have to check. A proxy's access-token
 	// headers (X-Forwarded-Access-Token, X-Auth-Request-Access-Token) are
@@ -199,7 +205,11 @@ type Middleware struct {
 	maxBody    int64
 	readsBody  bool
 	// credentials are the headers that carry a credential, in any spelling.
-	credentials authn.HeaderSet
+	credentials headers.Set
+	// creds is where the authenticator reads credentials; credQuery its
+	// query parameters as a set.
+	creds     authn.Credentials
+	credQuery map[string]bool
 	// pipe decides and records: the step every front end shares.
 	pipe *pipeline.Pipeline
 }
@@ -231,18 +241,27 @@ func New(cfg Config) (*Middleware, error) {
 		denyStatus: cmp.Or(cfg.DenyStatus, http.StatusForbidden),
 		maxBody:    cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 	}
-	m.credentials = credentialSet(cfg)
+	m.creds = authn.CredentialsOf(cfg.Authenticator)
+	m.credentials = credentialSet(m.creds)
+	if len(m.creds.Query) > 0 {
+		m.credQuery = make(map[string]bool, len(m.creds.Query))
+		for _, q := range m.creds.Query {
+			m.credQuery[q] = true
+		}
+	}
 	layout := cmp.Or(cfg.Layout, LayoutRegoguard)
 	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA {
 		return nil, fmt.Errorf("authz: unknown input layout %q (want %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA)
 	}
 	m.input = &inputBuilder{
 		layout:        layout,
-		dropHeaders:   authn.NewHeaderSet(append(slices.Clone(credentialHeaders), m.credentials.Names()...)...),
-		keepHeaders:   authn.NewHeaderSet(cfg.InputHeaders...),
+		dropHeaders:   headers.NewSet(append(slices.Clone(credentialHeaders), m.credentials.Names()...)...),
+		keepHeaders:   headers.NewSet(cfg.InputHeaders...),
 		withBody:      cfg.Body,
 		enrichers:     cfg.Enrichers,
 		preserveToken: cfg.PreserveTokens,
+		dropCookies:   m.creds.Cookies,
+		dropQuery:     m.credQuery,
 	}
 	m.readsBody = cfg.Body || slices.ContainsFunc(cfg.Enrichers, func(e Enricher) bool { return e.NeedsBody })
 	for _, e := range cfg.Enrichers {

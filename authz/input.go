@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/headers"
 	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
@@ -56,11 +57,15 @@ var errBodyTooLarge = errors.New("request body too large for policy input")
 // so no request pays for a JSON round trip.
 type inputBuilder struct {
 	layout        Layout
-	dropHeaders   authn.HeaderSet
-	keepHeaders   authn.HeaderSet // the credential headers Config.InputHeaders lets in
+	dropHeaders   headers.Set
+	keepHeaders   headers.Set // the credential headers Config.InputHeaders lets in
 	withBody      bool
 	enrichers     []Enricher
 	preserveToken bool
+	// dropCookies and dropQuery are the cookies and query parameters the
+	// authenticator reads credentials from: never in the input.
+	dropCookies []string
+	dropQuery   map[string]bool
 }
 
 // Pre-built keys: the same *ast.Term for every request.
@@ -140,7 +145,7 @@ func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity, field
 		items = append(items, [2]*ast.Term{keyPathSegments, &v[2]})
 	}
 	if fields.Reads("query") {
-		v[3].Value = queryObject(r)
+		v[3].Value = queryObject(r, b.dropQuery)
 		items = append(items, [2]*ast.Term{keyQuery, &v[3]})
 	}
 	if fields.Reads("headers") {
@@ -250,13 +255,17 @@ func fastAPIPath(path string) *ast.Array {
 	return stringArray(path, strings.Count(path, "/")+1)
 }
 
-func queryObject(r *http.Request) ast.Object {
+// queryObject is input.query: every parameter but those in drop.
+func queryObject(r *http.Request, drop map[string]bool) ast.Object {
 	if r.URL.RawQuery == "" {
 		return ast.NewObject()
 	}
 	q := r.URL.Query()
 	items := make([][2]*ast.Term, 0, len(q))
 	for k, vs := range q {
+		if drop[k] {
+			continue
+		}
 		terms := make([]*ast.Term, len(vs))
 		for i, v := range vs {
 			terms[i] = ast.StringTerm(v)
@@ -313,6 +322,12 @@ func (b *inputBuilder) headersObject(h http.Header) ast.Object {
 			val.Value = ast.String(vs[0])
 		} else {
 			val.Value = ast.String(strings.Join(vs, ", "))
+		}
+		if len(b.dropCookies) > 0 && name == "Cookie" {
+			// Only when Config.InputHeaders lets Cookie in: the
+			// authenticator's own cookies stay out all the same.
+			c, _ := withoutCookies(string(val.Value.(ast.String)), b.dropCookies)
+			val.Value = ast.String(c)
 		}
 		items = append(items, [2]*ast.Term{key, val})
 	}

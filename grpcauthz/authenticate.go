@@ -166,9 +166,9 @@ func (i *Interceptor) apiKey(ctx context.Context, vals []string) (*authn.Identit
 	id, err := i.cfg.APIKeys.Authenticate(r)
 	switch {
 	case errors.Is(err, authn.ErrNoCredential):
-		// The store reads another header than APIKeyMetadata: the key
-		// was not checked, so it is refused.
-		return nil, errors.New("the API key store did not read the key: its header differs from APIKeyMetadata")
+		// The store reads another header than it declares: the key was
+		// not checked, so it is refused.
+		return nil, errors.New("the API key store did not read the key: it reads another header than it declares")
 	case err != nil:
 		return nil, err
 	case id == nil:

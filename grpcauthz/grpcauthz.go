@@ -36,7 +36,8 @@
 //
 //   - "authorization: Bearer <token>" metadata, verified by Config.Tokens
 //     (an *authn.Bearer: go-oidc against the issuer's keys).
-//   - an API key in metadata Config.APIKeyMetadata (default x-api-key),
+//   - an API key in the metadata key that Config.APIKeys reads (its header,
+//     lower-cased; default x-api-key),
 //     checked by Config.APIKeys (an *authn.APIKeys).
 //   - with Config.ClientCertificates, the peer's TLS client certificate,
 //     trusted only when the TLS handshake verified its chain.
@@ -98,8 +99,9 @@ import (
 // certificate.
 const MethodMTLS = "mtls"
 
-// DefaultAPIKeyMetadata is the metadata key that carries an API key by
-// default: authn.DefaultAPIKeyHeader as gRPC spells it.
+// DefaultAPIKeyMetadata is the metadata key that carries an API key when
+// Config.APIKeys declares no header: authn.DefaultAPIKeyHeader as gRPC
+// spells it.
 const DefaultAPIKeyMetadata = "x-api-key"
 
 // DefaultMaxMessageBytes bounds the request message put into the input
@@ -139,12 +141,12 @@ type Config struct {
 	// Tokens verifies "authorization: Bearer" tokens; nil refuses every
 	// call that carries authorization metadata.
 	Tokens TokenVerifier
-	// APIKeys checks API keys: usually an *authn.APIKeys whose header is
-	// APIKeyMetadata. It is asked with a request that holds only that
+	// APIKeys checks API keys: usually an *authn.APIKeys. The metadata key
+	// of API keys is the header it declares (authn.CredentialsOf: the
+	// APIKeyConfig.Header, lower-cased), DefaultAPIKeyMetadata when it
+	// declares none; it is asked with a request that holds only that
 	// header. Nil refuses every call that carries an API key.
 	APIKeys authn.Authenticator
-	// APIKeyMetadata is the metadata key of API keys; default x-api-key.
-	APIKeyMetadata string
 	// ClientCertificates identifies callers by their TLS client certificate
 	// when they present no other credential. A certificate whose chain the
 	// TLS handshake did not verify (tls.RequestClientCert) refuses the call.
@@ -238,7 +240,6 @@ func New(cfg Config) (*Interceptor, error) {
 	i := &Interceptor{
 		cfg:        cfg,
 		exempt:     map[string]bool{},
-		apiKeyMD:   strings.ToLower(cmp.Or(cfg.APIKeyMetadata, DefaultAPIKeyMetadata)),
 		maxMessage: cmp.Or(cfg.MaxMessageBytes, DefaultMaxMessageBytes),
 		timeout:    cmp.Or(cfg.Timeout, DefaultTimeout),
 		logger:     cfg.Logger,
@@ -247,9 +248,11 @@ func New(cfg Config) (*Interceptor, error) {
 	if i.logger == nil {
 		i.logger = slog.Default()
 	}
-	if strings.HasSuffix(i.apiKeyMD, "-bin") || strings.HasPrefix(i.apiKeyMD, ":") {
-		return nil, fmt.Errorf("grpcauthz: APIKeyMetadata %q is not a text metadata key", i.apiKeyMD)
+	md, err := apiKeyMetadata(cfg.APIKeys)
+	if err != nil {
+		return nil, err
 	}
+	i.apiKeyMD = md
 	i.keys = newKeySets(i.apiKeyMD)
 	for _, m := range cfg.Exempt {
 		if !canonicalMethod(m) {
@@ -278,6 +281,27 @@ func New(cfg Config) (*Interceptor, error) {
 		i.logger.Warn("raw tokens are added to the gRPC policy input (PreserveTokens): they may reach decision logs")
 	}
 	return i, nil
+}
+
+// apiKeyMetadata is the metadata key of API keys: the one header keys
+// declares it reads, lower-cased.
+func apiKeyMetadata(keys authn.Authenticator) (string, error) {
+	if keys == nil {
+		return DefaultAPIKeyMetadata, nil
+	}
+	hs := authn.CredentialsOf(keys).Headers
+	switch len(hs) {
+	case 0:
+		return DefaultAPIKeyMetadata, nil
+	case 1:
+	default:
+		return "", fmt.Errorf("grpcauthz: the API key store reads %d headers (%s): give one that reads one", len(hs), strings.Join(hs, ", "))
+	}
+	md := strings.ToLower(hs[0])
+	if strings.HasSuffix(md, "-bin") || strings.HasPrefix(md, ":") || md == "authorization" {
+		return "", fmt.Errorf("grpcauthz: the API key header %q is not a text metadata key of its own", hs[0])
+	}
+	return md, nil
 }
 
 // Unary returns the unary server interceptor.
