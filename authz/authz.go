@@ -21,9 +21,15 @@
 // a [Metrics] (package prommetrics implements it for Prometheus),
 // [Config.DecisionLogger] a policy.DecisionLogger, [Config.AccessLog] a
 // logger, and [Config.TracerProvider] an OpenTelemetry provider. Evaluators
-// report to the middleware through an [EvalTrace] in the context, and every
-// front end (this middleware, a Shadow, package grpcauthz) makes its
-// decision IDs with [DecisionIDs].
+// report to the middleware through an [EvalTrace] in the context. Every
+// front end (this middleware, package grpcauthz) decides and records
+// through one pipeline, and counts through the one [Metrics] interface:
+// docs/architecture.md follows a request through it.
+//
+// The credentials the middleware keeps out of the input, the logs and the
+// handler's request are those the Authenticator declares
+// (authn.CredentialsOf), besides Authorization, Proxy-Authorization,
+// Cookie and a trusted proxy's access-token headers.
 package authz
 
 import (
