@@ -422,16 +422,19 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 // decide builds the input and evaluates it. When it cannot (a bad body, an
 // evaluator error) it writes the refusal and reports false.
 func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Identity) (policy.Decision, bool) {
-	eval, fields := m.pipe.Plan()
-	_, span := m.trace.start(r.Context(), spanInput)
-	input, err := m.buildInput(r, id, fields)
-	endInput(span, err)
-	if err != nil {
-		m.refuseInput(w, r, err)
-		return policy.Decision{}, false
-	}
 	req := decisionRequest(r, id)
-	d, _, err := m.pipe.Decide(r.Context(), eval, input, &req)
+	d, _, err := m.pipe.Decide(r.Context(), &req, func(fields *policy.InputFields) (ast.Value, error) {
+		_, span := m.trace.start(r.Context(), spanInput)
+		input, err := m.buildInput(r, id, fields)
+		endInput(span, err)
+		return input, err
+	})
+	if err != nil {
+		if ie := (*pipeline.InputError)(nil); errors.As(err, &ie) {
+			m.refuseInput(w, r, ie.Err)
+			return policy.Decision{}, false
+		}
+	}
 	if m.accessLog != nil {
 		noteDecision(r.Context(), id, d.ID)
 	}

@@ -415,16 +415,19 @@ func (i *Interceptor) authorize(ctx context.Context, call Call, id *authn.Identi
 		i.pipe.Count(authz.OutcomeUnauthenticated)
 		return authz.Result{}, errNoCredential
 	}
-	eval, fields := i.pipe.Plan()
-	_, span := i.trace.start(ctx, spanInput)
-	input, err := i.input(call, id, fields)
-	end(span, err)
-	if err != nil {
-		i.pipe.Count(authz.OutcomeInvalid)
-		return authz.Result{}, err
-	}
 	req := pipeline.Request{Identity: id, Attrs: [2]slog.Attr{slog.String("grpc_method", call.FullMethod)}}
-	d, _, err := i.pipe.Decide(ctx, eval, input, &req)
+	d, _, err := i.pipe.Decide(ctx, &req, func(fields *policy.InputFields) (ast.Value, error) {
+		_, span := i.trace.start(ctx, spanInput)
+		input, err := i.input(call, id, fields)
+		end(span, err)
+		return input, err
+	})
+	if err != nil {
+		if ie := (*pipeline.InputError)(nil); errors.As(err, &ie) {
+			i.pipe.Count(authz.OutcomeInvalid)
+			return authz.Result{}, ie.Err
+		}
+	}
 	switch {
 	case err != nil:
 		return authz.Result{}, refusal(codes.Unavailable, "no policy decision could be made", d.ID)

@@ -4,13 +4,15 @@
 // request into a policy input and a decision into its protocol's answer;
 // everything in between is here, once:
 //
-//   - [Pipeline.Plan]: which evaluator judges this request and which input
-//     fields to build for it (a snapshot of the revision being served, so
-//     that the fields built and the policy that reads them match);
+//   - [Pipeline.Decide]: which evaluator judges this request and which
+//     input fields the front end's [BuildFunc] builds for it (those the
+//     revision being served reads), then the evaluation with its span, its
+//     decision ID, its outcome, the metrics, the decision line and the
+//     decision event ([NewEvent] builds the one policy.DecisionEvent of a
+//     decision);
 //   - [UserObject]: input.user, alike for every front end;
-//   - [Pipeline.Decide]: the evaluation with its span, its decision ID,
-//     its outcome, the metrics, the decision line and the decision event
-//     ([NewEvent] builds the one policy.DecisionEvent of a decision).
+//   - [Pipeline.Count]: the outcome of a request answered before any
+//     decision.
 //
 // See docs/architecture.md for the path of a request and how a new front
 // end plugs in.
@@ -124,13 +126,13 @@ func (p *Pipeline) Count(o Outcome) {
 // data.httpapi.authz), or "".
 func (p *Pipeline) DecisionRef() string { return p.decisionRef }
 
-// Plan returns the evaluator for one request and the input fields to build
+// plan returns the evaluator for one request and the input fields to build
 // for it (nil: all). With a snapshotter (the engine, or a Cache or Fallback
 // in front of it) that is a snapshot of the revision being served, so that
 // the fields built and the policy that judges them always match, even
 // across a reload; the input then costs nothing for what the policy never
 // reads.
-func (p *Pipeline) Plan() (Evaluator, *policy.InputFields) {
+func (p *Pipeline) plan() (Evaluator, *policy.InputFields) {
 	if p.snap != nil {
 		if s, err := p.snap.Snapshot(); err == nil {
 			if !p.prune {
@@ -152,11 +154,37 @@ type Request struct {
 	Attrs [2]slog.Attr
 }
 
-// Decide evaluates input with eval (from [Pipeline.Plan]) in a decision
-// span, names the decision, and records it: metrics, the decision line,
-// the decision event. ctx is the request's: its cancellation tells a
-// canceled request from a failed evaluation.
-func (p *Pipeline) Decide(ctx context.Context, eval Evaluator, input ast.Value, req *Request) (policy.Decision, Outcome, error) {
+// BuildFunc builds the policy input of one request, holding only what
+// fields reads (all of it when fields is nil). It is the front end's part:
+// its protocol's request as an input document, with input.user from
+// [UserObject] and no credential the authenticator declares.
+type BuildFunc func(fields *policy.InputFields) (ast.Value, error)
+
+// InputError is the error [Pipeline.Decide] returns when the front end's
+// BuildFunc failed: no decision was made or recorded, and the front end
+// answers it (a body too large, a message that is not a protocol buffer).
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the BuildFunc's error.
+func (e *InputError) Unwrap() error { return e.Err }
+
+// Decide makes and records the decision of one request: it chooses the
+// evaluator and the input fields, has build build the input, evaluates it
+// in a decision span, names the decision and records it (metrics, the
+// decision line, the decision event). ctx is the request's: its
+// cancellation tells a canceled request from a failed evaluation.
+//
+// The error is an *InputError when build failed (nothing is recorded
+// then), or the evaluator's: the request must then be refused. The
+// outcome is what was counted.
+func (p *Pipeline) Decide(ctx context.Context, req *Request, build BuildFunc) (policy.Decision, Outcome, error) {
+	eval, fields := p.plan()
+	input, err := build(fields)
+	if err != nil {
+		return policy.Decision{}, OutcomeError, &InputError{Err: err}
+	}
 	dctx, span := ctx, trace.Span(nil)
 	if p.cfg.Tracer != nil {
 		dctx, span = p.cfg.Tracer.Start(ctx, spanDecision)
