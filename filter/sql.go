@@ -288,8 +288,9 @@ func (r *sqlRenderer) stringOp(c *sqlbuilder.Cond, o op, col, s string) (string,
 	}
 	if r.dialect == SQLServer && strings.ContainsAny(s, `\%_[`) {
 		// SQL Server's LIKE has no escape character unless told, and
-		// reads [ as the start of a character class.
-		p = strings.ReplaceAll(likeEscape(s), "[", `\[`)
+		// reads [ as the start of a character class. The escape is ! so
+		// that no backslash needs quoting.
+		p = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_", "[", "![").Replace(s)
 		switch o {
 		case opStartsWith:
 			p += "%"
@@ -298,7 +299,7 @@ func (r *sqlRenderer) stringOp(c *sqlbuilder.Cond, o op, col, s string) (string,
 		default:
 			p = "%" + p + "%"
 		}
-		return c.Var(sqlbuilder.Build(`$? LIKE $? ESCAPE '\'`, sqlbuilder.Raw(col), p)), nil
+		return c.Var(sqlbuilder.Build("$? LIKE $? ESCAPE '!'", sqlbuilder.Raw(col), p)), nil
 	}
 	return c.Like(col, p), nil
 }
