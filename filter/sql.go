@@ -57,7 +57,7 @@ type SQLOptions struct {
 // SQL is a rendered condition.
 type SQL struct {
 	// Where is "WHERE <condition>", "" for a filter that selects every
-	// row, and "WHERE 1 = 0" for one that selects none.
+	// row, and "WHERE 0 = 1" (as OPA writes an empty IN) for one that selects none.
 	Where string
 	// Args are the values of the placeholders, in order: string, int64,
 	// float64 or bool. Nil when inlined.
@@ -66,7 +66,7 @@ type SQL struct {
 
 // never is the WHERE clause of a filter that selects no row, in every
 // dialect (SQL Server has no FALSE).
-const never = "WHERE 1 = 0"
+const never = "WHERE 0 = 1"
 
 // SQL renders the filter for dialect. A condition the dialect cannot
 // express is an *Error.
