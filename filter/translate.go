@@ -110,7 +110,7 @@ func (t *translator) expr(e *ast.Expr, vars map[ast.Var]int, depth int) (*node, 
 		return nil, t.fail(e, "`every` over the row cannot be translated into a filter")
 	}
 	if term, ok := e.Terms.(*ast.Term); ok {
-		return t.term(e, term, depth)
+		return t.term(e, term, vars, depth)
 	}
 	if !e.IsCall() {
 		return nil, t.fail(e, "this expression cannot be translated into a filter")
@@ -157,7 +157,7 @@ func (t *translator) negated(e *ast.Expr, n *node, call bool) *node {
 
 // term translates an expression that is a single term: a boolean field, a
 // helper rule left by partial evaluation, or a constant.
-func (t *translator) term(e *ast.Expr, term *ast.Term, depth int) (*node, error) {
+func (t *translator) term(e *ast.Expr, term *ast.Term, vars map[ast.Var]int, depth int) (*node, error) {
 	switch v := term.Value.(type) {
 	case ast.Boolean:
 		n := nodeFalse
@@ -177,8 +177,13 @@ func (t *translator) term(e *ast.Expr, term *ast.Term, depth int) (*node, error)
 			return t.negated(e, n, false), nil
 		}
 		return nil, t.fail(e, "reference %v cannot be translated into a filter (a rule with `else`, or a function, depending on the row?)", v)
+	case ast.Call:
+		// A call written as a term (as support rules hold them): the same
+		// as the call expression.
+		call := &ast.Expr{Terms: []*ast.Term(v), Negated: e.Negated, Location: e.Location}
+		return t.expr(call, vars, depth)
 	}
-	if ast.IsScalar(term.Value) || term.IsGround() {
+	if ast.IsConstant(term.Value) {
 		// A defined value other than false is true.
 		return t.negated(e, nodeTrue, false), nil
 	}
@@ -251,7 +256,10 @@ func (t *translator) operand(e *ast.Expr, term *ast.Term) (f field, isField bool
 		}
 		return field{}, false, nil, t.fail(e, "%v is not known at compile time", ref)
 	}
-	if !term.IsGround() {
+	if c, ok := term.Value.(ast.Call); ok {
+		return field{}, false, nil, t.fail(e, "%v of the row cannot be translated into a filter (supported: ==, !=, <, <=, >, >=, in, startswith, endswith, contains on its fields)", c[0])
+	}
+	if !ast.IsConstant(term.Value) {
 		return field{}, false, nil, t.fail(e, "%v is not known at compile time", term)
 	}
 	return field{}, false, term.Value, nil
