@@ -205,6 +205,10 @@ func (t *translator) supportRules(e *ast.Expr, ref ast.Ref, rules []*ast.Rule, d
 			return nil, t.fail(e, "a rule with `else` (%v) cannot be translated into a filter", ref)
 		case len(r.Head.Args) > 0:
 			return nil, t.fail(e, "function %v of the row cannot be translated into a filter", ref)
+		case r.Head.RuleKind() != ast.SingleValue || len(r.Head.Ref()) > 1:
+			// A set is defined even when empty: its bodies do not say
+			// whether it is true.
+			return nil, t.fail(e, "the multi-value rule %v cannot be translated into a filter", ref)
 		}
 		if r.Head.Value != nil {
 			switch v := r.Head.Value.Value.(type) {
