@@ -109,3 +109,60 @@ func TestAlwaysNeverResponses(t *testing.T) {
 		t.Errorf("never renders %q", q.Where)
 	}
 }
+
+// TestConcurrentReload: filters compiled while revisions are loaded always
+// carry the condition of the revision they name.
+func TestConcurrentReload(t *testing.T) {
+	ctx := context.Background()
+	c, e := newTestCompiler(t, `include if input.docs.owner == input.user`, nil)
+	revisions := map[string]string{}
+	revisions[e.Revision()] = `docs.owner = "alice"`
+	second, err := policy.Parse(map[string]string{"filters.rego": "package filters\n\ninclude if input.docs.public\n"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := policy.Parse(map[string]string{"filters.rego": "package filters\n\ninclude if input.docs.owner == input.user\n"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20 {
+			p := first
+			if i%2 == 0 {
+				p = second
+			}
+			if err := e.Load(ctx, p); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	seen := map[string]string{}
+	for {
+		select {
+		case <-done:
+			e.Load(ctx, second)
+			revisions[e.Revision()] = "docs.public = true"
+			for rev, got := range seen {
+				if want, ok := revisions[rev]; ok && want != got {
+					t.Errorf("revision %s answered %s, want %s", rev, got, want)
+				}
+			}
+			if len(seen) < 2 {
+				t.Logf("only %d revisions seen", len(seen))
+			}
+			return
+		default:
+		}
+		f, err := c.Compile(ctx, ast.MustParseTerm(`{"user": "alice"}`).Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev, ok := seen[f.Revision()]; ok && prev != f.String() {
+			t.Fatalf("revision %s answered both %s and %s", f.Revision(), prev, f)
+		}
+		seen[f.Revision()] = f.String()
+	}
+}
