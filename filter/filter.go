@@ -132,10 +132,7 @@ func (c *Compiler) compile(ctx context.Context, revision string, input ast.Value
 	}
 	var key string
 	if p.cache != nil {
-		key, err = inputKey(input)
-		if err != nil {
-			return nil, err
-		}
+		key = inputKey(input, comp.InputFields())
 		if f, ok := p.cache.Get(key); ok {
 			return f, nil
 		}
@@ -150,13 +147,34 @@ func (c *Compiler) compile(ctx context.Context, revision string, input ast.Value
 	return f, nil
 }
 
-// inputKey is the cache key of an input: its text, in which object keys
-// are sorted, so that two inputs share a filter only when they are equal.
-func inputKey(input ast.Value) (string, error) {
+// inputKey is the cache key of an input: the text of the part of it the
+// policy reads (object keys sorted), so that two inputs share a filter only
+// when every field the policy may read is equal in both.
+func inputKey(input ast.Value, fields *policy.InputFields) string {
 	if input == nil {
-		return "", nil
+		return ""
 	}
-	return input.String(), nil
+	return prune(input, fields).String()
+}
+
+// prune keeps the fields of v that fields reads; it never modifies v.
+func prune(v ast.Value, fields *policy.InputFields) ast.Value {
+	obj, ok := v.(ast.Object)
+	if !ok || fields == nil {
+		return v
+	}
+	out := ast.NewObject()
+	obj.Foreach(func(k, val *ast.Term) {
+		key, ok := k.Value.(ast.String)
+		if !ok {
+			out.Insert(k, val) // a policy reads non-string keys only as a whole
+			return
+		}
+		if fields.Reads(string(key)) {
+			out.Insert(k, ast.NewTerm(prune(val.Value, fields.Under(string(key)))))
+		}
+	})
+	return out
 }
 
 // planFor returns the plan of the revision comp, preparing it once.
