@@ -184,3 +184,18 @@ func TestCacheKeyIsWhatThePolicyReads(t *testing.T) {
 		t.Errorf("a read field differs: admin %s, bob %s, alice %s", admin, bob, a)
 	}
 }
+
+func TestNewFromPolicy(t *testing.T) {
+	p := policy.MustParse(map[string]string{"f.rego": "package filters\ninclude if input.docs.public\n"}, nil)
+	c, err := NewFromPolicy(context.Background(), p, Config{Query: "data.filters.include", Unknowns: []string{"input.docs"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Compile(context.Background(), nil)
+	if err != nil || f.String() != "docs.public = true" {
+		t.Fatalf("%v %v", f, err)
+	}
+	if _, err := NewFromPolicy(context.Background(), p, Config{Query: "data.nothing.here", Unknowns: []string{"input.docs"}}); err == nil {
+		t.Error("a query nothing defines should be refused")
+	}
+}

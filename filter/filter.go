@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,6 +93,17 @@ func New(src Source, cfg Config) (*Compiler, error) {
 		c.unknowns = append(c.unknowns, ast.NewTerm(r))
 	}
 	return c, nil
+}
+
+// NewFromPolicy is [New] for callers without an Engine (a command, a
+// test): it compiles p into an Engine of its own, whose policy never
+// changes.
+func NewFromPolicy(ctx context.Context, p *policy.Policy, cfg Config) (*Compiler, error) {
+	e, err := policy.New(ctx, policy.Config{Decision: cfg.Query, Logger: slog.New(slog.DiscardHandler)}, p)
+	if err != nil {
+		return nil, fmt.Errorf("filter: %w", err)
+	}
+	return New(e, cfg)
 }
 
 // Query returns the rule the Compiler compiles, such as data.filters.include.
