@@ -231,7 +231,7 @@ func (c *Compiler) partial(ctx context.Context, p *plan, input ast.Value) (*Filt
 	if err != nil {
 		return nil, fmt.Errorf("filter: partial evaluation of %s at revision %s: %w", c.cfg.Query, p.compiled.Revision(), err)
 	}
-	t := newTranslator(c.cfg.Query, c.refs, pqs, p.compiled.Compiler())
+	t := newTranslator(c.cfg.Query, c.refs, pqs)
 	cond, err := t.queries(pqs.Queries)
 	if err != nil {
 		return nil, err
