@@ -302,9 +302,6 @@ func (t *translator) supportRules(e *ast.Expr, ref ast.Ref, rules []*ast.Rule, d
 			// exactly when no other body is (x false or undefined alike).
 			continue
 		case r.Default:
-			if v, ok := r.Head.Value.Value.(ast.Boolean); ok && !bool(v) {
-				continue // default false: true only where another body is
-			}
 			return nil, t.fail(e, "the default value of %v cannot be translated into a filter", ref)
 		case r.Else != nil:
 			return nil, t.fail(e, "a rule with `else` (%v) cannot be translated into a filter", ref)
