@@ -1,0 +1,494 @@
+package filter
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/huandu/go-sqlbuilder"
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// Dialect is a SQL dialect.
+type Dialect string
+
+// The SQL dialects, named as in OPA's media types.
+const (
+	PostgreSQL Dialect = "postgresql"
+	MySQL      Dialect = "mysql"
+	SQLite     Dialect = "sqlite"
+	SQLServer  Dialect = "sqlserver"
+)
+
+func (d Dialect) flavor() (sqlbuilder.Flavor, error) {
+	switch d {
+	case PostgreSQL:
+		return sqlbuilder.PostgreSQL, nil
+	case MySQL:
+		return sqlbuilder.MySQL, nil
+	case SQLite:
+		return sqlbuilder.SQLite, nil
+	case SQLServer:
+		return sqlbuilder.SQLServer, nil
+	}
+	return 0, fmt.Errorf("filter: unknown SQL dialect %q (postgresql, mysql, sqlite, sqlserver)", string(d))
+}
+
+// SQLOptions controls how a filter is rendered as SQL.
+type SQLOptions struct {
+	// Parameterized puts values in Args with the dialect's placeholders
+	// ($1 on PostgreSQL, ? on MySQL and SQLite, @p1 on SQL Server) instead
+	// of inlining them as OPA's Compile API does.
+	Parameterized bool
+	// ArgOffset numbers the placeholders after this many arguments the
+	// caller's statement already has ($3 for the first when ArgOffset is
+	// 2); it changes nothing for the dialects whose placeholder is ?.
+	ArgOffset int
+	// Mappings renames tables and columns with OPA's
+	// targetSQLTableMappings semantics: {"docs": {"$self": "documents",
+	// "owner": "owner_id"}}, optionally keyed first by dialect
+	// ("postgresql") or by target ("sql").
+	Mappings map[string]any
+}
+
+// SQL is a rendered condition.
+type SQL struct {
+	// Where is "WHERE <condition>", "" for a filter that selects every
+	// row, and "WHERE 0 = 1" (as OPA writes an empty IN) for one that selects none.
+	Where string
+	// Args are the values of the placeholders, in order: string, int64,
+	// float64 or bool. Nil when inlined.
+	Args []any
+}
+
+// never is the WHERE clause of a filter that selects no row, in every
+// dialect (SQL Server has no FALSE).
+const never = "WHERE 0 = 1"
+
+// SQL renders the filter for dialect. A condition the dialect cannot
+// express is an *Error.
+func (f *Filter) SQL(dialect Dialect, opts SQLOptions) (SQL, error) {
+	flavor, err := dialect.flavor()
+	if err != nil {
+		return SQL{}, err
+	}
+	switch {
+	case f.always:
+		return SQL{}, nil
+	case f.never:
+		return SQL{Where: never}, nil
+	}
+	if opts.Mappings == nil && opts.ArgOffset >= 0 && opts.ArgOffset < 8 {
+		// A few offsets at most, so that the kept texts stay bounded.
+		key := sqlKey{dialect, opts.Parameterized, opts.ArgOffset}
+		if q, ok := f.rendered.Load(key); ok {
+			return q.(SQL).clone(), nil
+		}
+		q, err := f.render(dialect, flavor, opts)
+		if err == nil {
+			f.rendered.Store(key, q)
+			q = q.clone()
+		}
+		return q, err
+	}
+	return f.render(dialect, flavor, opts)
+}
+
+// clone copies Args, which the caller owns.
+func (q SQL) clone() SQL {
+	if q.Args != nil {
+		q.Args = append([]any(nil), q.Args...)
+	}
+	return q
+}
+
+func (f *Filter) render(dialect Dialect, flavor sqlbuilder.Flavor, opts SQLOptions) (SQL, error) {
+	mappings, err := lookupMappings(opts.Mappings, "sql", string(dialect))
+	if err != nil {
+		return SQL{}, err
+	}
+	r := sqlRenderer{dialect: dialect, flavor: flavor, param: opts.Parameterized, mappings: mappings}
+	cond := sqlbuilder.NewCond()
+	cond.Args.Flavor = flavor
+	expr, err := r.node(cond, f.cond)
+	if err != nil {
+		var fe *Error
+		if e, ok := err.(*Error); ok {
+			fe = e
+		} else {
+			fe = &Error{Reason: err.Error()}
+		}
+		fe.Rule, fe.Target = f.rule, "sql+"+string(dialect)
+		return SQL{}, fe
+	}
+	where := sqlbuilder.NewWhereClause()
+	where.AddWhereExpr(cond.Args, expr)
+	initial := make([]any, max(opts.ArgOffset, 0))
+	text, args := where.BuildWithFlavor(flavor, initial...)
+	args = args[len(initial):]
+	if opts.Parameterized {
+		return SQL{Where: text, Args: args}, nil
+	}
+	text, err = flavor.Interpolate(text, args)
+	if err != nil {
+		return SQL{}, fmt.Errorf("filter: render %s: %w", dialect, err)
+	}
+	return SQL{Where: text}, nil
+}
+
+type sqlRenderer struct {
+	dialect  Dialect
+	flavor   sqlbuilder.Flavor
+	param    bool
+	mappings map[string]any
+}
+
+func (r *sqlRenderer) column(f field) string {
+	return quoteField(r.flavor, translateField(f, r.mappings))
+}
+
+// arg is the value of v as the renderer passes it: typed for database/sql
+// when parameterized, and as OPA's Compile API passes it when inlined (a
+// number is then a quoted string, as OPA writes it).
+func (r *sqlRenderer) arg(v ast.Value) (any, error) {
+	switch v := v.(type) {
+	case ast.String:
+		return string(v), nil
+	case ast.Boolean:
+		if r.dialect == SQLServer && !r.param {
+			if v {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		}
+		return bool(v), nil
+	case ast.Number:
+		var a any = json.Number(v)
+		if r.param {
+			var err error
+			if a, err = numberArg(v); err != nil {
+				return nil, err
+			}
+		}
+		if r.param && r.dialect == PostgreSQL && !isIntegral(v) {
+			// PostgreSQL types a parameter as the column it is compared
+			// with: 2.5 against a bigint column is then rounded by the
+			// driver (pgx) or fails to parse. As numeric it compares
+			// exactly with every numeric column. (Inlined, the text stays
+			// OPA's: E'2.5', which PostgreSQL refuses against a bigint.)
+			return sqlbuilder.Build("CAST($? AS numeric)", a), nil
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("value %v cannot be a SQL argument", v)
+}
+
+// isIntegral reports whether n is a whole number.
+func isIntegral(n ast.Number) bool {
+	a, err := numberArg(n)
+	if err != nil {
+		return false
+	}
+	_, ok := a.(int64)
+	return ok
+}
+
+// numberArg is a JSON number as an int64 when it is an integer that fits,
+// else a float64 when it is finite; others cannot be compared exactly.
+func numberArg(n ast.Number) (any, error) {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return i, nil
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("number %v cannot be compared exactly in SQL", n)
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return int64(f), nil
+	}
+	return f, nil
+}
+
+func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
+	switch n.kind {
+	case kAnd, kOr:
+		parts := make([]string, len(n.kids))
+		for i, k := range n.kids {
+			s, err := r.node(c, k)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = s
+		}
+		if n.kind == kAnd {
+			return c.And(parts...), nil
+		}
+		return c.Or(parts...), nil
+	case kNot:
+		leaf := n.kids[0]
+		s, err := r.leaf(c, leaf)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case r.param && r.dialect == SQLite && sqliteGuarded(leaf):
+			// SQLite's guarded comparisons are false, not NULL, for a
+			// NULL field: say that the field must be there.
+			parts := []string{}
+			for _, f := range leaf.fields() {
+				parts = append(parts, c.IsNotNull(r.column(f)))
+			}
+			return c.And(append(parts, "NOT ("+s+")")...), nil
+		case r.param:
+			return "NOT (" + s + ")", nil
+		}
+		return c.Not(s), nil
+	case kNull:
+		return c.IsNull(r.column(n.field)), nil
+	case kNotNull:
+		return c.IsNotNull(r.column(n.field)), nil
+	case kLeaf:
+		return r.leaf(c, n)
+	case kTrue:
+		return "1 = 1", nil
+	case kFalse:
+		return "1 = 0", nil
+	}
+	return "", fmt.Errorf("unknown condition")
+}
+
+func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
+	col := r.column(n.field)
+	if r.param && r.dialect == SQLite {
+		return r.sqliteLeaf(c, n, col)
+	}
+	switch n.op {
+	case opTrue:
+		v, err := r.arg(ast.Boolean(true))
+		if err != nil {
+			return "", err
+		}
+		return c.Equal(col, v), nil
+	case opIn:
+		args := make([]any, len(n.values))
+		for i, v := range n.values {
+			a, err := r.arg(v)
+			if err != nil {
+				return "", err
+			}
+			args[i] = a
+		}
+		return c.In(col, args...), nil
+	case opStartsWith, opEndsWith, opContains:
+		return r.stringOp(c, n.op, col, string(n.value.(ast.String)))
+	}
+	var v any
+	if n.other != nil {
+		v = sqlbuilder.Raw(r.column(*n.other))
+	} else {
+		a, err := r.arg(n.value)
+		if err != nil {
+			return "", err
+		}
+		v = a
+	}
+	_, isString := n.value.(ast.String)
+	if r.param && r.dialect == PostgreSQL && n.op >= opLt && n.op <= opGte && (isString || n.other != nil) {
+		// Order strings byte by byte, as OPA does, whatever the
+		// database's collation.
+		return c.Var(sqlbuilder.Build("$? "+opSymbols[n.op]+" $? COLLATE \"C\"", sqlbuilder.Raw(col), v)), nil
+	}
+	switch n.op {
+	case opEq:
+		return c.Equal(col, v), nil
+	case opNe:
+		return c.NotEqual(col, v), nil
+	case opLt:
+		return c.LessThan(col, v), nil
+	case opLte:
+		return c.LessEqualThan(col, v), nil
+	case opGt:
+		return c.GreaterThan(col, v), nil
+	case opGte:
+		return c.GreaterEqualThan(col, v), nil
+	}
+	return "", fmt.Errorf("unknown comparison")
+}
+
+// Type guards for SQLite, which converts a value to the column's affinity
+// before comparing (a TEXT column's '3' equals 3, an INTEGER column's 3
+// equals '3'), where Rego compares types first.
+const (
+	sqliteText   = "typeof($?) = 'text'"
+	sqliteNumber = "typeof($?) IN ('integer', 'real')"
+)
+
+// sqliteLeaf renders a leaf for SQLite with placeholders, comparing as
+// Rego does when a column holds another type than the value: equality and
+// in with a type guard (an index still serves them), orderings and != on
+// +column, which has no affinity, so that SQLite orders numbers before
+// text, as Rego does. The leaf is false (not NULL) for a NULL field only
+// where a guard decides; kNot adds the IS NOT NULL it then needs.
+func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (string, error) {
+	raw := sqlbuilder.Raw(col)
+	guard := func(v ast.Value) string {
+		switch v.(type) {
+		case ast.String:
+			return sqliteText
+		case ast.Number:
+			return sqliteNumber
+		}
+		return ""
+	}
+	switch n.op {
+	case opTrue:
+		return c.Equal(col, true), nil
+	case opIn:
+		groups := map[string][]any{}
+		var order []string
+		for _, v := range n.values {
+			a, err := r.arg(v)
+			if err != nil {
+				return "", err
+			}
+			g := guard(v)
+			if _, ok := groups[g]; !ok {
+				order = append(order, g)
+			}
+			groups[g] = append(groups[g], a)
+		}
+		parts := make([]string, 0, len(order))
+		for _, g := range order {
+			in := c.In(col, groups[g]...)
+			if g != "" {
+				in = c.And(in, c.Var(sqlbuilder.Build(g, raw)))
+			}
+			parts = append(parts, in)
+		}
+		if len(parts) == 1 {
+			return parts[0], nil
+		}
+		return c.Or(parts...), nil
+	case opStartsWith, opEndsWith, opContains:
+		s, err := r.stringOp(c, n.op, col, string(n.value.(ast.String)))
+		if err != nil {
+			return "", err
+		}
+		return c.And(s, c.Var(sqlbuilder.Build(sqliteText, raw))), nil
+	}
+	if n.other != nil {
+		return c.Var(sqlbuilder.Build("+$? "+opSymbols[n.op]+" +$?", raw, sqlbuilder.Raw(r.column(*n.other)))), nil
+	}
+	a, err := r.arg(n.value)
+	if err != nil {
+		return "", err
+	}
+	if n.op == opEq {
+		if g := guard(n.value); g != "" {
+			return c.And(c.Equal(col, a), c.Var(sqlbuilder.Build(g, raw))), nil
+		}
+		return c.Equal(col, a), nil
+	}
+	return c.Var(sqlbuilder.Build("+$? "+opSymbols[n.op]+" $?", raw, a)), nil
+}
+
+// sqliteGuarded reports whether sqliteLeaf guards n with typeof, which is
+// false rather than NULL for a NULL field.
+func sqliteGuarded(n *node) bool {
+	switch n.op {
+	case opIn, opStartsWith, opEndsWith, opContains:
+		return true
+	case opEq:
+		if n.other != nil {
+			return false
+		}
+		switch n.value.(type) {
+		case ast.String, ast.Number:
+			return true
+		}
+	}
+	return false
+}
+
+// stringOp renders startswith, endswith and contains: LIKE where LIKE is
+// case-sensitive and escapable (PostgreSQL, MySQL with a binary collation,
+// SQL Server with ESCAPE), and instr/substr on SQLite, whose LIKE ignores
+// case.
+func (r *sqlRenderer) stringOp(c *sqlbuilder.Cond, o op, col, s string) (string, error) {
+	if r.dialect == SQLite {
+		n := utf8.RuneCountInString(s)
+		switch {
+		case n == 0:
+			// Every string starts with, ends with and contains "".
+			return c.Var(sqlbuilder.Build("length($?) >= 0", sqlbuilder.Raw(col))), nil
+		case o == opStartsWith:
+			return c.Var(sqlbuilder.Build("instr($?, $?) = 1", sqlbuilder.Raw(col), s)), nil
+		case o == opContains:
+			return c.Var(sqlbuilder.Build("instr($?, $?) > 0", sqlbuilder.Raw(col), s)), nil
+		default:
+			return c.Var(sqlbuilder.Build("substr($?, $?) = $?", sqlbuilder.Raw(col), int64(-n), s)), nil
+		}
+	}
+	p := likeEscape(s)
+	switch o {
+	case opStartsWith:
+		p += "%"
+	case opEndsWith:
+		p = "%" + p
+	default:
+		p = "%" + p + "%"
+	}
+	if r.dialect == SQLServer && strings.ContainsAny(s, `\%_[`) {
+		// SQL Server's LIKE has no escape character unless told, and
+		// reads [ as the start of a character class. The escape is ! so
+		// that no backslash needs quoting.
+		p = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_", "[", "![").Replace(s)
+		switch o {
+		case opStartsWith:
+			p += "%"
+		case opEndsWith:
+			p = "%" + p
+		default:
+			p = "%" + p + "%"
+		}
+		return c.Var(sqlbuilder.Build("$? LIKE $? ESCAPE '!'", sqlbuilder.Raw(col), p)), nil
+	}
+	return c.Like(col, p), nil
+}
+
+// likeEscape escapes LIKE's metacharacters with a backslash, as OPA does.
+func likeEscape(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, "_", `\_`)
+	return strings.ReplaceAll(s, "%", `\%`)
+}
+
+// quoteField quotes the parts of table.column that are not plain
+// identifiers, as OPA does.
+func quoteField(flavor sqlbuilder.Flavor, name string) string {
+	parts := strings.Split(name, ".")
+	for i, p := range parts {
+		if !bareIdent(p) {
+			parts[i] = flavor.Quote(p)
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+func bareIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case i > 0 && c >= '0' && c <= '9':
+		default:
+			return false
+		}
+	}
+	return true
+}
