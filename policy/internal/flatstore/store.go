@@ -193,6 +193,7 @@ func (s *Store) Commit(ctx context.Context, t storage.Transaction) error {
 		s.wmu.Unlock()
 	}()
 	if w.inner == nil {
+		s.fire(ctx, t, storage.TriggerEvent{Context: w.params.Context})
 		return nil
 	}
 	if err := w.inner.Commit(ctx, w.itxn); err != nil {
@@ -227,15 +228,21 @@ func (s *Store) Commit(ctx context.Context, t storage.Transaction) error {
 		return err
 	}
 	s.cur.Store(next)
+	s.fire(ctx, t, w.event)
+	return nil
+}
+
+// fire calls the triggers, as OPA's store does after every committed write
+// transaction.
+func (s *Store) fire(ctx context.Context, t storage.Transaction, ev storage.TriggerEvent) {
 	s.tmu.Lock()
 	triggers := slices.Collect(maps.Values(s.triggers))
 	s.tmu.Unlock()
 	for _, tc := range triggers {
 		if tc.OnCommit != nil {
-			tc.OnCommit(ctx, t, w.event)
+			tc.OnCommit(ctx, t, ev)
 		}
 	}
-	return nil
 }
 
 // Abort implements storage.Store.
