@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/loader"
@@ -66,6 +67,37 @@ func (j *jsonFiles) filter(path string, info fs.FileInfo, depth int) bool {
 	return true
 }
 
+// parseFile parses one JSON file into b. A large file is mapped rather than
+// read (see mapFile); should it shrink while being parsed (rewritten in
+// place), the fault is an error, not a crash.
+func parseFile(b *flatstore.Builder, fsys fs.FS, path string) (v flatstore.Value, err error) {
+	if fsys != nil {
+		bs, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return v, err
+		}
+		return b.ParseJSON(bs)
+	}
+	bs, unmap, err := mapFile(path)
+	if err != nil {
+		return v, err
+	}
+	if bs == nil {
+		if bs, err = os.ReadFile(path); err != nil {
+			return v, err
+		}
+		return b.ParseJSON(bs)
+	}
+	defer unmap()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the file changed while it was read: %v", r)
+		}
+	}()
+	return b.ParseJSON(bs)
+}
+
 // read parses the JSON files set aside and merges them, and the documents
 // OPA's loader read (YAML files), into one flat document.
 func (j *jsonFiles) read(fsys fs.FS, others map[string]any) (*flatstore.Doc, error) {
@@ -73,17 +105,7 @@ func (j *jsonFiles) read(fsys fs.FS, others map[string]any) (*flatstore.Doc, err
 	b.Yield = true // a reload gives way to the requests being served
 	acc := b.Empty()
 	for _, f := range j.files {
-		var bs []byte
-		var err error
-		if fsys != nil {
-			bs, err = fs.ReadFile(fsys, f.path)
-		} else {
-			bs, err = os.ReadFile(f.path)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("policy: %w", err)
-		}
-		v, err := b.ParseJSON(bs)
+		v, err := parseFile(b, fsys, f.path)
 		if err != nil {
 			return nil, fmt.Errorf("policy: %s: %w", f.path, err)
 		}

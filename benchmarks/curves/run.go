@@ -54,7 +54,7 @@ func runAll(args []string) error {
 	curves := fs.String("curves", "rules,scan,data,activation", "curves to measure (scan: rules the index cannot select)")
 	rules := fs.String("rules", "10,100,1000,10000", "policy sizes (rules)")
 	entries := fs.String("entries", "1000,100000,1000000", "data sizes (documents)")
-	stores := fs.String("stores", "compact,read", "engine stores, each against the matching opa run flag")
+	stores := fs.String("stores", "flat,compact,read", "engine stores, each against the matching opa run flag (flat and compact: opa run's default store; read: --optimize-store-for-read-speed)")
 	n := fs.Int("n", 2000, "engine decisions timed per point")
 	opaN := fs.Int("opa-n", 500, "OPA decisions timed per point")
 	actEntries := fs.Int("act-entries", 100000, "documents in each revision of the activation test")

@@ -157,11 +157,32 @@ func (b *Builder) Doc(v Value) (*Doc, error) {
 	if !b.view(v.r).isObject(v.r) {
 		return nil, errors.New("data document is not an object")
 	}
-	// Copies to the exact size: the slack of growing buffers would
-	// otherwise stay for the document's life.
-	d := &Doc{buf: slices.Clip(slices.Clone(b.buf)), strs: slices.Clone(b.strs), offs: slices.Clone(b.offs), root: v.r}
+	d := &Doc{buf: fit(b.buf), strs: fit(b.strs), offs: fit(b.offs), root: v.r}
 	*b = Builder{}
 	return d, nil
+}
+
+// fit returns s, copied to its length when more than a quarter of its
+// capacity is unused (the slack of a grown buffer would otherwise stay for
+// the document's life).
+func fit[T any](s []T) []T {
+	if cap(s)-len(s) > len(s)/4+64 {
+		return slices.Clone(s)
+	}
+	return slices.Clip(s)
+}
+
+// reserve grows the buffers for about n more bytes of JSON, so that a large
+// document is not copied again and again as its buffers grow. Memory
+// reserved and never written is not resident.
+func (b *Builder) reserve(n int) {
+	if n < 1<<20 {
+		return
+	}
+	b.buf = slices.Grow(b.buf, n*5/8)
+	b.strs = slices.Grow(b.strs, n/4)
+	b.offs = slices.Grow(b.offs, n/64)
+	b.pairs = slices.Grow(b.pairs, n/64)
 }
 
 // Empty returns an empty object.

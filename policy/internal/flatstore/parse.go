@@ -17,6 +17,7 @@ var errSyntax = errors.New("flatstore: not plain JSON")
 // for what it rejects, and gives the same values (numbers as their literal,
 // the last of duplicate keys).
 func (b *Builder) ParseJSON(data []byte) (Value, error) {
+	b.reserve(len(data))
 	p := parser{b: b, s: data}
 	p.ws()
 	r, err := p.value(0)
