@@ -37,6 +37,8 @@ type point struct {
 	Bytes  int64        `json:"bytes"`
 	Engine engineResult `json:"engine"`
 	OPA    opaResult    `json:"opa"`
+	// Serve is the regoguard serve process (the serve curve only).
+	Serve *serveResult `json:"serve,omitempty"`
 }
 
 // Results is the whole run, written as JSON and read back to draw.
@@ -51,7 +53,9 @@ type Results struct {
 
 func runAll(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	curves := fs.String("curves", "rules,scan,data,activation", "curves to measure (scan: rules the index cannot select)")
+	curves := fs.String("curves", "rules,scan,data,serve,activation", "curves to measure (scan: rules the index cannot select; serve: regoguard serve with its defaults against opa run)")
+	serveEntries := fs.String("serve-entries", "10000,1000000", "data sizes (documents) of the serve curve")
+	regoguard := fs.String("regoguard", "", "regoguard binary for the serve curve (default: built from ../cmd/regoguard)")
 	rules := fs.String("rules", "10,100,1000,10000", "policy sizes (rules)")
 	entries := fs.String("entries", "1000,100000,1000000", "data sizes (documents)")
 	stores := fs.String("stores", "flat,compact,read", "engine stores, each against the matching opa run flag (flat and compact: opa run's default store; read: --optimize-store-for-read-speed)")
@@ -88,7 +92,15 @@ func runAll(args []string) error {
 		}
 		defer os.RemoveAll(tmp)
 		res = Results{Started: time.Now().UTC().Format(time.RFC3339), Machine: machine(), LoadBefore: loadavg()}
-		m := measurer{opa: opa, self: self, tmp: tmp, n: *n, opaN: *opaN}
+		m := measurer{opa: opa, self: self, tmp: tmp, n: *n, opaN: *opaN, regoguard: *regoguard}
+		if m.regoguard == "" && strings.Contains(*curves, "serve") {
+			m.regoguard = filepath.Join(tmp, "regoguard")
+			build := exec.Command("go", "build", "-o", m.regoguard, ".")
+			build.Dir, build.Stderr = filepath.Join("..", "cmd", "regoguard"), os.Stderr
+			if err := build.Run(); err != nil {
+				return fmt.Errorf("build regoguard (or give -regoguard): %w", err)
+			}
+		}
 		storeList := strings.Split(*stores, ",")
 		for _, curve := range strings.Split(*curves, ",") {
 			switch curve {
@@ -110,6 +122,14 @@ func runAll(args []string) error {
 						}
 						res.Points = append(res.Points, p)
 					}
+				}
+			case "serve":
+				for _, size := range ints(*serveEntries) {
+					p, err := m.servePoint(size)
+					if err != nil {
+						return err
+					}
+					res.Points = append(res.Points, p)
 				}
 			case "activation":
 				for _, store := range storeList {
@@ -139,8 +159,8 @@ func runAll(args []string) error {
 }
 
 type measurer struct {
-	opa, self, tmp string
-	n, opaN        int
+	opa, self, tmp, regoguard string
+	n, opaN                   int
 }
 
 func (m measurer) gen(curve string, size, rev int) (testCase, error) {
