@@ -103,7 +103,7 @@ func (m measurer) servePoint(size int) (point, error) {
 		{docID, "reader-key-0123456789", http.StatusNoContent},
 		{docID, "owner-key-01234567890", http.StatusNoContent},
 		{docID, "stranger-key-01234567", http.StatusForbidden},
-		{"doc1", "reader-key-0123456789", http.StatusForbidden}, // user13 reads doc0, not doc1
+		{"doc1", "reader-key-0123456789", http.StatusForbidden},                     // user13 reads doc0, not doc1
 		{fmt.Sprintf("doc%d", size), "owner-key-01234567890", http.StatusForbidden}, // no such document
 	} {
 		code, err := get(check.doc, check.key)
