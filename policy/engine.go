@@ -198,7 +198,15 @@ func (e *Engine) DecisionRef() ast.Ref { return e.query }
 func (e *Engine) Load(ctx context.Context, p *Policy) error {
 	e.loadMu.Lock()
 	defer e.loadMu.Unlock()
-	c, err := e.compile(ctx, p)
+	var c *compiled
+	var err error
+	if e.current.Load() != nil {
+		// A revision serves: build the next one at a lower priority than
+		// the decisions being made (see lowPriority).
+		lowPriority(func() { c, err = e.compile(ctx, p) })
+	} else {
+		c, err = e.compile(ctx, p)
+	}
 	if err != nil {
 		e.recordFailure(err)
 		return err

@@ -113,7 +113,10 @@ func load(fsys fs.FS, paths []string, version ast.RegoVersion) (*Policy, error) 
 	if len(p.Modules) == 0 {
 		return nil, fmt.Errorf("policy: no .rego files in %s", strings.Join(paths, ", "))
 	}
-	if p.doc, err = jf.read(fsys, res.Documents); err != nil {
+	// Parsing large data is most of a reload's work: it gives way to the
+	// decisions being made.
+	lowPriority(func() { p.doc, err = jf.read(fsys, res.Documents) })
+	if err != nil {
 		return nil, err
 	}
 	return p, nil
