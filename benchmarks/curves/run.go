@@ -55,7 +55,7 @@ func runAll(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	curves := fs.String("curves", "rules,scan,data,serve,activation", "curves to measure (scan: rules the index cannot select; serve: regoguard serve with its defaults against opa run)")
 	serveEntries := fs.String("serve-entries", "10000,1000000", "data sizes (documents) of the serve curve")
-	regoguard := fs.String("regoguard", "", "regoguard binary for the serve curve (default: built from ../cmd/regoguard)")
+	regoguard := fs.String("regoguard", "", "regoguard binary for the serve curve (default: built from the workspace's cmd/regoguard)")
 	rules := fs.String("rules", "10,100,1000,10000", "policy sizes (rules)")
 	entries := fs.String("entries", "1000,100000,1000000", "data sizes (documents)")
 	stores := fs.String("stores", "flat,compact,read", "engine stores, each against the matching opa run flag (flat and compact: opa run's default store; read: --optimize-store-for-read-speed)")
@@ -95,8 +95,9 @@ func runAll(args []string) error {
 		m := measurer{opa: opa, self: self, tmp: tmp, n: *n, opaN: *opaN, regoguard: *regoguard}
 		if m.regoguard == "" && strings.Contains(*curves, "serve") {
 			m.regoguard = filepath.Join(tmp, "regoguard")
-			build := exec.Command("go", "build", "-o", m.regoguard, ".")
-			build.Dir, build.Stderr = filepath.Join("..", "cmd", "regoguard"), os.Stderr
+			// Resolved through the workspace (go.work) from anywhere in it.
+			build := exec.Command("go", "build", "-o", m.regoguard, "github.com/regoguard/regoguard/cmd/regoguard")
+			build.Stderr = os.Stderr
 			if err := build.Run(); err != nil {
 				return fmt.Errorf("build regoguard (or give -regoguard): %w", err)
 			}
@@ -107,7 +108,7 @@ func runAll(args []string) error {
 			case "rules", "scan":
 				for _, size := range ints(*rules) {
 					// No data: the store makes no difference; the default.
-					p, err := m.point(curve, size, "read")
+					p, err := m.point(curve, size, "flat")
 					if err != nil {
 						return err
 					}
