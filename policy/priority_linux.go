@@ -19,12 +19,19 @@ const backgroundNice = 10
 // back without privilege, and it must not go on to run requests.
 func lowPriority(f func()) {
 	done := make(chan struct{})
+	var panicked any
 	go func() {
 		defer close(done)
+		// A panic in f goes on in the caller's goroutine, where the caller
+		// may recover it, as if f had run there.
+		defer func() { panicked = recover() }()
 		runtime.LockOSThread()
 		// Best effort: on failure f runs at the usual priority.
 		_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), backgroundNice)
 		f()
 	}()
 	<-done
+	if panicked != nil {
+		panic(panicked)
+	}
 }
