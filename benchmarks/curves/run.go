@@ -63,6 +63,7 @@ func runAll(args []string) error {
 	opaN := fs.Int("opa-n", 500, "OPA decisions timed per point")
 	actEntries := fs.Int("act-entries", 100000, "documents in each revision of the activation test")
 	rate := fs.Int("rate", 1000, "requests per second during the activation test")
+	opaTimeout := fs.Duration("opa-timeout", 5*time.Minute, "longest wait for opa run to be healthy")
 	out := fs.String("out", "results/curves.json", "write the results here")
 	chart := fs.String("chart", "curves.svg", "draw the chart here (empty: none)")
 	from := fs.String("from", "", "draw and print from an earlier results file instead of measuring")
@@ -92,7 +93,7 @@ func runAll(args []string) error {
 		}
 		defer os.RemoveAll(tmp)
 		res = Results{Started: time.Now().UTC().Format(time.RFC3339), Machine: machine(), LoadBefore: loadavg()}
-		m := measurer{opa: opa, self: self, tmp: tmp, n: *n, opaN: *opaN, regoguard: *regoguard}
+		m := measurer{opa: opa, self: self, tmp: tmp, n: *n, opaN: *opaN, regoguard: *regoguard, opaTimeout: *opaTimeout}
 		if m.regoguard == "" && strings.Contains(*curves, "serve") {
 			m.regoguard = filepath.Join(tmp, "regoguard")
 			// Resolved through the workspace (go.work) from anywhere in it.
@@ -162,6 +163,7 @@ func runAll(args []string) error {
 type measurer struct {
 	opa, self, tmp, regoguard string
 	n, opaN                   int
+	opaTimeout                time.Duration
 }
 
 func (m measurer) gen(curve string, size, rev int) (testCase, error) {
@@ -227,7 +229,7 @@ func (m measurer) startOPACPU(dir, store string) (*exec.Cmd, string, time.Durati
 		return nil, "", 0, 0, err
 	}
 	url := "http://127.0.0.1:" + port
-	for time.Since(start) < 5*time.Minute {
+	for time.Since(start) < m.opaTimeout {
 		resp, err := http.Get(url + "/health")
 		if err == nil {
 			resp.Body.Close()
@@ -239,7 +241,7 @@ func (m measurer) startOPACPU(dir, store string) (*exec.Cmd, string, time.Durati
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	return nil, "", 0, 0, fmt.Errorf("opa on %s not healthy after 5 minutes", dir)
+	return nil, "", 0, 0, fmt.Errorf("opa on %s not healthy after %v", dir, m.opaTimeout)
 }
 
 func (m measurer) opaPoint(c testCase, store string) (opaResult, error) {
