@@ -89,6 +89,12 @@ func parseFile(b *flatstore.Builder, fsys fs.FS, path string) (v flatstore.Value
 		return b.ParseJSON(bs)
 	}
 	defer unmap()
+	return parseMapped(b, bs)
+}
+
+// parseMapped parses a mapped file: a fault (the file truncated under the
+// mapping) is an error, not a crash.
+func parseMapped(b *flatstore.Builder, bs []byte) (v flatstore.Value, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
