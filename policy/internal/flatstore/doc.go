@@ -301,7 +301,7 @@ func (h *hasher) value(r ref) {
 	}
 }
 
-// IsObject reports whether the root is an object (it always is for a
+// isObject reports whether r is an object (the root always is in a
 // document built with Builder.Doc).
 func (d *Doc) isObject(r ref) bool {
 	return !r.isInline() && d.buf[r] == tagObject
