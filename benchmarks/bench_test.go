@@ -116,7 +116,10 @@ func middleware(tb testing.TB, auth authn.Authenticator, eval authz.Evaluator) *
 // against.
 func rawQuery(tb testing.TB, p *policy.Policy) rego.PreparedEvalQuery {
 	tb.Helper()
-	data := p.Data
+	data, err := p.Document()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	if data == nil {
 		data = map[string]any{}
 	}

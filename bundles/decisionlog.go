@@ -260,7 +260,10 @@ func (d *DecisionLogger) UsePolicy(ctx context.Context, p *policy.Policy) error 
 	if compiler.Compile(p.Modules); compiler.Failed() {
 		return fmt.Errorf("bundles: decision logs: compile policy: %w", compiler.Errors)
 	}
-	data := p.Data
+	data, err := p.Document()
+	if err != nil {
+		return fmt.Errorf("bundles: decision logs: %w", err)
+	}
 	if data == nil {
 		data = map[string]any{}
 	}

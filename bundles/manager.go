@@ -376,6 +376,15 @@ func (m *Manager) activate(ctx context.Context, s *source, b *bundle.Bundle, fro
 	}
 	now := time.Now()
 	first := !m.ready
+	if len(m.sources) == 1 {
+		// The engine holds the data now, in its own store; with a single
+		// bundle the next activation replaces it whole, so its Go values
+		// are not kept for a merge (they take several times the memory of
+		// the engine's default store).
+		stripped := *b
+		stripped.Data = nil
+		next[s.Name] = &stripped
+	}
 	m.have = next
 	for _, o := range m.sources {
 		if o == s || first {

@@ -68,8 +68,9 @@ type Config struct {
 	// [Engine.WatchFiles]); load the first policy with a [Loader] of the
 	// same version.
 	RegoVersion ast.RegoVersion
-	// Store selects how data documents are held: StoreReadOptimized (the
-	// default) or StoreCompact, lighter and faster to load. See [Store].
+	// Store selects how data documents are held: StoreFlat (the default,
+	// compact and converted on read), StoreReadOptimized (converted once at
+	// load) or StoreCompact (Go values, as opa run). See [Store].
 	Store Store
 }
 
@@ -199,7 +200,15 @@ func (e *Engine) DecisionRef() ast.Ref { return e.query }
 func (e *Engine) Load(ctx context.Context, p *Policy) error {
 	e.loadMu.Lock()
 	defer e.loadMu.Unlock()
-	c, err := e.compile(ctx, p)
+	var c *compiled
+	var err error
+	if e.current.Load() != nil {
+		// A revision serves: build the next one at a lower priority than
+		// the decisions being made (see lowPriority).
+		lowPriority(func() { c, err = e.compile(ctx, p) })
+	} else {
+		c, err = e.compile(ctx, p)
+	}
 	if err != nil {
 		e.recordFailure(err)
 		return err
@@ -233,11 +242,7 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 	if p == nil || len(p.Modules) == 0 {
 		return nil, errors.New("policy: no modules to compile")
 	}
-	revision, shaped, err := p.revision()
-	if err != nil {
-		return nil, err
-	}
-	store, err := newStore(e.store, p.Data, shaped)
+	revision, store, err := e.prepareData(p)
 	if err != nil {
 		return nil, err
 	}

@@ -181,9 +181,13 @@ func TestEmbeddedPolicyAndDataUnderData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roles, ok := p.Data["roles"].(map[string]any)
+	data, err := p.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles, ok := data["roles"].(map[string]any)
 	if !ok || roles["writer"] == nil {
-		t.Fatalf("data %v: want roles/data.json merged under data.roles", p.Data)
+		t.Fatalf("data %v: want roles/data.json merged under data.roles", data)
 	}
 	e, err := policy.New(context.Background(), policy.Config{Decision: "httpapi/authz/allow"}, p)
 	if err != nil {

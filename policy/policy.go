@@ -34,6 +34,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"maps"
 	"path/filepath"
@@ -42,6 +43,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/loader"
+
+	"github.com/regoguard/regoguard/policy/internal/flatstore"
 )
 
 // Policy is a set of parsed Rego modules and the data documents they read,
@@ -49,7 +52,11 @@ import (
 type Policy struct {
 	// Modules are the parsed Rego modules, by file name.
 	Modules map[string]*ast.Module
-	// Data is the base document, available to the policy under data.
+	// Data is the base document given as Go values, available to the policy
+	// under data. The loaders ([LoadFiles], [LoadFS], [Loader]) leave it nil:
+	// they keep the data files they read in the flat form of [StoreFlat],
+	// without building Go values, and [Policy.Document] returns them as Go
+	// values. When both are present they are merged, as two data files are.
 	Data map[string]any
 	// Revision names this version of the policy; when empty, a hash of its
 	// contents is used.
@@ -59,9 +66,11 @@ type Policy struct {
 	// reported in every Decision made with this policy, for decision logs.
 	Bundles map[string]string
 
-	// jsonData is set by the loaders, whose Data holds only what JSON
-	// decoding produces: the compact store then shares it without a check.
+	// jsonData is set when Data holds only what JSON decoding produces:
+	// the compact store then shares it without a check.
 	jsonData bool
+	// doc is the data the loaders read, in flat form.
+	doc *flatstore.Doc
 }
 
 // LoadFiles reads Rego modules (.rego) and data documents (data.json,
@@ -80,22 +89,35 @@ func LoadFS(fsys fs.FS, paths ...string) (*Policy, error) {
 	return Loader{}.LoadFS(fsys, paths...)
 }
 
-func load(fl loader.FileLoader, paths []string, version ast.RegoVersion) (*Policy, error) {
+func load(fsys fs.FS, paths []string, version ast.RegoVersion) (*Policy, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("policy: no files to load")
 	}
+	fl := loader.NewFileLoader()
+	if fsys != nil {
+		fl = fl.WithFS(fsys)
+	}
+	// OPA's loader reads the Rego modules and every other file; JSON data
+	// files are set aside and parsed straight into the flat form.
+	jf := &jsonFiles{paths: paths}
 	res, err := fl.WithRegoVersion(version).
 		WithProcessAnnotation(true).
-		Filtered(paths, skipTests)
+		Filtered(paths, jf.filter)
 	if err != nil {
 		return nil, locate(err)
 	}
-	p := &Policy{Modules: make(map[string]*ast.Module, len(res.Modules)), Data: res.Documents, jsonData: true}
+	p := &Policy{Modules: make(map[string]*ast.Module, len(res.Modules))}
 	for name, f := range res.Modules {
 		p.Modules[name] = f.Parsed
 	}
 	if len(p.Modules) == 0 {
 		return nil, fmt.Errorf("policy: no .rego files in %s", strings.Join(paths, ", "))
+	}
+	// Parsing large data is most of a reload's work: it gives way to the
+	// decisions being made.
+	lowPriority(func() { p.doc, err = jf.read(fsys, res.Documents) })
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -151,10 +173,7 @@ func (p *Policy) revision() (string, bool, error) {
 	if p.Revision != "" {
 		return p.Revision, p.jsonData, nil
 	}
-	h := sha256.New()
-	for _, name := range slices.Sorted(maps.Keys(p.Modules)) {
-		fmt.Fprintf(h, "%s\x00%s\x00", filepath.ToSlash(name), p.Modules[name].String())
-	}
+	h := p.moduleHash()
 	// Map keys are sorted, so equal data hashes equally.
 	shaped, err := hashData(h, p.Data)
 	if errors.Is(err, errDataDepth) {
@@ -162,4 +181,53 @@ func (p *Policy) revision() (string, bool, error) {
 	}
 	// Another error is a value with no JSON form: the store says so.
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:12], err == nil && (shaped || p.jsonData), nil
+}
+
+// moduleHash returns a hash that has taken in p's modules, sorted by name,
+// for the revision hash to take in the data next.
+func (p *Policy) moduleHash() hash.Hash {
+	h := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(p.Modules)) {
+		fmt.Fprintf(h, "%s\x00%s\x00", filepath.ToSlash(name), p.Modules[name].String())
+	}
+	return h
+}
+
+// Document returns the policy's data documents as Go values (what JSON
+// decoding with UseNumber gives): Data, merged with what the loaders read.
+// It builds new values at each call; prefer reading data through a policy.
+func (p *Policy) Document() (map[string]any, error) {
+	if p.doc == nil {
+		return p.Data, nil
+	}
+	doc, err := p.flatDoc()
+	if err != nil {
+		return nil, err
+	}
+	return doc.Root(), nil
+}
+
+// flatDoc returns the data the loaders read merged with Data, in flat form.
+func (p *Policy) flatDoc() (*flatstore.Doc, error) {
+	if len(p.Data) == 0 {
+		return p.doc, nil
+	}
+	b := flatstore.NewBuilder()
+	read, err := b.FromGo(p.doc.Root())
+	if err != nil {
+		return nil, fmt.Errorf("policy: data: %w", err)
+	}
+	given, err := b.FromGo(p.Data)
+	if err != nil {
+		return nil, fmt.Errorf("policy: data: %w", err)
+	}
+	merged, err := b.Merge(read, given)
+	if err != nil {
+		return nil, fmt.Errorf("policy: Policy.Data and the data files: %w", err)
+	}
+	doc, err := b.Doc(merged)
+	if err != nil {
+		return nil, fmt.Errorf("policy: data: %w", err)
+	}
+	return doc, nil
 }

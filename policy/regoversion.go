@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/loader"
 )
 
 // Loader loads policies with options. The zero Loader is what [LoadFiles],
@@ -32,7 +31,7 @@ func (l Loader) version() ast.RegoVersion {
 
 // LoadFiles is [LoadFiles] in l's Rego version.
 func (l Loader) LoadFiles(paths ...string) (*Policy, error) {
-	return l.read(func(v ast.RegoVersion) (*Policy, error) { return load(loader.NewFileLoader(), paths, v) })
+	return l.read(func(v ast.RegoVersion) (*Policy, error) { return load(nil, paths, v) })
 }
 
 // LoadFS is [LoadFS] in l's Rego version.
@@ -40,7 +39,7 @@ func (l Loader) LoadFS(fsys fs.FS, paths ...string) (*Policy, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
-	return l.read(func(v ast.RegoVersion) (*Policy, error) { return load(loader.NewFileLoader().WithFS(fsys), paths, v) })
+	return l.read(func(v ast.RegoVersion) (*Policy, error) { return load(fsys, paths, v) })
 }
 
 // Parse is [Parse] in l's Rego version.

@@ -12,9 +12,10 @@ import (
 	"github.com/regoguard/regoguard/policy"
 )
 
-// A policy with a large data document, looked up by a key from the input:
-// the compact store loads it faster and in about half the memory, and a
-// lookup costs the same as with the read-optimised default.
+// A policy with a data document looked up by a key from the input. The
+// default store, StoreFlat, holds the data compactly and converts only the
+// entry a decision reads; StoreReadOptimized converts it all once, for
+// policies that iterate over much of their data.
 func ExampleStore() {
 	dir, err := os.MkdirTemp("", "example")
 	if err != nil {
@@ -44,7 +45,7 @@ allow if input.user in data.acl.documents[input.doc].readers
 	if err != nil {
 		log.Fatal(err)
 	}
-	engine, err := policy.New(context.Background(), policy.Config{Store: policy.StoreCompact}, p)
+	engine, err := policy.New(context.Background(), policy.Config{Store: policy.StoreFlat}, p)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func TestStoresDecideAlike(t *testing.T) {
 	}{{"go values", storeData}, {"json values", func() map[string]any { return jsonData(t) }}} {
 		t.Run(data.name, func(t *testing.T) {
 			engines := map[policy.Store]*policy.Engine{}
-			for _, st := range []policy.Store{policy.StoreReadOptimized, policy.StoreCompact} {
+			for _, st := range []policy.Store{policy.StoreFlat, policy.StoreReadOptimized, policy.StoreCompact} {
 				p := policy.MustParse(map[string]string{"authz.rego": storeModule}, data.make())
 				e, err := policy.New(ctx, policy.Config{Store: st, WholeDocument: true}, p)
 				if err != nil {
@@ -131,15 +131,17 @@ func TestStoresDecideAlike(t *testing.T) {
 			}
 			for _, in := range storeInputs {
 				read := mustEval(t, engines[policy.StoreReadOptimized], in.doc)
-				compact := mustEval(t, engines[policy.StoreCompact], in.doc)
 				if read.Allow != in.allow {
 					t.Errorf("%s: read-optimized allow = %v, want %v (%+v)", in.doc, read.Allow, in.allow, read)
 				}
-				if compact.Allow != read.Allow || compact.Reason != read.Reason || !reflect.DeepEqual(compact.Result, read.Result) {
-					t.Errorf("%s: stores disagree:\ncompact        %+v\nread-optimized %+v", in.doc, compact, read)
-				}
-				if read.Revision != compact.Revision {
-					t.Errorf("%s: revision depends on the store: %s vs %s", in.doc, read.Revision, compact.Revision)
+				for _, st := range []policy.Store{policy.StoreFlat, policy.StoreCompact} {
+					other := mustEval(t, engines[st], in.doc)
+					if other.Allow != read.Allow || other.Reason != read.Reason || !reflect.DeepEqual(other.Result, read.Result) {
+						t.Errorf("%s: stores disagree:\n%v %+v\nread-optimized %+v", in.doc, st, other, read)
+					}
+					if read.Revision != other.Revision {
+						t.Errorf("%s: revision depends on the store: %s vs %s (%v)", in.doc, read.Revision, other.Revision, st)
+					}
 				}
 			}
 		})
@@ -149,7 +151,7 @@ func TestStoresDecideAlike(t *testing.T) {
 // TestCompactStoreLeavesDataAlone checks that neither store writes into
 // the caller's data, including when the compact store has to copy it.
 func TestCompactStoreLeavesDataAlone(t *testing.T) {
-	for _, st := range []policy.Store{policy.StoreReadOptimized, policy.StoreCompact} {
+	for _, st := range []policy.Store{policy.StoreFlat, policy.StoreReadOptimized, policy.StoreCompact} {
 		data := storeData()
 		before := fmt.Sprintf("%#v", data)
 		p := policy.MustParse(map[string]string{"authz.rego": storeModule}, data)
@@ -171,7 +173,7 @@ func TestCompactStoreLeavesDataAlone(t *testing.T) {
 // revision keeps serving.
 func TestStoreBadData(t *testing.T) {
 	ctx := context.Background()
-	for _, st := range []policy.Store{policy.StoreReadOptimized, policy.StoreCompact} {
+	for _, st := range []policy.Store{policy.StoreFlat, policy.StoreReadOptimized, policy.StoreCompact} {
 		good := policy.MustParse(map[string]string{"authz.rego": storeModule}, storeData())
 		e, err := policy.New(ctx, policy.Config{Store: st}, good)
 		if err != nil {
@@ -192,7 +194,7 @@ func TestStoreBadData(t *testing.T) {
 // stack overflow.
 func TestStoreCyclicData(t *testing.T) {
 	ctx := context.Background()
-	for _, st := range []policy.Store{policy.StoreReadOptimized, policy.StoreCompact} {
+	for _, st := range []policy.Store{policy.StoreFlat, policy.StoreReadOptimized, policy.StoreCompact} {
 		for _, named := range []bool{false, true} {
 			cyclic := map[string]any{"a": []any{"x"}}
 			cyclic["self"] = cyclic
@@ -214,6 +216,9 @@ func TestStoreOptionUnknown(t *testing.T) {
 	}
 	if got := policy.StoreCompact.String(); got != "compact" {
 		t.Errorf("StoreCompact.String() = %q", got)
+	}
+	if got := (policy.Config{}).Store; got != policy.StoreFlat || got.String() != "flat" {
+		t.Errorf("the default store is %v, want flat", got)
 	}
 }
 
@@ -272,7 +277,7 @@ func TestRevisionHash(t *testing.T) {
 // shares them while they serve), so a reload does not hold two revisions.
 func TestLoadLetsGoOfData(t *testing.T) {
 	ctx := context.Background()
-	for _, st := range []policy.Store{policy.StoreReadOptimized, policy.StoreCompact} {
+	for _, st := range []policy.Store{policy.StoreFlat, policy.StoreReadOptimized, policy.StoreCompact} {
 		t.Run(st.String(), func(t *testing.T) {
 			e, err := policy.New(context.Background(), policy.Config{Store: st}, nil)
 			if err != nil {

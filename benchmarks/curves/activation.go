@@ -130,13 +130,17 @@ func runEngineActivation(args []string) error {
 	dirA := fs.String("a", "", "revision A directory")
 	dirB := fs.String("b", "", "revision B directory")
 	inputFile := fs.String("input", "", "JSON input file")
-	store := fs.String("store", "read", "read or compact")
+	store := fs.String("store", "flat", "flat, read or compact")
 	workers := fs.Int("workers", 2, "concurrent requesters")
 	rate := fs.Int("rate", 1000, "requests per second, all workers together")
 	warm := fs.Duration("warm", 1500*time.Millisecond, "steady state before the activation")
 	after := fs.Duration("after", 500*time.Millisecond, "load after the activation")
 	_ = fs.Parse(args)
-	cfg := policy.Config{Store: storeOption(*store)}
+	st, err := storeOption(*store)
+	if err != nil {
+		return err
+	}
+	cfg := policy.Config{Store: st}
 	raw, err := os.ReadFile(*inputFile)
 	if err != nil {
 		return err
@@ -212,11 +216,17 @@ func (a *activation) stopAfter(after time.Duration) func() bool {
 	}
 }
 
-func storeOption(s string) policy.Store {
-	if s == "compact" {
-		return policy.StoreCompact
+// storeOption is the engine store named s (flat, read or compact).
+func storeOption(s string) (policy.Store, error) {
+	switch s {
+	case "flat":
+		return policy.StoreFlat, nil
+	case "read":
+		return policy.StoreReadOptimized, nil
+	case "compact":
+		return policy.StoreCompact, nil
 	}
-	return policy.StoreReadOptimized
+	return 0, fmt.Errorf("unknown store %q", s)
 }
 
 // opaActivation runs the same paced load against an OPA server serving

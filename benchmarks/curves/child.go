@@ -41,20 +41,16 @@ func runEngine(args []string) error {
 	fs := flag.NewFlagSet("engine", flag.ExitOnError)
 	dir := fs.String("dir", "", "policy directory")
 	inputFile := fs.String("input", "", "JSON input file")
-	store := fs.String("store", "read", "store: read (read-optimised AST values) or compact")
+	store := fs.String("store", "flat", "store: flat (the default), read (read-optimised AST values) or compact (Go values)")
 	n := fs.Int("n", 2000, "decisions to time")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of policy.New")
 	memprofile := fs.String("memprofile", "", "write an allocation profile after policy.New")
 	_ = fs.Parse(args)
 
 	cfg := policy.Config{}
-	switch *store {
-	case "read":
-		cfg.Store = policy.StoreReadOptimized
-	case "compact":
-		cfg.Store = policy.StoreCompact
-	default:
-		return fmt.Errorf("unknown store %q", *store)
+	var err error
+	if cfg.Store, err = storeOption(*store); err != nil {
+		return err
 	}
 	raw, err := os.ReadFile(*inputFile)
 	if err != nil {

@@ -30,8 +30,8 @@ func TestSmallRun(t *testing.T) {
 	}
 	dir := t.TempDir()
 	out, chart := filepath.Join(dir, "curves.json"), filepath.Join(dir, "curves.svg")
-	err := runAll([]string{"-curves", "rules,scan,data,activation", "-rules", "10,100", "-entries", "1000",
-		"-act-entries", "1000", "-n", "50", "-opa-n", "20", "-out", out, "-chart", chart})
+	err := runAll([]string{"-curves", "rules,scan,data,serve,activation", "-rules", "10,100", "-entries", "1000",
+		"-serve-entries", "1000", "-act-entries", "1000", "-n", "50", "-opa-n", "20", "-out", out, "-chart", chart})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,13 +43,18 @@ func TestSmallRun(t *testing.T) {
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
-	// rules and scan at 2 sizes, data at 1 size in 2 stores; activation:
-	// engine and OPA in 2 stores.
-	if len(res.Points) != 6 || len(res.Activation) != 4 {
-		t.Fatalf("%d points and %d activation results, want 6 and 4", len(res.Points), len(res.Activation))
+	// rules and scan at 2 sizes, data at 1 size in 3 stores, serve at 1
+	// size; activation: engine and OPA in 3 stores.
+	if len(res.Points) != 8 || len(res.Activation) != 6 {
+		t.Fatalf("%d points and %d activation results, want 8 and 6", len(res.Points), len(res.Activation))
 	}
 	for _, p := range res.Points {
-		if p.Engine.RSSBytes <= 0 || p.OPA.RSSBytes <= 0 || p.Engine.P50Nanos <= 0 || p.OPA.P50Nanos <= 0 {
+		if p.Curve == "serve" && (p.Serve == nil || p.Serve.Correct != 5 || p.Serve.RSSBytes <= 0 || p.Serve.P50Nanos <= 0) {
+			t.Errorf("serve point: %+v", p.Serve)
+		}
+	}
+	for _, p := range res.Points {
+		if p.Curve != "serve" && p.Engine.RSSBytes <= 0 || p.OPA.RSSBytes <= 0 || p.Curve != "serve" && p.Engine.P50Nanos <= 0 || p.OPA.P50Nanos <= 0 {
 			t.Errorf("%s %d %s: missing figures %+v", p.Curve, p.Size, p.Store, p)
 		}
 	}

@@ -20,11 +20,14 @@ func dur(ns float64) string {
 
 func printTables(w io.Writer, r Results) {
 	fmt.Fprintf(w, "Machine: %s. Run %s, load average %s before, %s after.\n", r.Machine, r.Started, r.LoadBefore, r.LoadAfter)
-	var rules, data []point
+	var rules, data, serve []point
 	for _, p := range r.Points {
-		if p.Curve == "data" {
+		switch p.Curve {
+		case "data":
 			data = append(data, p)
-		} else {
+		case "serve":
+			serve = append(serve, p)
+		default:
 			rules = append(rules, p)
 		}
 	}
@@ -47,6 +50,20 @@ func printTables(w io.Writer, r Results) {
 				p.Engine.ReadSeconds+p.Engine.CompileSeconds, p.Engine.ReadSeconds, p.Engine.CompileSeconds, p.OPA.ReadySeconds, p.Engine.CPUSeconds, p.OPA.CPUSeconds,
 				mb(p.Engine.RSSBytes), mb(p.Engine.HWMBytes), mb(p.OPA.RSSBytes), mb(p.OPA.HWMBytes),
 				float64(p.Engine.RSSBytes)/float64(p.OPA.RSSBytes), dur(p.Engine.P50Nanos), dur(p.OPA.P50Nanos))
+		}
+	}
+	if len(serve) > 0 {
+		fmt.Fprintln(w, "\n**serve with its defaults against opa run with its defaults** (same directory; ready: exec until /readyz, /health is 200; p50: GET /documents/ID through the proxy with an API key, against POST /v1/data/httpapi/authz/allow; both loopback HTTP, sequential)")
+		fmt.Fprintln(w, "\n| documents | JSON | serve ready | OPA ready | CPU to ready: serve / OPA | serve RSS (peak) | OPA RSS (peak) | RSS serve ÷ OPA | serve p50 / p99 | OPA p50 / p99 | decisions checked |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, p := range serve {
+			s := p.Serve
+			if s == nil {
+				continue
+			}
+			fmt.Fprintf(w, "| %d | %.1f MB | %.2f s | %.2f s | %.2f / %.2f s | %s (%s) | %s (%s) | %.2f | %s / %s | %s / %s | %d |\n", p.Size, float64(p.Bytes)/(1<<20),
+				s.ReadySeconds, p.OPA.ReadySeconds, s.CPUSeconds, p.OPA.CPUSeconds, mb(s.RSSBytes), mb(s.HWMBytes), mb(p.OPA.RSSBytes), mb(p.OPA.HWMBytes),
+				float64(s.RSSBytes)/float64(p.OPA.RSSBytes), dur(s.P50Nanos), dur(s.P99Nanos), dur(p.OPA.P50Nanos), dur(p.OPA.P99Nanos), s.Correct)
 		}
 	}
 	if len(r.Activation) > 0 {
@@ -72,6 +89,7 @@ type series struct {
 var (
 	colEngine = "#1f77b4"
 	colOPA    = "#d62728"
+	colFlat   = "#2ca02c"
 )
 
 // drawSVG draws five log-log panels (policy size: ready time, p50; data
@@ -117,9 +135,15 @@ func drawSVG(r Results) string {
 			return out
 		}
 		var out []series
-		for _, st := range []string{"compact", "read"} {
+		for _, st := range []string{"flat", "compact", "read"} {
 			e, o := pick(curve, st, f)
-			if len(e.xs) > 0 {
+			switch {
+			case len(e.xs) == 0:
+			case st == "flat":
+				// Against OPA's default store, drawn with compact's line.
+				e.color = colFlat
+				out = append(out, e)
+			default:
 				out = append(out, e, o)
 			}
 		}
@@ -136,7 +160,7 @@ func drawSVG(r Results) string {
 	rows := (len(panels) + cols - 1) / cols
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", cols*pw, rows*ph+40)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">regoguard engine (blue) vs OPA server (red); dashed: read-optimised store, or rules the index cannot select</text>`+"\n")
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">regoguard engine (blue; green: flat store, the default) vs OPA server (red); dashed: read-optimised store, or rules the index cannot select</text>`+"\n")
 	fmt.Fprintf(&b, `<text x="8" y="32" fill="#555">%s; load average %s → %s. Log-log. p50: engine in-process, OPA over loopback HTTP.</text>`+"\n", esc(r.Machine), r.LoadBefore, r.LoadAfter)
 	for i, p := range panels {
 		fmt.Fprintf(&b, `<g transform="translate(%d,%d)">%s</g>`+"\n", (i%cols)*pw, 40+(i/cols)*ph, p)
@@ -245,8 +269,11 @@ func activationPanel(as []activationResult, pw, ph int) string {
 	slot := w / float64(len(as))
 	for i, a := range as {
 		col := colEngine
-		if a.System == "opa" {
+		switch {
+		case a.System == "opa":
 			col = colOPA
+		case a.Store == "flat":
+			col = colFlat
 		}
 		x := float64(ml) + slot*float64(i) + slot*0.15
 		bw := slot * 0.33

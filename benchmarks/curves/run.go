@@ -37,6 +37,8 @@ type point struct {
 	Bytes  int64        `json:"bytes"`
 	Engine engineResult `json:"engine"`
 	OPA    opaResult    `json:"opa"`
+	// Serve is the regoguard serve process (the serve curve only).
+	Serve *serveResult `json:"serve,omitempty"`
 }
 
 // Results is the whole run, written as JSON and read back to draw.
@@ -51,14 +53,17 @@ type Results struct {
 
 func runAll(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	curves := fs.String("curves", "rules,scan,data,activation", "curves to measure (scan: rules the index cannot select)")
+	curves := fs.String("curves", "rules,scan,data,serve,activation", "curves to measure (scan: rules the index cannot select; serve: regoguard serve with its defaults against opa run)")
+	serveEntries := fs.String("serve-entries", "10000,1000000", "data sizes (documents) of the serve curve")
+	regoguard := fs.String("regoguard", "", "regoguard binary for the serve curve (default: built from the workspace's cmd/regoguard)")
 	rules := fs.String("rules", "10,100,1000,10000", "policy sizes (rules)")
 	entries := fs.String("entries", "1000,100000,1000000", "data sizes (documents)")
-	stores := fs.String("stores", "compact,read", "engine stores, each against the matching opa run flag")
+	stores := fs.String("stores", "flat,compact,read", "engine stores, each against the matching opa run flag (flat and compact: opa run's default store; read: --optimize-store-for-read-speed)")
 	n := fs.Int("n", 2000, "engine decisions timed per point")
 	opaN := fs.Int("opa-n", 500, "OPA decisions timed per point")
 	actEntries := fs.Int("act-entries", 100000, "documents in each revision of the activation test")
 	rate := fs.Int("rate", 1000, "requests per second during the activation test")
+	opaTimeout := fs.Duration("opa-timeout", 5*time.Minute, "longest wait for opa run to be healthy")
 	out := fs.String("out", "results/curves.json", "write the results here")
 	chart := fs.String("chart", "curves.svg", "draw the chart here (empty: none)")
 	from := fs.String("from", "", "draw and print from an earlier results file instead of measuring")
@@ -88,14 +93,23 @@ func runAll(args []string) error {
 		}
 		defer os.RemoveAll(tmp)
 		res = Results{Started: time.Now().UTC().Format(time.RFC3339), Machine: machine(), LoadBefore: loadavg()}
-		m := measurer{opa: opa, self: self, tmp: tmp, n: *n, opaN: *opaN}
+		m := measurer{opa: opa, self: self, tmp: tmp, n: *n, opaN: *opaN, regoguard: *regoguard, opaTimeout: *opaTimeout}
+		if m.regoguard == "" && strings.Contains(*curves, "serve") {
+			m.regoguard = filepath.Join(tmp, "regoguard")
+			// Resolved through the workspace (go.work) from anywhere in it.
+			build := exec.Command("go", "build", "-o", m.regoguard, "github.com/regoguard/regoguard/cmd/regoguard")
+			build.Stderr = os.Stderr
+			if err := build.Run(); err != nil {
+				return fmt.Errorf("build regoguard (or give -regoguard): %w", err)
+			}
+		}
 		storeList := strings.Split(*stores, ",")
 		for _, curve := range strings.Split(*curves, ",") {
 			switch curve {
 			case "rules", "scan":
 				for _, size := range ints(*rules) {
 					// No data: the store makes no difference; the default.
-					p, err := m.point(curve, size, "read")
+					p, err := m.point(curve, size, "flat")
 					if err != nil {
 						return err
 					}
@@ -110,6 +124,14 @@ func runAll(args []string) error {
 						}
 						res.Points = append(res.Points, p)
 					}
+				}
+			case "serve":
+				for _, size := range ints(*serveEntries) {
+					p, err := m.servePoint(size)
+					if err != nil {
+						return err
+					}
+					res.Points = append(res.Points, p)
 				}
 			case "activation":
 				for _, store := range storeList {
@@ -139,8 +161,9 @@ func runAll(args []string) error {
 }
 
 type measurer struct {
-	opa, self, tmp string
-	n, opaN        int
+	opa, self, tmp, regoguard string
+	n, opaN                   int
+	opaTimeout                time.Duration
 }
 
 func (m measurer) gen(curve string, size, rev int) (testCase, error) {
@@ -206,7 +229,7 @@ func (m measurer) startOPACPU(dir, store string) (*exec.Cmd, string, time.Durati
 		return nil, "", 0, 0, err
 	}
 	url := "http://127.0.0.1:" + port
-	for time.Since(start) < 5*time.Minute {
+	for time.Since(start) < m.opaTimeout {
 		resp, err := http.Get(url + "/health")
 		if err == nil {
 			resp.Body.Close()
@@ -218,7 +241,7 @@ func (m measurer) startOPACPU(dir, store string) (*exec.Cmd, string, time.Durati
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	return nil, "", 0, 0, fmt.Errorf("opa on %s not healthy after 5 minutes", dir)
+	return nil, "", 0, 0, fmt.Errorf("opa on %s not healthy after %v", dir, m.opaTimeout)
 }
 
 func (m measurer) opaPoint(c testCase, store string) (opaResult, error) {

@@ -301,10 +301,10 @@ func TestSessionKeysEnvironmentName(t *testing.T) {
 	}
 }
 
-// TestCheckPassesWithEitherStore: the cases decide the same with the
-// compact store as with the default read-optimised one.
+// TestCheckPassesWithEitherStore: the cases decide the same with every
+// store: the default flat one, the read-optimised and the compact ones.
 func TestCheckPassesWithEitherStore(t *testing.T) {
-	for _, store := range []string{"read-optimized", "compact"} {
+	for _, store := range []string{"flat", "read-optimized", "compact"} {
 		res := run(t, nil, "check", "--policy", "testdata/policy", "--body", "--store", store, "testdata/cases.yaml")
 		if res.code != 0 {
 			t.Errorf("--store %s: exit %d\n%s%s", store, res.code, res.stdout, res.stderr)

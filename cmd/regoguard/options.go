@@ -61,7 +61,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.preserveTokens, "preserve-tokens", false, "add the caller's raw token to the policy input (user.token); it may then reach decision logs")
 	fs.StringArrayVar(&o.denyBuiltins, "deny-builtin", nil, "built-in function the policy may not call, such as http.send (repeatable)")
 	fs.BoolVar(&o.nonStrict, "non-strict", false, "turn off OPA's strict compilation checks")
-	fs.StringVar(&o.store, "store", policy.StoreReadOptimized.String(), "how data documents are held: read-optimized (converted once at load, like opa run --optimize-store-for-read-speed) or compact (about half the memory and half the load CPU on large data, like opa run's default; converts what each decision reads)")
+	fs.StringVar(&o.store, "store", policy.StoreFlat.String(), "how data documents are held: flat (one compact immutable encoding, converted as each decision reads it: a fraction of the memory and load time), read-optimized (converted once at load, like opa run --optimize-store-for-read-speed) or compact (Go values, like opa run's default)")
 	fs.IntVar(&o.cacheSize, "decision-cache", 0, "keep up to this many decisions, for deterministic policies (0: no cache)")
 	fs.DurationVar(&o.cacheTTL, "decision-cache-ttl", 10*time.Second, "how long a cached decision is kept")
 	fs.StringSliceVar(&o.cacheKey, "decision-cache-key", nil, "input fields the policy's decisions are expected to depend on, such as method,path,user: refused at start when the policy reads another; decisions are always keyed on what the policy reads")
@@ -73,7 +73,7 @@ func (o *policyOptions) validate() error {
 	if err := oneOf("input-layout", o.layout, string(authz.LayoutRegoguard), string(authz.LayoutFastAPIOPA)); err != nil {
 		return err
 	}
-	if err := oneOf("store", o.store, policy.StoreReadOptimized.String(), policy.StoreCompact.String()); err != nil {
+	if err := oneOf("store", o.store, policy.StoreFlat.String(), policy.StoreReadOptimized.String(), policy.StoreCompact.String()); err != nil {
 		return err
 	}
 	if o.denyStatus < 400 || o.denyStatus > 599 {
@@ -102,10 +102,12 @@ func (o *policyOptions) engineConfig(logger *slog.Logger) policy.Config {
 
 // storeOption is the --store flag as a policy.Store (validate checked it).
 func (o *policyOptions) storeOption() policy.Store {
-	if o.store == policy.StoreCompact.String() {
-		return policy.StoreCompact
+	for _, s := range []policy.Store{policy.StoreReadOptimized, policy.StoreCompact} {
+		if o.store == s.String() {
+			return s
+		}
 	}
-	return policy.StoreReadOptimized
+	return policy.StoreFlat
 }
 
 // loadEngine compiles the policy files into a new engine.
