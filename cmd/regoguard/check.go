@@ -96,6 +96,7 @@ type checkResult struct {
 	Failure  string   `json:"failure,omitempty"`
 	Changed  bool     `json:"changed,omitempty"`
 	Duration float64  `json:"duration_seconds"`
+	Filter   *rowSets `json:"filter,omitempty"`
 }
 
 func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) error {
@@ -128,7 +129,13 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 		o.cov = cover.New()
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	j, err := o.judgeFor(ctx, o.policies, quiet, o.cov)
+	var j *judge
+	if !onlyFilterCases(cases) {
+		if j, err = o.judgeFor(ctx, o.policies, quiet, o.cov); err != nil {
+			return err
+		}
+	}
+	fc, err := o.filterCheckerFor(ctx, cases)
 	if err != nil {
 		return err
 	}
@@ -140,6 +147,10 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 	}
 	results := make([]checkResult, 0, len(cases))
 	for _, c := range cases {
+		if c.Filter != nil {
+			results = append(results, runFilterCase(ctx, c, fc))
+			continue
+		}
 		results = append(results, o.runCase(ctx, c, j, other))
 	}
 	if !o.skipTests && len(o.policies) > 0 {
@@ -353,7 +364,11 @@ func report(w io.Writer, format string, results []checkResult, diff bool, cov *c
 		case r.Kind == "har":
 			verdict = "-"
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", verdict, r.Name, dash(r.Request), dash(r.User), dash(r.Expected), outcomeLabel(r.Got))
+		got := outcomeLabel(r.Got)
+		if r.Filter != nil {
+			got = r.Filter.label()
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", verdict, r.Name, dash(r.Request), dash(r.User), dash(r.Expected), got)
 		if r.Kind == "rego-test" {
 			line = fmt.Sprintf("%s\t%s\t%s\t-\t-\t%s", verdict, r.Name, r.Source, dash(r.Failure))
 		}

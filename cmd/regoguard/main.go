@@ -53,7 +53,7 @@ REGOGUARD_LISTEN) or as keys of the YAML file given by --config.`,
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	root.Version = currentBuild().String()
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCommand(), newCheckCommand(), newBenchCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newBenchCommand(), newFilterCommand(), newVersionCommand())
 	for _, c := range root.Commands() {
 		if args := c.Args; args != nil {
 			// cobra's argument errors are usage errors too.
