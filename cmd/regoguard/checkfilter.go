@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,8 +16,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
+	"github.com/regoguard/regoguard/filter"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -172,34 +174,46 @@ func keyString(v any) string {
 }
 
 // filterChecker runs filter cases: it compiles filters and evaluates the
-// rule for each row with the same policy.
+// rule for each row with the same policy revision.
 type filterChecker struct {
-	compiler filterCompiler
-	p        *policy.Policy
+	engine  *policy.Engine
+	filters *engineFilters
 
 	mu       sync.Mutex
 	prepared map[string]*rego.PreparedEvalQuery
 }
 
-func newFilterChecker(ctx context.Context, p *policy.Policy) (*filterChecker, error) {
-	c, err := newPolicyFilters(ctx, p)
+func newFilterChecker(ctx context.Context, p *policy.Policy, first ast.Ref, version ast.RegoVersion) (*filterChecker, error) {
+	path, err := first.Ptr()
 	if err != nil {
-		return nil, err
+		return nil, configErrorf("filter.query %s: %w", first, err)
 	}
-	return &filterChecker{compiler: c, p: p, prepared: map[string]*rego.PreparedEvalQuery{}}, nil
+	e, err := policy.New(ctx, policy.Config{Decision: path, RegoVersion: version, Logger: slog.New(slog.DiscardHandler)}, p)
+	if errors.Is(err, policy.ErrUndefinedDecision) {
+		return nil, configErrorf("filter.query: %w", err)
+	}
+	if err != nil {
+		return nil, sourceError("--policy", err)
+	}
+	return &filterChecker{engine: e, filters: newEngineFilters(e), prepared: map[string]*rego.PreparedEvalQuery{}}, nil
 }
 
-// evaluator prepares the full evaluation of query once.
+// evaluator prepares the full evaluation of query once, on the revision
+// the filters are compiled with.
 func (fc *filterChecker) evaluator(ctx context.Context, query ast.Ref) (*rego.PreparedEvalQuery, error) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	if pq, ok := fc.prepared[query.String()]; ok {
 		return pq, nil
 	}
-	opts := []func(*rego.Rego){rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(query)))), rego.Store(inmem.NewFromObject(fc.p.Data))}
-	for _, m := range fc.p.Modules {
-		opts = append(opts, rego.ParsedModule(m))
+	comp, err := fc.engine.Compiled()
+	if err != nil {
+		return nil, err
 	}
+	if len(comp.Compiler().GetRulesForVirtualDocument(query)) == 0 && len(comp.Compiler().GetRulesWithPrefix(query)) == 0 {
+		return nil, fmt.Errorf("filter.query: no rule of the policy defines %s", query)
+	}
+	opts := append(comp.RegoOptions(), rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(query)))))
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("preparing %s: %w", query, err)
@@ -282,8 +296,8 @@ func (fc *filterChecker) run(ctx context.Context, f *caseFilter) (*rowSets, erro
 		input = nil
 	}
 	mappings, _ := yamlToJSON(f.Mappings).(map[string]any)
-	target := filterTarget{"sql", "sqlite"}
-	req := &filterRequest{Query: query, Input: input, Unknowns: []ast.Ref{f.unknown}, Targets: []filterTarget{target}, Mappings: mappings, Parameterized: true}
+	target := filter.Target{Lang: "sql", Dialect: "sqlite"}
+	req := &filterRequest{Query: query, Input: input, Unknowns: []ast.Ref{f.unknown}, Targets: []filter.Target{target}, Mappings: mappings}
 	out := &rowSets{}
 	for _, k := range f.Expect {
 		out.Expected = append(out.Expected, keyString(k))
@@ -316,24 +330,25 @@ func (fc *filterChecker) run(ctx context.Context, f *caseFilter) (*rowSets, erro
 	}
 	defer db.Close()
 
-	ans, err := fc.compiler.compileFilter(ctx, req)
+	flt, err := fc.filters.compileFilter(ctx, req)
 	if err != nil {
 		return nil, filterError(req, err)
 	}
-	res := ans[target]
-	if out.Filter, err = db.selectKeys(ctx, res); err != nil {
-		return nil, err
-	}
-	if res != nil {
-		out.Query, _ = res.Query.(string)
-		out.Args = res.Args
-	}
-	// The same filter inlined, as OPA's Compile API writes it.
-	req.Parameterized = false
-	if ans, err = fc.compiler.compileFilter(ctx, req); err != nil {
+	// The filter as a service runs it (placeholders and arguments), then
+	// inlined, as OPA's Compile API writes it.
+	param, err := flt.SQL(filter.SQLite, filter.SQLOptions{Parameterized: true, Mappings: mappings})
+	if err != nil {
 		return nil, filterError(req, err)
 	}
-	if out.Inlined, err = db.selectKeys(ctx, ans[target]); err != nil {
+	out.Query, out.Args = param.Where, param.Args
+	if out.Filter, err = db.selectKeys(ctx, param); err != nil {
+		return nil, err
+	}
+	inlined, err := flt.SQL(filter.SQLite, filter.SQLOptions{Mappings: mappings})
+	if err != nil {
+		return nil, filterError(req, err)
+	}
+	if out.Inlined, err = db.selectKeys(ctx, inlined); err != nil {
 		return nil, err
 	}
 	out.Mismatch = append(out.Mismatch, filterMismatch("the filter", out.Filter, out.Evaluated)...)
@@ -380,7 +395,7 @@ func expectMismatch(evaluated, expected []string) []string {
 
 // tableName is the SQL table of the unknown: its last segment, or its
 // mapped name ($self or $table) for the dialect, as OPA resolves mappings.
-func tableName(unknown ast.Ref, mappings map[string]any, t filterTarget) string {
+func tableName(unknown ast.Ref, mappings map[string]any, t filter.Target) string {
 	name := string(unknown[len(unknown)-1].Value.(ast.String))
 	if tm, ok := dialectMappings(mappings, t)[name].(map[string]any); ok {
 		for _, k := range []string{"$self", "$table"} {
@@ -393,7 +408,7 @@ func tableName(unknown ast.Ref, mappings map[string]any, t filterTarget) string 
 }
 
 // columnMappings is the field → column renames of the unknown's table.
-func columnMappings(unknown ast.Ref, mappings map[string]any, t filterTarget) map[string]string {
+func columnMappings(unknown ast.Ref, mappings map[string]any, t filter.Target) map[string]string {
 	name := string(unknown[len(unknown)-1].Value.(ast.String))
 	out := map[string]string{}
 	if tm, ok := dialectMappings(mappings, t)[name].(map[string]any); ok {
@@ -408,11 +423,11 @@ func columnMappings(unknown ast.Ref, mappings map[string]any, t filterTarget) ma
 
 // dialectMappings picks the mappings of t as OPA does: the dialect's, else
 // the target's, else the whole map.
-func dialectMappings(m map[string]any, t filterTarget) map[string]any {
+func dialectMappings(m map[string]any, t filter.Target) map[string]any {
 	if d, ok := m[t.Dialect].(map[string]any); ok {
 		return d
 	}
-	if d, ok := m[t.Target].(map[string]any); ok {
+	if d, ok := m[t.Lang].(map[string]any); ok {
 		return d
 	}
 	return m
@@ -442,7 +457,9 @@ func (o *checkOptions) filterCheckerFor(ctx context.Context, cases []testCase) (
 	if err != nil {
 		return nil, sourceError("--policy", err)
 	}
-	return newFilterChecker(ctx, p)
+	i := slices.IndexFunc(cases, func(c testCase) bool { return c.Filter != nil })
+	first, _ := parseRuleRef(cases[i].Filter.Query)
+	return newFilterChecker(ctx, p, first, o.astRegoVersion())
 }
 
 // runFilterCase runs one filter case into a row of the report.

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/regoguard/regoguard/filter"
 )
 
 // This file speaks OPA's Compile API (POST /v1/compile/{path}, OPA v1.22):
@@ -22,26 +24,12 @@ import (
 // `regoguard serve`, and `regoguard filter` prints what OPA would answer.
 // The translation itself is the filter package's; see filterCompiler.
 
-// filterTarget is what a filter is rendered as: target "sql" with a
-// dialect (postgresql, mysql, sqlserver, sqlite), or "ucast" with a flavour
-// (all, minimal, prisma).
-type filterTarget struct {
-	Target, Dialect string
-}
-
-func (t filterTarget) String() string { return t.Target + "+" + t.Dialect }
-
-// The targets regoguard renders, in the order usage lists them. OPA's
-// ucast+linq (application/vnd.opa.ucast.linq+json) is not among them.
-var filterTargets = []filterTarget{
-	{"sql", "postgresql"}, {"sql", "mysql"}, {"sql", "sqlserver"}, {"sql", "sqlite"},
-	{"ucast", "all"}, {"ucast", "minimal"}, {"ucast", "prisma"},
-}
-
-// mediaType is the Accept media type OPA's Compile API answers target
-// with (and the Content-Type of the answer).
-func (t filterTarget) mediaType() string {
-	return "application/vnd.opa." + t.Target + "." + t.Dialect + "+json"
+// The targets regoguard renders (filter.ParseTarget reads them), in the
+// order usage lists them. OPA's ucast+linq
+// (application/vnd.opa.ucast.linq+json) is not among them.
+var filterTargets = []filter.Target{
+	{Lang: "sql", Dialect: "postgresql"}, {Lang: "sql", Dialect: "mysql"}, {Lang: "sql", Dialect: "sqlserver"}, {Lang: "sql", Dialect: "sqlite"},
+	{Lang: "ucast", Dialect: "all"}, {Lang: "ucast", Dialect: "minimal"}, {Lang: "ucast", Dialect: "prisma"},
 }
 
 const (
@@ -52,15 +40,14 @@ const (
 )
 
 // parseFilterTarget reads a --target word such as sql+sqlite.
-func parseFilterTarget(s string) (filterTarget, error) {
-	target, dialect, _ := strings.Cut(strings.ToLower(strings.TrimSpace(s)), "+")
-	t := filterTarget{target, dialect}
-	if !slices.Contains(filterTargets, t) {
+func parseFilterTarget(s string) (filter.Target, error) {
+	t, err := filter.ParseTarget(strings.ToLower(strings.TrimSpace(s)))
+	if err != nil || !slices.Contains(filterTargets, t) {
 		names := make([]string, len(filterTargets))
 		for i, k := range filterTargets {
 			names[i] = k.String()
 		}
-		return filterTarget{}, fmt.Errorf("%q is not one of %s", s, strings.Join(names, ", "))
+		return filter.Target{}, fmt.Errorf("%q is not one of %s", s, strings.Join(names, ", "))
 	}
 	return t, nil
 }
@@ -77,7 +64,7 @@ type filterRequest struct {
 	Unknowns []ast.Ref
 	// Targets are what the filter is rendered as: one, or several for the
 	// multitarget media type.
-	Targets []filterTarget
+	Targets []filter.Target
 	// Multi is set for the multitarget media type: the answer is keyed by
 	// target.
 	Multi bool
@@ -88,22 +75,12 @@ type filterRequest struct {
 	Parameterized bool
 }
 
-// filterResult is one rendered filter: OPA's CompileResult with, for a
-// parameterized SQL filter, its arguments.
-type filterResult struct {
-	Query any   `json:"query"`
-	Args  []any `json:"args,omitempty"`
-}
-
-// filterAnswer is what a request compiled to, per target; a nil result is
-// "never" (no row may be seen).
-type filterAnswer map[filterTarget]*filterResult
-
-// filterCompiler compiles a Compile API request against the policy it
-// serves. An error is a *compileAPIError (the request's or the policy's
-// fault, with OPA's status and shape) or any other error (500).
+// filterCompiler compiles the rule of a Compile API request, with its
+// known input, against the policy it serves. An error is a
+// *compileAPIError (the request's fault), a *filter.Error (the rule cannot
+// be translated), or another error (500).
 type filterCompiler interface {
-	compileFilter(ctx context.Context, req *filterRequest) (filterAnswer, error)
+	compileFilter(ctx context.Context, req *filterRequest) (*filter.Filter, error)
 }
 
 // compileAPIError is an error answer in the shape of OPA's server
@@ -129,10 +106,6 @@ func (e *compileAPIError) Error() string {
 // OPA's error codes and messages (v1/server/types).
 const (
 	codeInvalidParameter = "invalid_parameter"
-	codeEvaluation       = "evaluation_error"
-	codeInternal         = "internal_error"
-	codeUnauthorized     = "unauthorized"
-	msgEvaluationError   = "error(s) occurred while evaluating query"
 )
 
 func badCompileRequest(format string, args ...any) *compileAPIError {
@@ -140,16 +113,23 @@ func badCompileRequest(format string, args ...any) *compileAPIError {
 }
 
 // writeCompileError writes err as OPA's server would: indented JSON and a
-// newline; an error that is not a *compileAPIError is a 500.
+// newline. A *compileAPIError is the request's fault; the rest (a rule that
+// cannot be translated, invalid mappings, a failure) is answered as
+// filter.ErrorResponse says.
 func writeCompileError(w http.ResponseWriter, err error) {
+	status, body := compileErrorBody(err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func compileErrorBody(err error) (int, []byte) {
 	var ae *compileAPIError
 	if !errors.As(err, &ae) {
-		ae = &compileAPIError{Status: http.StatusInternalServerError, Code: codeInternal, Message: err.Error()}
+		return filter.ErrorResponse(err)
 	}
 	body, _ := json.MarshalIndent(ae, "", "  ")
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(ae.Status)
-	_, _ = w.Write(append(body, '\n'))
+	return ae.Status, append(body, '\n')
 }
 
 // compileRequestBody is the JSON body of a Compile API request. Fields OPA
@@ -247,12 +227,12 @@ func (req *filterRequest) setTargets(accept string, dialects []string) error {
 		return nil
 	}
 	for _, t := range filterTargets {
-		if t.mediaType() == accept {
-			req.Targets = []filterTarget{t}
+		if t.MediaType() == accept {
+			req.Targets = []filter.Target{t}
 			return nil
 		}
 	}
-	if accept == (filterTarget{"ucast", "linq"}).mediaType() {
+	if accept == (filter.Target{Lang: "ucast", Dialect: "linq"}).MediaType() {
 		return &compileAPIError{Status: http.StatusNotAcceptable, Code: codeInvalidParameter,
 			Message: "Accept header: " + accept + " is not supported by regoguard"}
 	}
@@ -285,48 +265,47 @@ func compilePathRef(path string) (ast.Ref, error) {
 // target {"result":{"query":...}} or {} (never); for multitarget
 // {"result":{"postgresql":{...},"ucast":{...}}} with a never target left
 // out. It ends with a newline, as OPA's json.Encoder does.
-func marshalAnswer(req *filterRequest, ans filterAnswer) ([]byte, error) {
-	type body struct {
-		Result any `json:"result,omitempty"`
+func marshalAnswer(req *filterRequest, f *filter.Filter) ([]byte, error) {
+	opts := filter.ResponseOptions{Parameterized: req.Parameterized, Mappings: req.Mappings}
+	if !req.Multi {
+		return f.Response(req.Targets[0], opts)
 	}
-	var b body
-	if req.Multi {
-		// OPA's multitarget answer is a struct: this order, the first UCAST
-		// flavour asked for, a never target left out, and a result even when
-		// every target is never.
-		var m struct {
-			UCAST     *filterResult `json:"ucast,omitempty"`
-			Postgres  *filterResult `json:"postgresql,omitempty"`
-			MySQL     *filterResult `json:"mysql,omitempty"`
-			SQLServer *filterResult `json:"sqlserver,omitempty"`
-			SQLite    *filterResult `json:"sqlite,omitempty"`
+	// OPA's multitarget answer is a struct: this order, the first UCAST
+	// form asked for, a never target left out, and a result even when
+	// every target is never.
+	var m struct {
+		UCAST     any `json:"ucast,omitempty"`
+		Postgres  any `json:"postgresql,omitempty"`
+		MySQL     any `json:"mysql,omitempty"`
+		SQLServer any `json:"sqlserver,omitempty"`
+		SQLite    any `json:"sqlite,omitempty"`
+	}
+	ucastDone := false
+	for _, t := range req.Targets {
+		if t.Lang == "ucast" && ucastDone {
+			continue
 		}
-		ucastDone := false
-		for _, t := range req.Targets {
-			r := ans[t]
-			switch t.Target + "+" + t.Dialect {
-			case "sql+postgresql":
-				m.Postgres = r
-			case "sql+mysql":
-				m.MySQL = r
-			case "sql+sqlserver":
-				m.SQLServer = r
-			case "sql+sqlite":
-				m.SQLite = r
-			default:
-				if !ucastDone {
-					m.UCAST, ucastDone = r, true
-				}
-			}
+		r, err := f.Result(t, opts)
+		if err != nil {
+			return nil, err
 		}
-		b.Result = &m
-	} else if r := ans[req.Targets[0]]; r != nil {
-		b.Result = r
+		switch t.String() {
+		case "sql+postgresql":
+			m.Postgres = r
+		case "sql+mysql":
+			m.MySQL = r
+		case "sql+sqlserver":
+			m.SQLServer = r
+		case "sql+sqlite":
+			m.SQLite = r
+		default:
+			m.UCAST, ucastDone = r, true
+		}
 	}
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(true)
-	if err := enc.Encode(b); err != nil {
+	if err := json.NewEncoder(&buf).Encode(struct {
+		Result any `json:"result"`
+	}{&m}); err != nil {
 		return nil, fmt.Errorf("encoding the answer: %w", err)
 	}
 	return buf.Bytes(), nil
@@ -364,23 +343,23 @@ func compileAPIHandler(c filterCompiler, logger *slog.Logger) http.Handler {
 			writeCompileError(w, err)
 			return
 		}
-		ans, err := c.compileFilter(r.Context(), req)
-		if err != nil {
-			var ae *compileAPIError
-			if !errors.As(err, &ae) {
-				logger.Error("compiling a filter failed", "path", path, "error", err)
-			}
-			writeCompileError(w, err)
-			return
+		f, err := c.compileFilter(r.Context(), req)
+		var out []byte
+		if err == nil {
+			out, err = marshalAnswer(req, f)
 		}
-		out, err := marshalAnswer(req, ans)
 		if err != nil {
+			if status, _ := compileErrorBody(err); status >= 500 {
+				logger.Error("compiling a filter failed", "path", path, "error", err)
+			} else {
+				logger.Debug("filter refused", "path", path, "error", err)
+			}
 			writeCompileError(w, err)
 			return
 		}
 		ct := multiTargetMediaType
 		if !req.Multi {
-			ct = req.Targets[0].mediaType()
+			ct = req.Targets[0].MediaType()
 		}
 		w.Header().Set("Content-Type", ct)
 		_, _ = w.Write(out)

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/spf13/cobra"
 
+	"github.com/regoguard/regoguard/filter"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -91,8 +93,8 @@ func (o *filterOptions) request(stdin io.Reader) (*filterRequest, error) {
 	if err != nil {
 		return nil, configErrorf("--query: %w", err)
 	}
-	req := &filterRequest{Query: ref, Targets: []filterTarget{t}, Parameterized: o.parameterized}
-	if o.parameterized && t.Target != "sql" {
+	req := &filterRequest{Query: ref, Targets: []filter.Target{t}, Parameterized: o.parameterized}
+	if o.parameterized && t.Lang != "sql" {
 		return nil, configErrorf("--parameterized is for SQL targets; %s has no placeholders", t)
 	}
 	for _, u := range o.unknowns {
@@ -241,45 +243,66 @@ func (o *filterOptions) run(ctx context.Context, stdin io.Reader, out io.Writer)
 	if err != nil {
 		return sourceError("--policy", err)
 	}
-	c, err := newPolicyFilters(ctx, p)
+	c, err := newPolicyFilters(ctx, p, req.Query, version)
 	if err != nil {
 		return err
 	}
-	ans, err := c.compileFilter(ctx, req)
+	f, err := c.compileFilter(ctx, req)
 	if err != nil {
 		return filterError(req, err)
 	}
-	body, err := marshalAnswer(req, ans)
+	body, err := marshalAnswer(req, f)
 	if err != nil {
-		return err
+		return filterError(req, err)
 	}
 	_, err = out.Write(body)
 	return err
 }
 
-// filterError words a refusal for a person: the rule, the target, and each
-// problem with its file:line.
+// filterError words a refusal for a person: the rule, the target, and
+// where and why.
 func filterError(req *filterRequest, err error) error {
 	var ae *compileAPIError
-	if !errors.As(err, &ae) {
-		return fmt.Errorf("%s: %w", req.Query, err)
+	if errors.As(err, &ae) {
+		return configErrorf("%s", ae.Message)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s cannot be compiled to %s", req.Query, req.Targets[0])
-	if len(ae.Errors) == 0 {
-		fmt.Fprintf(&b, ": %s", ae.Message)
+	var fe *filter.Error
+	if errors.As(err, &fe) {
+		return fmt.Errorf("%s cannot be compiled to %s:\n  %s", req.Query, req.Targets[0], describeFilterError(fe))
 	}
-	for _, e := range ae.Errors {
-		b.WriteString("\n  ")
-		b.WriteString(e.Error())
+	if errors.Is(err, filter.ErrInvalidMappings) {
+		return configErrorf("mappings: %w", err)
 	}
-	if ae.Code == codeInvalidParameter && len(ae.Errors) == 0 {
-		return configError{errors.New(b.String())}
-	}
-	return errors.New(b.String())
+	return fmt.Errorf("%s: %w", req.Query, err)
 }
 
-// newPolicyFilters is the filter compiler of a loaded policy.
-func newPolicyFilters(_ context.Context, p *policy.Policy) (filterCompiler, error) {
-	return &opaFilters{p: p}, nil
+// newPolicyFilters compiles p into an engine whose decision is the rule
+// (so that a rule nothing defines is a usage error naming it) and returns
+// its filter compiler.
+func newPolicyFilters(ctx context.Context, p *policy.Policy, rule ast.Ref, version ast.RegoVersion) (*engineFilters, error) {
+	path, err := rule.Ptr()
+	if err != nil {
+		return nil, configErrorf("--query %s: %w", rule, err)
+	}
+	e, err := policy.New(ctx, policy.Config{Decision: path, RegoVersion: version, Logger: slog.New(slog.DiscardHandler)}, p)
+	if errors.Is(err, policy.ErrUndefinedDecision) {
+		return nil, configErrorf("--query: %w", err)
+	}
+	if err != nil {
+		return nil, sourceError("--policy", err)
+	}
+	return newEngineFilters(e), nil
+}
+
+// describeFilterError is a refusal as file:line:col: expression: why.
+func describeFilterError(fe *filter.Error) string {
+	var b strings.Builder
+	if fe.Line > 0 {
+		fmt.Fprintf(&b, "%s:%d:%d: ", fe.File, fe.Line, fe.Column)
+	}
+	if fe.Expr != "" {
+		fmt.Fprintf(&b, "%s: ", fe.Expr)
+	}
+	b.WriteString(fe.Reason)
+	return b.String()
 }

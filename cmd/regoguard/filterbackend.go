@@ -2,69 +2,76 @@ package main
 
 import (
 	"context"
-	"errors"
-	"net/http"
+	"strings"
+	"sync"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/rego/compile"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
-
-	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/filter"
 )
 
-// opaFilters compiles filters with OPA's own v1/rego/compile: a stand-in
-// until the filter package is merged.
-type opaFilters struct {
-	p *policy.Policy
+// maxFilterCompilers bounds the compilers engineFilters keeps, one per rule
+// and unknowns asked for: a caller naming ever new paths cannot grow
+// memory without bound (the oldest is dropped, and only re-prepared if
+// asked for again).
+const maxFilterCompilers = 64
+
+// engineFilters compiles Compile API requests with package filter against
+// the policy an engine serves (its current revision, always), keeping one
+// filter.Compiler per rule and unknowns so that plans and filters are
+// cached across requests.
+type engineFilters struct {
+	src filter.Source
+
+	mu    sync.Mutex
+	byKey map[string]*filter.Compiler
+	order []string // keys, oldest first
 }
 
-func (o *opaFilters) compileFilter(ctx context.Context, req *filterRequest) (filterAnswer, error) {
-	// Parameterized: inlined until the filter package is merged.
-	var opts []compile.CompileOption
-	for _, t := range req.Targets {
-		opts = append(opts, compile.Target(t.Target, t.Dialect))
-	}
-	unks := make([]*ast.Term, len(req.Unknowns))
+func newEngineFilters(src filter.Source) *engineFilters {
+	return &engineFilters{src: src, byKey: map[string]*filter.Compiler{}}
+}
+
+func (e *engineFilters) compiler(req *filterRequest) (*filter.Compiler, error) {
+	unknowns := make([]string, len(req.Unknowns))
 	for i, u := range req.Unknowns {
-		unks[i] = ast.NewTerm(u)
+		unknowns[i] = u.String()
 	}
-	modules := make([]func(*rego.Rego), 0, len(o.p.Modules))
-	for name, m := range o.p.Modules {
-		modules = append(modules, rego.ParsedModule(m))
-		_ = name
+	key := req.Query.String() + "\x00" + strings.Join(unknowns, "\x00")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.byKey[key]; ok {
+		return c, nil
 	}
-	opts = append(opts, compile.ParsedUnknowns(unks...), compile.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(req.Query)))),
-		compile.Mappings(req.Mappings),
-		compile.Rego(append(modules, rego.Store(inmem.NewFromObject(o.p.Data)))...))
-	prep, err := compile.New(opts...).Prepare(ctx)
+	if len(unknowns) == 0 {
+		return nil, badCompileRequest("unknowns: name the row, such as [\"input.docs\"] (regoguard does not read unknowns from METADATA annotations)")
+	}
+	c, err := filter.New(e.src, filter.Config{Query: req.Query.String(), Unknowns: unknowns})
 	if err != nil {
-		var errs ast.Errors
-		if errors.As(err, &errs) {
-			return nil, &compileAPIError{Status: http.StatusBadRequest, Code: codeInvalidParameter, Message: "error(s) occurred while compiling module(s)", Errors: errs}
-		}
+		return nil, badCompileRequest("%v", strings.TrimPrefix(err.Error(), "filter: "))
+	}
+	if len(e.order) >= maxFilterCompilers {
+		delete(e.byKey, e.order[0])
+		e.order = e.order[1:]
+	}
+	e.byKey[key] = c
+	e.order = append(e.order, key)
+	return c, nil
+}
+
+func (e *engineFilters) compileFilter(ctx context.Context, req *filterRequest) (*filter.Filter, error) {
+	c, err := e.compiler(req)
+	if err != nil {
 		return nil, err
 	}
-	var in []rego.EvalOption
-	if req.Input != nil {
-		in = append(in, rego.EvalParsedInput(req.Input))
-	}
-	fs, err := prep.Compile(ctx, in...)
+	f, err := c.Compile(ctx, req.Input)
 	if err != nil {
-		var errs ast.Errors
-		switch {
-		case errors.Is(err, compile.ErrInvalidMappings):
-			return nil, badCompileRequest("%v", err)
-		case errors.As(err, &errs):
-			return nil, &compileAPIError{Status: http.StatusBadRequest, Code: codeEvaluation, Message: msgEvaluationError, Errors: errs}
-		}
 		return nil, err
 	}
-	ans := filterAnswer{}
+	// Render every target now, so that a target that cannot express the
+	// filter is an error before anything is written.
 	for _, t := range req.Targets {
-		if f := fs.For(t.Target, t.Dialect); f.Query != nil {
-			ans[t] = &filterResult{Query: f.Query}
+		if _, err := f.Result(t, filter.ResponseOptions{Parameterized: req.Parameterized, Mappings: req.Mappings}); err != nil {
+			return nil, err
 		}
 	}
-	return ans, nil
+	return f, nil
 }

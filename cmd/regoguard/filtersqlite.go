@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/regoguard/regoguard/filter"
 	_ "modernc.org/sqlite" // the in-memory database of check's filter cases; only this command links a driver
 )
 
@@ -135,15 +136,9 @@ func (t sqliteTable) open(ctx context.Context, rows []map[string]any) (*sqliteDB
 func (d *sqliteDB) Close() error { return d.db.Close() }
 
 // selectKeys runs a filter over the table and returns the keys of the rows
-// it selects, as JSON texts, sorted; a nil result (never) selects none.
-func (d *sqliteDB) selectKeys(ctx context.Context, res *filterResult) ([]string, error) {
-	if res == nil {
-		return nil, nil
-	}
-	where, ok := res.Query.(string)
-	if !ok {
-		return nil, fmt.Errorf("the filter is not SQL (%T)", res.Query)
-	}
+// it selects, as JSON texts, sorted.
+func (d *sqliteDB) selectKeys(ctx context.Context, res filter.SQL) ([]string, error) {
+	where := res.Where
 	q := fmt.Sprintf("SELECT %s FROM %s %s", quoteIdent(d.key), quoteIdent(d.table), where)
 	rows, err := d.db.QueryContext(ctx, q, res.Args...)
 	// A field that no candidate row has is a column of NULLs: add it and
