@@ -1,0 +1,29 @@
+package filters
+
+# Each rule is one shape of list policy; filter_test.go compiles each with
+# regoguard filter and with OPA's Compile API and compares the answers.
+
+owner if input.docs.owner == input.user
+
+shared if {
+	input.docs.level < 3
+	input.docs.dept in {"hr", "it"}
+}
+
+shared if input.docs.owner == input.user
+
+depts if input.docs.dept in input.depts
+
+status if input.docs.status != "archived"
+
+prefix if startswith(input.docs.title, input.prefix)
+
+admin if input.user == "admin"
+
+admin if input.docs.owner == input.user
+
+tenant(t) := t == input.tenant
+
+scoped if tenant(input.docs.tenant)
+
+quoted if input.docs.title == input.title
