@@ -210,8 +210,8 @@ func (fc *filterChecker) evaluator(ctx context.Context, query ast.Ref) (*rego.Pr
 	if err != nil {
 		return nil, err
 	}
-	if len(comp.Compiler().GetRulesForVirtualDocument(query)) == 0 && len(comp.Compiler().GetRulesWithPrefix(query)) == 0 {
-		return nil, fmt.Errorf("filter.query: no rule of the policy defines %s", query)
+	if err := ruleDefined(fc.engine, query); err != nil {
+		return nil, fmt.Errorf("filter.query: %w", err)
 	}
 	opts := append(comp.RegoOptions(), rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(query)))))
 	pq, err := rego.New(opts...).PrepareForEval(ctx)

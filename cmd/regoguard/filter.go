@@ -291,7 +291,24 @@ func newPolicyFilters(ctx context.Context, p *policy.Policy, rule ast.Ref, versi
 	if err != nil {
 		return nil, sourceError("--policy", err)
 	}
+	if err := ruleDefined(e, rule); err != nil {
+		return nil, configErrorf("--query: %w", err)
+	}
 	return newEngineFilters(e), nil
+}
+
+// ruleDefined fails when no rule of the policy e serves defines rule (a
+// misspelt rule would otherwise be a filter that selects nothing).
+func ruleDefined(e *policy.Engine, rule ast.Ref) error {
+	comp, err := e.Compiled()
+	if err != nil {
+		return err
+	}
+	c := comp.Compiler()
+	if len(c.GetRulesForVirtualDocument(rule)) == 0 && len(c.GetRulesWithPrefix(rule)) == 0 && len(c.GetRules(rule)) == 0 {
+		return fmt.Errorf("no rule of the policy defines %s", rule)
+	}
+	return nil
 }
 
 // describeFilterError is a refusal as file:line:col: expression: why.

@@ -22,8 +22,27 @@ admin if input.user == "admin"
 
 admin if input.docs.owner == input.user
 
-tenant(t) := t == input.tenant
+tenant_of(doc) := doc.tenant
 
-scoped if tenant(input.docs.tenant)
+scoped if tenant_of(input.docs) == input.tenant
 
 quoted if input.docs.title == input.title
+
+lowered if lower(input.docs.owner) == input.user
+
+visible if not input.docs.archived
+
+nobody if input.user == "nobody"
+
+public if input.docs.public
+
+outside_hr if not input.docs.dept in {"hr"}
+
+include if input.docs.owner == input.user
+
+include if input.docs.public
+
+include if {
+	input.docs.level <= input.clearance
+	not input.docs.archived
+}
