@@ -1,9 +1,7 @@
 package filter
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -152,22 +150,13 @@ func (c *Compiler) compile(ctx context.Context, revision string, input ast.Value
 	return f, nil
 }
 
-// inputKey is the cache key of an input: its canonical JSON (sorted keys),
-// so that two inputs share a filter only when they are equal.
+// inputKey is the cache key of an input: its text, in which object keys
+// are sorted, so that two inputs share a filter only when they are equal.
 func inputKey(input ast.Value) (string, error) {
 	if input == nil {
 		return "", nil
 	}
-	v, err := ast.JSON(input)
-	if err != nil {
-		return "", fmt.Errorf("filter: input: %w", err)
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	if err := enc.Encode(v); err != nil {
-		return "", fmt.Errorf("filter: input: %w", err)
-	}
-	return b.String(), nil
+	return input.String(), nil
 }
 
 // planFor returns the plan of the revision comp, preparing it once.
@@ -231,6 +220,15 @@ type Filter struct {
 	cond     *node
 	always   bool
 	never    bool
+	// rendered keeps the SQL of each dialect and option rendered without
+	// mappings, so that a cached filter costs no rendering.
+	rendered sync.Map // sqlKey → SQL
+}
+
+type sqlKey struct {
+	dialect Dialect
+	param   bool
+	offset  int
 }
 
 // Always reports whether the filter selects every row.

@@ -55,7 +55,7 @@ func opaDeviation(policy string, d Dialect) string {
 		// A row's object never holds null (NULL is an absent field), so
 		// == null is never true; OPA writes IS NULL.
 		return "null is an absent field"
-	case d == SQLServer && (policy == "bool-eq" || strings.HasPrefix(policy, "startswith") || policy == "endswith"):
+	case d == SQLServer && (strings.Contains(policy, "bool") || strings.HasPrefix(policy, "startswith") || policy == "endswith"):
 		// T-SQL has no FALSE, and its LIKE escapes nothing unless told.
 		return "OPA's SQL Server text is not T-SQL"
 	}

@@ -169,9 +169,9 @@ owned(o) if o == "admin"`,
 	"bodies": `include if input.docs.owner == input.user
 include if { input.docs.public; input.docs.level < 5 }
 include if input.user == "root"`,
-	"fields": `include if input.docs.owner == input.docs.dept`,
-	"fields-lt": `include if input.docs.owner < input.docs.title`,
-	"exists": `include if { _ = input.docs.owner }`,
+	"fields":     `include if input.docs.owner == input.docs.dept`,
+	"fields-lt":  `include if input.docs.owner < input.docs.title`,
+	"exists":     `include if { _ = input.docs.owner }`,
 	"known-only": `include if input.user == "root"`,
 	"never":      `include if input.user == "nobody-at-all"`,
 	"mixed": `include if {
@@ -180,7 +180,25 @@ include if input.user == "root"`,
 	not input.docs.dept in {"hr"}
 	input.docs.level != 2
 }`,
-	"null-eq":  `include if input.docs.owner == null`,
+	"null-eq": `include if input.docs.owner == null`,
+	"helper-value-not": `include if not h
+h := input.docs.owner == "a"`,
+	"helper-value": `include if h
+h := input.docs.owner == "a"`,
+	"helper-bool-false": `include if not h
+h := input.docs.public`,
+	"bool-ne":     `include if input.docs.archived != true`,
+	"in-numbers":  `include if input.docs.level in {1, 3.5, 10}`,
+	"not-in-nums": `include if not input.docs.level in [1, 2]`,
+	"print": `include if {
+	print("user", input.user)
+	input.docs.owner == input.user
+}`,
+	"data-key": `include if data.clearance[input.docs.owner] > 2`,
+	"assign-var": `include if {
+	x := input.docs.owner
+	x == input.user
+}`,
 	"null-ne":  `include if input.docs.owner != null`,
 	"else-ish": `include if { input.docs.level > 2; not input.docs.title == "ab" }`,
 }

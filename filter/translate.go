@@ -93,9 +93,14 @@ func (t *translator) fail(e *ast.Expr, format string, args ...any) error {
 	return err
 }
 
+// exprText is the expression as the policy writes it, else as partial
+// evaluation left it.
 func exprText(e *ast.Expr) string {
 	if e == nil {
 		return ""
+	}
+	if e.Location != nil && len(e.Location.Text) > 0 {
+		return string(e.Location.Text)
 	}
 	c := e.Copy()
 	c.Index = 0
@@ -110,7 +115,7 @@ func (t *translator) expr(e *ast.Expr, vars map[ast.Var]int, depth int) (*node, 
 		return nil, t.fail(e, "`every` over the row cannot be translated into a filter")
 	}
 	if term, ok := e.Terms.(*ast.Term); ok {
-		return t.term(e, term, depth)
+		return t.term(e, term, vars, depth)
 	}
 	if !e.IsCall() {
 		return nil, t.fail(e, "this expression cannot be translated into a filter")
@@ -118,6 +123,9 @@ func (t *translator) expr(e *ast.Expr, vars map[ast.Var]int, depth int) (*node, 
 	name := e.Operator().String()
 	ops := e.Operands()
 	switch name {
+	case "internal.print":
+		// print() is always true; its output is not the filter's concern.
+		return t.negated(e, nodeTrue, false), nil
 	case ast.Equality.Name, ast.Equal.Name, ast.Assign.Name:
 		return t.equality(e, name, ops, vars)
 	case ast.NotEqual.Name, ast.LessThan.Name, ast.LessThanEq.Name, ast.GreaterThan.Name, ast.GreaterThanEq.Name:
@@ -157,7 +165,7 @@ func (t *translator) negated(e *ast.Expr, n *node, call bool) *node {
 
 // term translates an expression that is a single term: a boolean field, a
 // helper rule left by partial evaluation, or a constant.
-func (t *translator) term(e *ast.Expr, term *ast.Term, depth int) (*node, error) {
+func (t *translator) term(e *ast.Expr, term *ast.Term, vars map[ast.Var]int, depth int) (*node, error) {
 	switch v := term.Value.(type) {
 	case ast.Boolean:
 		n := nodeFalse
@@ -177,8 +185,13 @@ func (t *translator) term(e *ast.Expr, term *ast.Term, depth int) (*node, error)
 			return t.negated(e, n, false), nil
 		}
 		return nil, t.fail(e, "reference %v cannot be translated into a filter (a rule with `else`, or a function, depending on the row?)", v)
+	case ast.Call:
+		// A call written as a term (as support rules hold them): the same
+		// as the call expression.
+		call := &ast.Expr{Terms: []*ast.Term(v), Negated: e.Negated, Location: e.Location}
+		return t.expr(call, vars, depth)
 	}
-	if ast.IsScalar(term.Value) || term.IsGround() {
+	if ast.IsConstant(term.Value) {
 		// A defined value other than false is true.
 		return t.negated(e, nodeTrue, false), nil
 	}
@@ -200,6 +213,10 @@ func (t *translator) supportRules(e *ast.Expr, ref ast.Ref, rules []*ast.Rule, d
 			return nil, t.fail(e, "a rule with `else` (%v) cannot be translated into a filter", ref)
 		case len(r.Head.Args) > 0:
 			return nil, t.fail(e, "function %v of the row cannot be translated into a filter", ref)
+		case r.Head.RuleKind() != ast.SingleValue || len(r.Head.Ref()) > 1:
+			// A set is defined even when empty: its bodies do not say
+			// whether it is true.
+			return nil, t.fail(e, "the multi-value rule %v cannot be translated into a filter", ref)
 		}
 		if r.Head.Value != nil {
 			switch v := r.Head.Value.Value.(type) {
@@ -251,7 +268,10 @@ func (t *translator) operand(e *ast.Expr, term *ast.Term) (f field, isField bool
 		}
 		return field{}, false, nil, t.fail(e, "%v is not known at compile time", ref)
 	}
-	if !term.IsGround() {
+	if c, ok := term.Value.(ast.Call); ok {
+		return field{}, false, nil, t.fail(e, "%v of the row cannot be translated into a filter (supported: ==, !=, <, <=, >, >=, in, startswith, endswith, contains on its fields)", c[0])
+	}
+	if !ast.IsConstant(term.Value) {
 		return field{}, false, nil, t.fail(e, "%v is not known at compile time", term)
 	}
 	return field{}, false, term.Value, nil
