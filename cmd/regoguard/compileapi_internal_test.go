@@ -82,4 +82,3 @@ func TestCompileAPIHandlerLimits(t *testing.T) {
 		}
 	}
 }
-
