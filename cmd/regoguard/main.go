@@ -7,6 +7,8 @@
 //	regoguard check   offline policy tests: expected decisions, Rego unit
 //	                  tests, HAR replays and policy diffs
 //	regoguard bench   decision latency and throughput, in-process and remote
+//	regoguard filter  a rule compiled into an SQL WHERE clause or UCAST for a
+//	                  caller, as OPA's Compile API answers
 //	regoguard version the version, VCS revision, and Go and OPA versions
 //
 // Every flag can also be set with a REGOGUARD_* environment variable or a
