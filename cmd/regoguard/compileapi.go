@@ -12,10 +12,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/filter"
+	"github.com/regoguard/regoguard/policy"
 )
 
 // This file speaks OPA's Compile API (POST /v1/compile/{path}, OPA v1.22):
@@ -315,8 +318,12 @@ func marshalAnswer(req *filterRequest, f *filter.Filter) ([]byte, error) {
 const maxCompileBody = 1 << 20
 
 // compileAPIHandler serves POST /v1/compile/{path} from c. It is mounted
-// only behind authentication or on the admin listener (see serve).
-func compileAPIHandler(c filterCompiler, logger *slog.Logger) http.Handler {
+// only behind authentication or on the admin listener (see serve). With a
+// decision logger, each compilation (answered or refused) is an event in
+// the shape of OPA's compile events: the path, the input, the result,
+// custom.type "open-policy-agent/compile" and the unknowns.
+func compileAPIHandler(c filterCompiler, logger *slog.Logger, dl policy.DecisionLogger) http.Handler {
+	ids := authz.NewDecisionIDs()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -343,10 +350,14 @@ func compileAPIHandler(c filterCompiler, logger *slog.Logger) http.Handler {
 			writeCompileError(w, err)
 			return
 		}
+		start := time.Now()
 		f, err := c.compileFilter(r.Context(), req)
 		var out []byte
 		if err == nil {
 			out, err = marshalAnswer(req, f)
+		}
+		if dl != nil {
+			logCompile(r.Context(), dl, logger, ids.Next(), path, req, f, start, err)
 		}
 		if err != nil {
 			if status, _ := compileErrorBody(err); status >= 500 {
@@ -364,4 +375,26 @@ func compileAPIHandler(c filterCompiler, logger *slog.Logger) http.Handler {
 		w.Header().Set("Content-Type", ct)
 		_, _ = w.Write(out)
 	})
+}
+
+// logCompile records one compilation as a decision event.
+func logCompile(ctx context.Context, dl policy.DecisionLogger, logger *slog.Logger, id, path string, req *filterRequest, f *filter.Filter, start time.Time, err error) {
+	unknowns := make([]string, len(req.Unknowns))
+	for i, u := range req.Unknowns {
+		unknowns[i] = u.String()
+	}
+	targets := make([]string, len(req.Targets))
+	for i, t := range req.Targets {
+		targets[i] = t.String()
+	}
+	ev := policy.DecisionEvent{ID: id, Path: path, Input: req.Input, Timestamp: start, Duration: time.Since(start), Err: err,
+		Custom: map[string]any{"type": "open-policy-agent/compile", "unknowns": unknowns, "targets": targets}}
+	if f != nil && err == nil {
+		ev.Revision = f.Revision()
+		ev.Custom["filter"] = f.String()
+		ev.Result, _ = f.Result(req.Targets[0], filter.ResponseOptions{Parameterized: req.Parameterized, Mappings: req.Mappings})
+	}
+	if lerr := dl.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
+		logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", id)
+	}
 }

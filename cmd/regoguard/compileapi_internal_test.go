@@ -64,7 +64,7 @@ func TestDecodeCompileRequest(t *testing.T) {
 
 // The handler refuses other methods and oversized bodies before compiling.
 func TestCompileAPIHandlerLimits(t *testing.T) {
-	h := compileAPIHandler(nil, nil)
+	h := compileAPIHandler(nil, nil, nil)
 	for _, tc := range []struct {
 		method string
 		body   string

@@ -8,7 +8,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/bundles"
 	"github.com/regoguard/regoguard/filter"
+	"github.com/regoguard/regoguard/policy"
 )
 
 // compileAPIOptions put OPA's Compile API (POST /v1/compile/{path}) in
@@ -60,12 +62,12 @@ func (o *compileAPIOptions) checkCompileAPI(adminListen string) error {
 
 // compileAdmin adds the Compile API to the admin listener's handler h under
 // --compile-api admin.
-func (o *compileAPIOptions) compileAdmin(h http.Handler, logger *slog.Logger) http.Handler {
+func (o *compileAPIOptions) compileAdmin(h http.Handler, dl *bundles.DecisionLogger, logger *slog.Logger) http.Handler {
 	if o.compileAPI != compileAPIAdmin {
 		return h
 	}
 	mux := http.NewServeMux()
-	mux.Handle(compileAPIPrefix, compileAPIHandler(newEngineFilters(o.compileSource), logger))
+	mux.Handle(compileAPIPrefix, compileAPIHandler(newEngineFilters(o.compileSource), logger, compileLogger(dl)))
 	mux.Handle("/", h)
 	logger.Info("OPA's Compile API is served on the admin listener", "path", compileAPIPrefix+"{path}")
 	return mux
@@ -73,11 +75,11 @@ func (o *compileAPIOptions) compileAdmin(h http.Handler, logger *slog.Logger) ht
 
 // compileRoute answers /v1/compile/ itself, behind the middleware, under
 // --compile-api authenticated; every other request goes to next.
-func (o *compileAPIOptions) compileRoute(next http.Handler, logger *slog.Logger) http.Handler {
+func (o *compileAPIOptions) compileRoute(next http.Handler, dl *bundles.DecisionLogger, logger *slog.Logger) http.Handler {
 	if o.compileAPI != compileAPIAuthenticated {
 		return next
 	}
-	api := compileAPIHandler(newEngineFilters(o.compileSource), logger)
+	api := compileAPIHandler(newEngineFilters(o.compileSource), logger, compileLogger(dl))
 	logger.Info("OPA's Compile API is served to authenticated callers the policy allows", "path", compileAPIPrefix+"{path}")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, compileAPIPrefix) {
@@ -103,4 +105,13 @@ func compileCallerAllowed(r *http.Request) error {
 		return &compileAPIError{Status: http.StatusForbidden, Code: "unauthorized", Message: "request rejected by administrative policy"}
 	}
 	return nil
+}
+
+// compileLogger is dl as a policy.DecisionLogger, nil (not a typed nil)
+// without one.
+func compileLogger(dl *bundles.DecisionLogger) policy.DecisionLogger {
+	if dl == nil {
+		return nil
+	}
+	return dl
 }

@@ -3,8 +3,11 @@ package main_test
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/regoguard/regoguard/internal/testopa"
@@ -116,8 +119,9 @@ func errorShape(t *testing.T, body string) string {
 func TestServeCompileAPIBehindAuthentication(t *testing.T) {
 	up := newUpstream(t)
 	keys := writeFile(t, "keys.yaml", listerKeys)
+	logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
 	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", "testdata/filter",
-		"--api-keys", keys, "--compile-api", "authenticated")
+		"--api-keys", keys, "--compile-api", "authenticated", "--decision-log-file", logFile)
 	c := filterCase{rule: "owner", input: `{"user":"alice"}`, target: "sql+postgresql"}
 	status, body := compileAt(t, s.addr, c, map[string]string{"X-API-Key": "lister-key-0123456789"})
 	if status != http.StatusOK || body != `{"result":{"query":"WHERE docs.owner = E'alice'"}}`+"\n" {
@@ -150,6 +154,35 @@ func TestServeCompileAPIBehindAuthentication(t *testing.T) {
 	}
 	if up.hits() != 0 {
 		t.Errorf("the upstream saw %d Compile API calls", up.hits())
+	}
+	// The one compilation is logged as OPA logs its compile calls.
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	data, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiles := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var ev struct {
+			Path   string         `json:"path"`
+			Result map[string]any `json:"result"`
+			Custom map[string]any `json:"custom"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if ev.Custom["type"] == "open-policy-agent/compile" {
+			compiles++
+			if ev.Path != "filters/owner" || ev.Result["query"] != "WHERE docs.owner = E'alice'" {
+				t.Errorf("compile event %s", line)
+			}
+		}
+	}
+	if compiles != 1 {
+		t.Errorf("%d compile events, want 1:\n%s", compiles, data)
 	}
 
 	// --allow-anonymous and --dry-run let requests through the middleware;

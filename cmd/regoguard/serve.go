@@ -231,7 +231,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	next = forwardIdentity(next, authn.ForwardOptions{AllowUnverifiedEmail: o.allowUnverifiedEmail}, logger)
-	next = o.compileRoute(next, logger)
+	next = o.compileRoute(next, dl, logger)
 	handler := auth.routes(guard.Handler(next))
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -245,7 +245,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 			ln.Close()
 			return fmt.Errorf("--admin-listen: %w", err)
 		}
-		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(o.compileAdmin(adminHandler(reg, ready, o.pprof), logger), logger)})
+		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(o.compileAdmin(adminHandler(reg, ready, o.pprof), dl, logger), logger)})
 		logger.Info("admin listening", "addr", aln.Addr().String())
 	}
 	logger.Info("regoguard serving", append([]any{"listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen,
