@@ -166,3 +166,36 @@ func TestConcurrentReload(t *testing.T) {
 		seen[f.Revision()] = f.String()
 	}
 }
+
+// TestCacheKeyIsWhatThePolicyReads: inputs that differ only in fields no
+// rule reads (headers, a request ID) share a filter; a field a rule reads
+// never does.
+func TestCacheKeyIsWhatThePolicyReads(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newTestCompiler(t, "include if input.docs.owner == input.user.sub\ninclude if input.user.groups[_] == \"admin\"", nil)
+	a, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": {"sub": "alice", "groups": []}, "headers": {"x-request-id": "1"}}`).Value)
+	b, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": {"sub": "alice", "groups": []}, "headers": {"x-request-id": "2"}}`).Value)
+	if a != b {
+		t.Error("inputs differing only in unread headers should share a filter")
+	}
+	admin, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": {"sub": "alice", "groups": ["admin"]}, "headers": {"x-request-id": "1"}}`).Value)
+	bob, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": {"sub": "bob", "groups": []}}`).Value)
+	if admin == a || !admin.Always() || bob == a || bob.String() != `docs.owner = "bob"` {
+		t.Errorf("a read field differs: admin %s, bob %s, alice %s", admin, bob, a)
+	}
+}
+
+func TestNewFromPolicy(t *testing.T) {
+	p := policy.MustParse(map[string]string{"f.rego": "package filters\ninclude if input.docs.public\n"}, nil)
+	c, err := NewFromPolicy(context.Background(), p, Config{Query: "data.filters.include", Unknowns: []string{"input.docs"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Compile(context.Background(), nil)
+	if err != nil || f.String() != "docs.public = true" {
+		t.Fatalf("%v %v", f, err)
+	}
+	if _, err := NewFromPolicy(context.Background(), p, Config{Query: "data.nothing.here", Unknowns: []string{"input.docs"}}); err == nil {
+		t.Error("a query nothing defines should be refused")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,6 +95,17 @@ func New(src Source, cfg Config) (*Compiler, error) {
 	return c, nil
 }
 
+// NewFromPolicy is [New] for callers without an Engine (a command, a
+// test): it compiles p into an Engine of its own, whose policy never
+// changes.
+func NewFromPolicy(ctx context.Context, p *policy.Policy, cfg Config) (*Compiler, error) {
+	e, err := policy.New(ctx, policy.Config{Decision: cfg.Query, Logger: slog.New(slog.DiscardHandler)}, p)
+	if err != nil {
+		return nil, fmt.Errorf("filter: %w", err)
+	}
+	return New(e, cfg)
+}
+
 // Query returns the rule the Compiler compiles, such as data.filters.include.
 func (c *Compiler) Query() string { return c.cfg.Query }
 
@@ -132,10 +144,7 @@ func (c *Compiler) compile(ctx context.Context, revision string, input ast.Value
 	}
 	var key string
 	if p.cache != nil {
-		key, err = inputKey(input)
-		if err != nil {
-			return nil, err
-		}
+		key = inputKey(input, comp.InputFields())
 		if f, ok := p.cache.Get(key); ok {
 			return f, nil
 		}
@@ -150,13 +159,34 @@ func (c *Compiler) compile(ctx context.Context, revision string, input ast.Value
 	return f, nil
 }
 
-// inputKey is the cache key of an input: its text, in which object keys
-// are sorted, so that two inputs share a filter only when they are equal.
-func inputKey(input ast.Value) (string, error) {
+// inputKey is the cache key of an input: the text of the part of it the
+// policy reads (object keys sorted), so that two inputs share a filter only
+// when every field the policy may read is equal in both.
+func inputKey(input ast.Value, fields *policy.InputFields) string {
 	if input == nil {
-		return "", nil
+		return ""
 	}
-	return input.String(), nil
+	return prune(input, fields).String()
+}
+
+// prune keeps the fields of v that fields reads; it never modifies v.
+func prune(v ast.Value, fields *policy.InputFields) ast.Value {
+	obj, ok := v.(ast.Object)
+	if !ok || fields == nil {
+		return v
+	}
+	out := ast.NewObject()
+	obj.Foreach(func(k, val *ast.Term) {
+		key, ok := k.Value.(ast.String)
+		if !ok {
+			out.Insert(k, val) // a policy reads non-string keys only as a whole
+			return
+		}
+		if fields.Reads(string(key)) {
+			out.Insert(k, ast.NewTerm(prune(val.Value, fields.Under(string(key)))))
+		}
+	})
+	return out
 }
 
 // planFor returns the plan of the revision comp, preparing it once.
@@ -201,7 +231,7 @@ func (c *Compiler) partial(ctx context.Context, p *plan, input ast.Value) (*Filt
 	if err != nil {
 		return nil, fmt.Errorf("filter: partial evaluation of %s at revision %s: %w", c.cfg.Query, p.compiled.Revision(), err)
 	}
-	t := newTranslator(c.cfg.Query, c.refs, pqs, p.compiled.Compiler())
+	t := newTranslator(c.cfg.Query, c.refs, pqs)
 	cond, err := t.queries(pqs.Queries)
 	if err != nil {
 		return nil, err

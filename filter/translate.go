@@ -15,11 +15,10 @@ type translator struct {
 	rule     string
 	unknowns map[string]bool // table names: docs for input.docs
 	support  map[string][]*ast.Rule
-	compiler *ast.Compiler // to name the rule holding a location
 }
 
-func newTranslator(rule string, unknowns []ast.Ref, pq *rego.PartialQueries, compiler *ast.Compiler) *translator {
-	t := &translator{rule: rule, unknowns: map[string]bool{}, support: map[string][]*ast.Rule{}, compiler: compiler}
+func newTranslator(rule string, unknowns []ast.Ref, pq *rego.PartialQueries) *translator {
+	t := &translator{rule: rule, unknowns: map[string]bool{}, support: map[string][]*ast.Rule{}}
 	for _, u := range unknowns {
 		t.unknowns[string(u[1].Value.(ast.String))] = true
 	}
