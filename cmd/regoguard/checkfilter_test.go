@@ -15,7 +15,7 @@ func TestCheckFilterCases(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
-	for _, want := range []string{"9 passed, 0 failed", "filter data.filters.prefix", "rows 1,4"} {
+	for _, want := range []string{"10 passed, 0 failed", "filter data.filters.prefix", "rows 1,4"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, res.stdout)
 		}

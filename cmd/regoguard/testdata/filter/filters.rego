@@ -46,3 +46,7 @@ include if {
 	input.docs.level <= input.clearance
 	not input.docs.archived
 }
+
+same_tenant(t) := t == input.tenant
+
+tenant_only if same_tenant(input.docs.tenant)
