@@ -97,6 +97,9 @@ func (o *filterOptions) request(stdin io.Reader) (*filterRequest, error) {
 	if o.parameterized && t.Lang != "sql" {
 		return nil, configErrorf("--parameterized is for SQL targets; %s has no placeholders", t)
 	}
+	if len(o.unknowns) == 0 {
+		return nil, configErrorf("--unknowns is required: the row, such as input.docs")
+	}
 	for _, u := range o.unknowns {
 		r, err := ast.ParseRef(strings.TrimSpace(u))
 		if err != nil {

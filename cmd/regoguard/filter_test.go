@@ -251,11 +251,15 @@ func TestFilterUsageErrors(t *testing.T) {
 		{[]string{"--query", "data.filters.nothing", "--target", "sql+sqlite"}, "data.filters.nothing"},
 		{[]string{"--query", "data.filters.owner", "--target", "sql+sqlite", "--input", "missing.json"}, "--input"},
 		{[]string{"--query", "data.filters.owner", "--target", "sql+sqlite", "--unknowns", "docs"}, "--unknowns"},
+		{[]string{"--query", "data.filters.owner", "--target", "sql+sqlite", "--input", "testdata/filtercases/caller.json", "--mappings", "testdata/filtercases/bad-mappings.json"}, "invalid mappings"},
 	} {
 		res := run(t, nil, append(base, tc.args...)...)
 		if res.code != 2 || !strings.Contains(res.stderr, tc.want) {
 			t.Errorf("%v: exit %d, stderr lacks %q:\n%s", tc.args, res.code, tc.want, res.stderr)
 		}
+	}
+	if res := run(t, nil, "filter", "--policy", "testdata/filter/filters.rego", "--query", "data.filters.owner", "--target", "sql+sqlite"); res.code != 2 || !strings.Contains(res.stderr, "--unknowns is required") {
+		t.Errorf("no --unknowns: exit %d %s", res.code, res.stderr)
 	}
 	// --input from a file, as from stdin.
 	res := run(t, nil, append(base, "--query", "data.filters.owner", "--target", "sql+sqlite", "--input", "testdata/filtercases/caller.json")...)
