@@ -57,7 +57,15 @@ A case may describe a gRPC call instead, judged by the gRPC interceptors
     - name: readers list their own tenant's orders
       grpc: {method: /shop.Orders/List, metadata: {x-tenant: acme}, message: {page_size: 10}}
       identity: {sub: alice, claims: {groups: [reader], tenant: acme}}
-      expect: {allow: true, code: OK}`,
+      expect: {allow: true, code: OK}
+
+A case may test a list filter instead (regoguard filter): the rule compiled for
+a known input is run over candidate rows in an in-memory SQLite database and
+compared row for row with full evaluation and with the rows expected:
+
+    - name: alice sees her own documents and the public ones
+      filter: {query: data.filters.include, unknowns: [input.docs], input: {user: alice},
+               rows: rows.json, expect: [1, 2, 5]}`,
 		Example: `  regoguard check --policy policy/ cases.yaml
   regoguard check --policy policy/ cases.yaml --format junit > report.xml
   regoguard check --policy policy/ --har session.har --as alice --as-claims '{"groups":["staff"]}'
