@@ -41,7 +41,12 @@
 // true) select the row, while `not input.docs.x in {...}`,
 // `not input.docs.x != "a"`, `not input.docs.x < 3` and
 // `not startswith(input.docs.x, "a")` do not (OPA evaluates a call's
-// operands before the not).
+// operands before the not), nor does a negation of a field passed to a
+// function or bound to a variable (f(v) if v == 1 with
+// `not f(input.docs.x)`; `x := input.docs.x; not x == 1`), which OPA's
+// partial evaluation writes as `not input.docs.x = 1` but OPA's evaluation
+// never reaches when the field is absent. Helper rules whose default is
+// false are translated; other defaults depending on the row are refused.
 //
 // # Dialects
 //
@@ -50,7 +55,12 @@
 // PostgreSQL (COLLATE "C"), as in Rego; startswith, endswith and contains
 // are LIKE with escaped % and _ on PostgreSQL and MySQL, LIKE with
 // ESCAPE '!' (and [ escaped) on SQL Server when the value holds a
-// metacharacter, and instr/substr on SQLite, whose LIKE ignores case. On
+// metacharacter, and instr/substr on SQLite, whose LIKE ignores case.
+// Parameterized SQLite also compares across types as Rego does, although
+// SQLite converts a value to the column's affinity ('3' = 3 on a TEXT
+// column): = and in carry a typeof guard (an index still serves them),
+// orderings and <> compare +column, which has no affinity (and no index),
+// so that numbers order before text as in Rego. On
 // MySQL and SQL Server, equality and LIKE follow the column's collation,
 // which must be a binary one (utf8mb4_0900_bin, Latin1_General_100_BIN2) for
 // the filter to be exact; SQL Server also ignores trailing spaces in =.
