@@ -16,8 +16,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/filter"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -323,7 +323,7 @@ const maxCompileBody = 1 << 20
 // the shape of OPA's compile events: the path, the input, the result,
 // custom.type "open-policy-agent/compile" and the unknowns.
 func compileAPIHandler(c filterCompiler, logger *slog.Logger, dl policy.DecisionLogger) http.Handler {
-	ids := authz.NewDecisionIDs()
+	ids := pipeline.NewIDs()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
