@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/regoguard/regoguard/policy"
 )
 
 // Every malformed Compile API request is refused with OPA's status and
@@ -80,5 +84,22 @@ func TestCompileAPIHandlerLimits(t *testing.T) {
 		if w.Code != tc.status || w.Header().Get("Content-Type") != "application/json" {
 			t.Errorf("%s: %d %s", tc.method, w.Code, w.Header().Get("Content-Type"))
 		}
+	}
+}
+
+// Before a policy is loaded (a bundle not activated yet), the Compile API
+// answers 503, never a filter.
+func TestCompileAPIBeforeAPolicy(t *testing.T) {
+	e, err := policy.New(context.Background(), policy.Config{Logger: slog.New(slog.DiscardHandler)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := compileAPIHandler(newEngineFilters(e), slog.New(slog.DiscardHandler), nil)
+	r := httptest.NewRequest(http.MethodPost, "/v1/compile/filters/include", strings.NewReader(`{"unknowns":["input.docs"]}`))
+	r.Header.Set("Accept", "application/vnd.opa.sql.sqlite+json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusServiceUnavailable || strings.Contains(w.Body.String(), "result") {
+		t.Errorf("%d %s", w.Code, w.Body)
 	}
 }

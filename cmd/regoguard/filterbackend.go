@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strings"
 	"sync"
 
 	"github.com/regoguard/regoguard/filter"
+	"github.com/regoguard/regoguard/policy"
 )
 
 // maxFilterCompilers bounds the compilers engineFilters keeps, one per rule
@@ -63,6 +66,10 @@ func (e *engineFilters) compileFilter(ctx context.Context, req *filterRequest) (
 		return nil, err
 	}
 	f, err := c.Compile(ctx, req.Input)
+	if errors.Is(err, policy.ErrNoPolicy) {
+		// A bundle not activated yet: unavailable, as serve's requests are.
+		return nil, &compileAPIError{Status: http.StatusServiceUnavailable, Code: "internal_error", Message: "no policy loaded yet"}
+	}
 	if err != nil {
 		return nil, err
 	}
