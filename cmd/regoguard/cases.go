@@ -44,6 +44,7 @@ type testCase struct {
 	GRPC     *caseGRPC     `yaml:"grpc"` // a gRPC call instead of a request
 	Identity *caseIdentity `yaml:"identity"`
 	Expect   *caseExpect   `yaml:"expect"`
+	Filter   *caseFilter   `yaml:"filter"` // a list filter instead of a request
 	line     int           // where the case starts in its file
 	source   string        // the file the case comes from
 }
@@ -129,6 +130,9 @@ func caseLines(root *yaml.Node) []int {
 }
 
 func (c *testCase) validate() error {
+	if c.Filter != nil {
+		return c.Filter.validate(c)
+	}
 	if c.Expect != nil && c.Expect.Allow == nil && c.Expect.Status == 0 && c.Expect.Code == "" {
 		return fmt.Errorf("expect needs allow, status or code")
 	}

@@ -57,7 +57,15 @@ A case may describe a gRPC call instead, judged by the gRPC interceptors
     - name: readers list their own tenant's orders
       grpc: {method: /shop.Orders/List, metadata: {x-tenant: acme}, message: {page_size: 10}}
       identity: {sub: alice, claims: {groups: [reader], tenant: acme}}
-      expect: {allow: true, code: OK}`,
+      expect: {allow: true, code: OK}
+
+A case may test a list filter instead (regoguard filter): the rule compiled for
+a known input is run over candidate rows in an in-memory SQLite database and
+compared row for row with full evaluation and with the rows expected:
+
+    - name: alice sees her own documents and the public ones
+      filter: {query: data.filters.include, unknowns: [input.docs], input: {user: alice},
+               rows: rows.json, expect: [1, 2, 5]}`,
 		Example: `  regoguard check --policy policy/ cases.yaml
   regoguard check --policy policy/ cases.yaml --format junit > report.xml
   regoguard check --policy policy/ --har session.har --as alice --as-claims '{"groups":["staff"]}'
@@ -96,6 +104,7 @@ type checkResult struct {
 	Failure  string   `json:"failure,omitempty"`
 	Changed  bool     `json:"changed,omitempty"`
 	Duration float64  `json:"duration_seconds"`
+	Filter   *rowSets `json:"filter,omitempty"`
 }
 
 func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) error {
@@ -128,7 +137,13 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 		o.cov = cover.New()
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	j, err := o.judgeFor(ctx, o.policies, quiet, o.cov)
+	var j *judge
+	if !onlyFilterCases(cases) {
+		if j, err = o.judgeFor(ctx, o.policies, quiet, o.cov); err != nil {
+			return err
+		}
+	}
+	fc, err := o.filterCheckerFor(ctx, cases)
 	if err != nil {
 		return err
 	}
@@ -140,6 +155,10 @@ func (o *checkOptions) run(ctx context.Context, out io.Writer, args []string) er
 	}
 	results := make([]checkResult, 0, len(cases))
 	for _, c := range cases {
+		if c.Filter != nil {
+			results = append(results, runFilterCase(ctx, c, fc))
+			continue
+		}
 		results = append(results, o.runCase(ctx, c, j, other))
 	}
 	if !o.skipTests && len(o.policies) > 0 {
@@ -353,7 +372,11 @@ func report(w io.Writer, format string, results []checkResult, diff bool, cov *c
 		case r.Kind == "har":
 			verdict = "-"
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", verdict, r.Name, dash(r.Request), dash(r.User), dash(r.Expected), outcomeLabel(r.Got))
+		got := outcomeLabel(r.Got)
+		if r.Filter != nil {
+			got = r.Filter.label()
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", verdict, r.Name, dash(r.Request), dash(r.User), dash(r.Expected), got)
 		if r.Kind == "rego-test" {
 			line = fmt.Sprintf("%s\t%s\t%s\t-\t-\t%s", verdict, r.Name, r.Source, dash(r.Failure))
 		}

@@ -7,6 +7,8 @@
 //	regoguard check   offline policy tests: expected decisions, Rego unit
 //	                  tests, HAR replays and policy diffs
 //	regoguard bench   decision latency and throughput, in-process and remote
+//	regoguard filter  a rule compiled into an SQL WHERE clause or UCAST for a
+//	                  caller, as OPA's Compile API answers
 //	regoguard version the version, VCS revision, and Go and OPA versions
 //
 // Every flag can also be set with a REGOGUARD_* environment variable or a
@@ -53,7 +55,7 @@ REGOGUARD_LISTEN) or as keys of the YAML file given by --config.`,
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	root.Version = currentBuild().String()
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCommand(), newCheckCommand(), newBenchCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newBenchCommand(), newFilterCommand(), newVersionCommand())
 	for _, c := range root.Commands() {
 		if args := c.Args; args != nil {
 			// cobra's argument errors are usage errors too.

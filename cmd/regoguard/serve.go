@@ -37,6 +37,7 @@ type serveOptions struct {
 	authOptions
 	bundleOptions
 	rolloutOptions
+	compileAPIOptions
 	listen          string
 	upstream        string
 	adminListen     string
@@ -92,6 +93,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	o.authOptions.register(fs)
 	o.bundleOptions.register(fs)
 	o.rolloutOptions.register(fs)
+	o.compileAPIOptions.register(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address the proxy listens on")
 	fs.StringVar(&o.upstream, "upstream", "", "URL of the protected service")
 	fs.StringVar(&o.adminListen, "admin-listen", "", "address for /healthz, /readyz and /metrics (none when empty)")
@@ -187,6 +189,9 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
+	if err := o.checkCompileAPI(o.adminListen); err != nil {
+		return err
+	}
 	if err := o.maskFromPolicy(ctx, dl, logger); err != nil {
 		return err
 	}
@@ -226,6 +231,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	next = forwardIdentity(next, authn.ForwardOptions{AllowUnverifiedEmail: o.allowUnverifiedEmail}, logger)
+	next = o.compileRoute(next, dl, logger)
 	handler := auth.routes(guard.Handler(next))
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -239,7 +245,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 			ln.Close()
 			return fmt.Errorf("--admin-listen: %w", err)
 		}
-		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(adminHandler(reg, ready, o.pprof), logger)})
+		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(o.compileAdmin(adminHandler(reg, ready, o.pprof), dl, logger), logger)})
 		logger.Info("admin listening", "addr", aln.Addr().String())
 	}
 	logger.Info("regoguard serving", append([]any{"listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen,
@@ -316,6 +322,7 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 	}
 	if engine != nil {
 		reg.MustRegister(prommetrics.NewEngineCollector(engine))
+		o.compileSource = engine
 	}
 	if eval := o.combined(engine, remote, logger); eval != nil {
 		return eval, ready, nil
