@@ -491,8 +491,10 @@ func (g *gen) atom() string {
 		}
 		g.feats[op] = true
 		ref, val := g.docRef(f), g.value(f)
-		if g.r.IntN(4) == 0 {
-			// reversed operands: v < input.docs.f
+		if g.r.IntN(4) == 0 && !strings.HasPrefix(val, "-") {
+			// reversed operands: v < input.docs.f (never a line that
+			// starts with a minus: Rego reads it as the previous line's
+			// subtraction)
 			return val + " " + op + " " + ref
 		}
 		return ref + " " + op + " " + val

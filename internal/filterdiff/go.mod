@@ -7,6 +7,7 @@ replace github.com/regoguard/regoguard => ../../
 require (
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/open-policy-agent/opa v1.22.3
+	github.com/regoguard/regoguard v0.0.0-00010101000000-000000000000
 	modernc.org/sqlite v1.62.0
 )
 

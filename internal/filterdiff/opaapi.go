@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Answer is a translator's answer for one case and dialect.
@@ -95,14 +96,31 @@ func ParseCompileResponse(status int, raw []byte) (Answer, error) {
 	return Answer{Where: *out.Result.Query, Args: out.Result.Args}, nil
 }
 
-// WriteBundle writes the corpus's modules and data.json into dir, as an
-// OPA server loads them (opa run --server dir).
-func WriteBundle(dir string, cases []*Case) error {
-	for _, c := range cases {
-		if err := os.WriteFile(filepath.Join(dir, c.Filename()), []byte(c.Module), 0o644); err != nil {
-			return fmt.Errorf("filterdiff: %w", err)
-		}
+// PutPolicy loads the case's module into the OPA server at baseURL under
+// the policy id "case", in place of the previous case's: OPA's Compile
+// API costs time in proportion to the modules loaded (2.7 s a request with
+// 1 200 modules, 10 ms with one), so the server holds one case at a time.
+func PutPolicy(ctx context.Context, client *http.Client, baseURL string, c *Case) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, baseURL+"/v1/policies/case", strings.NewReader(c.Module))
+	if err != nil {
+		return fmt.Errorf("filterdiff: %s: %w", c.Name, err)
 	}
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("filterdiff: %s: %w", c.Name, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("filterdiff: %s: PUT policy: status %d: %s", c.Name, resp.StatusCode, raw)
+	}
+	return nil
+}
+
+// WriteData writes data.json into dir, as an OPA server loads it (opa run
+// --server dir).
+func WriteData(dir string) error {
 	raw, err := json.Marshal(Data())
 	if err != nil {
 		return fmt.Errorf("filterdiff: data: %w", err)
