@@ -81,4 +81,3 @@ func TestCorpus(t *testing.T) {
 	t.Logf("%d cases (%d in the support list), %d select some rows and leave others; features %v",
 		len(cases), supported, mixed, features)
 }
-
