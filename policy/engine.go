@@ -103,6 +103,8 @@ type compiled struct {
 	inputFields *InputFields
 	revision    string
 	bundles     map[string]string
+	// view is what other queries of this revision (filters) share.
+	view *Compiled
 	// snapshot is this revision's Snapshot, made once rather than per request.
 	snapshot *snapshot
 }
@@ -267,6 +269,7 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 		c.allow = &aq
 	}
 	c.snapshot = &snapshot{e: e, c: c}
+	c.view = &Compiled{revision: revision, bundles: c.bundles, compiler: compiler, setup: e.evalSetup(store)}
 	return c, nil
 }
 
