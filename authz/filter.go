@@ -2,19 +2,71 @@ package authz
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/regoguard/regoguard/filter"
+	"github.com/regoguard/regoguard/policy"
 )
 
+// ErrNotAuthorized is returned by [Middleware.Filter] for a request the
+// middleware did not authorize (not behind it, or exempted by Skip).
+var ErrNotAuthorized = errors.New("authz: the request was not authorized by the middleware")
+
 // Filter returns the data filter of c for the request r, for a list
-// handler behind the middleware: compiled for the identity the middleware
-// authenticated and with the input it built for r, with the policy
-// revision that authorized r (or an error wrapping filter.ErrRevisionChanged
-// if a new one was loaded since), and logged as a decision in OPA's
-// Compile API format with the filter in the event. A request that did not
-// pass through the middleware's authorization is an error: no filter is
-// ever made without an identity the middleware verified.
+// handler behind the middleware: which rows may this caller see. It is
+// compiled for the identity the middleware authenticated, with the input it
+// builds for r, and with the policy revision that authorized r (an error
+// wrapping filter.ErrRevisionChanged if a new one was loaded since: ask the
+// client to retry). It is logged to Config.DecisionLogger as a decision in
+// the shape of OPA's Compile API events: Path the rule, Result the filter
+// as UCAST ({"query": {...}}, nil when no row may be seen), Custom
+// {"type": "open-policy-agent/compile", "unknowns": [...], "filter": "..."}.
+//
+// A request that did not pass the middleware's authorization is refused
+// with ErrNotAuthorized: no filter is made without an identity the
+// middleware verified. Render the filter with f.SQL (placeholders and
+// arguments for database/sql) or f.UCAST.
 func (m *Middleware) Filter(r *http.Request, c *filter.Compiler) (*filter.Filter, error) {
-	return nil, errors.New("authz: Filter not implemented yet")
+	res, ok := FromContext(r.Context())
+	if !ok {
+		return nil, ErrNotAuthorized
+	}
+	input, err := m.buildInput(r, res.Identity, nil)
+	if err != nil {
+		return nil, fmt.Errorf("authz: filter input: %w", err)
+	}
+	ctx := r.Context()
+	start := time.Now()
+	var f *filter.Filter
+	if rev := res.Decision.Revision; rev != "" {
+		f, err = c.CompileAt(ctx, rev, input)
+	} else {
+		// Authorization off, or a remote OPA: no revision to hold to.
+		f, err = c.Compile(ctx, input)
+	}
+	elapsed := time.Since(start)
+	if m.cfg.DecisionLogger != nil {
+		ev := policy.DecisionEvent{
+			ID: m.ids.Next(), Path: c.Query(), Input: input, Revision: res.Decision.Revision,
+			Timestamp: start, Duration: elapsed, Err: err,
+			Custom: map[string]any{"type": "open-policy-agent/compile", "unknowns": c.Unknowns()},
+		}
+		if f != nil {
+			ev.Revision = f.Revision()
+			ev.Custom["filter"] = f.String()
+			if ev.Result, err = f.Result(filter.Target{Lang: "ucast", Dialect: string(filter.UCASTAll)}, filter.ResponseOptions{}); err != nil {
+				return nil, err
+			}
+		}
+		if lerr := m.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
+			m.logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", ev.ID)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.logger.DebugContext(ctx, "filter", "user", res.Identity.String(), "revision", f.Revision(), "filter", f.String(), "latency", elapsed)
+	return f, nil
 }

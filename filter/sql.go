@@ -1,5 +1,17 @@
 package filter
 
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/huandu/go-sqlbuilder"
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
 // Dialect is a SQL dialect.
 type Dialect string
 
@@ -10,6 +22,20 @@ const (
 	SQLite     Dialect = "sqlite"
 	SQLServer  Dialect = "sqlserver"
 )
+
+func (d Dialect) flavor() (sqlbuilder.Flavor, error) {
+	switch d {
+	case PostgreSQL:
+		return sqlbuilder.PostgreSQL, nil
+	case MySQL:
+		return sqlbuilder.MySQL, nil
+	case SQLite:
+		return sqlbuilder.SQLite, nil
+	case SQLServer:
+		return sqlbuilder.SQLServer, nil
+	}
+	return 0, fmt.Errorf("filter: unknown SQL dialect %q (postgresql, mysql, sqlite, sqlserver)", string(d))
+}
 
 // SQLOptions controls how a filter is rendered as SQL.
 type SQLOptions struct {
@@ -23,24 +49,291 @@ type SQLOptions struct {
 	ArgOffset int
 	// Mappings renames tables and columns with OPA's
 	// targetSQLTableMappings semantics: {"docs": {"$self": "documents",
-	// "owner": "owner_id"}}, optionally keyed first by target ("sql") or by
-	// dialect ("postgresql").
+	// "owner": "owner_id"}}, optionally keyed first by dialect
+	// ("postgresql") or by target ("sql").
 	Mappings map[string]any
 }
 
 // SQL is a rendered condition.
 type SQL struct {
 	// Where is "WHERE <condition>", "" for a filter that selects every
-	// row, and a condition that is never true (WHERE 1 = 0) for one that
-	// selects none.
+	// row, and "WHERE 0 = 1" (as OPA writes an empty IN) for one that selects none.
 	Where string
 	// Args are the values of the placeholders, in order: string, int64,
 	// float64 or bool. Nil when inlined.
 	Args []any
 }
 
+// never is the WHERE clause of a filter that selects no row, in every
+// dialect (SQL Server has no FALSE).
+const never = "WHERE 0 = 1"
+
 // SQL renders the filter for dialect. A condition the dialect cannot
 // express is an *Error.
 func (f *Filter) SQL(dialect Dialect, opts SQLOptions) (SQL, error) {
-	return SQL{}, errTODO
+	flavor, err := dialect.flavor()
+	if err != nil {
+		return SQL{}, err
+	}
+	switch {
+	case f.always:
+		return SQL{}, nil
+	case f.never:
+		return SQL{Where: never}, nil
+	}
+	mappings, err := lookupMappings(opts.Mappings, "sql", string(dialect))
+	if err != nil {
+		return SQL{}, err
+	}
+	r := sqlRenderer{dialect: dialect, flavor: flavor, param: opts.Parameterized, mappings: mappings}
+	cond := sqlbuilder.NewCond()
+	cond.Args.Flavor = flavor
+	expr, err := r.node(cond, f.cond)
+	if err != nil {
+		var fe *Error
+		if e, ok := err.(*Error); ok {
+			fe = e
+		} else {
+			fe = &Error{Reason: err.Error()}
+		}
+		fe.Rule, fe.Target = f.rule, "sql+"+string(dialect)
+		return SQL{}, fe
+	}
+	where := sqlbuilder.NewWhereClause()
+	where.AddWhereExpr(cond.Args, expr)
+	initial := make([]any, max(opts.ArgOffset, 0))
+	text, args := where.BuildWithFlavor(flavor, initial...)
+	args = args[len(initial):]
+	if opts.Parameterized {
+		return SQL{Where: text, Args: args}, nil
+	}
+	text, err = flavor.Interpolate(text, args)
+	if err != nil {
+		return SQL{}, fmt.Errorf("filter: render %s: %w", dialect, err)
+	}
+	return SQL{Where: text}, nil
+}
+
+type sqlRenderer struct {
+	dialect  Dialect
+	flavor   sqlbuilder.Flavor
+	param    bool
+	mappings map[string]any
+}
+
+func (r *sqlRenderer) column(f field) string {
+	return quoteField(r.flavor, translateField(f, r.mappings))
+}
+
+// arg is the value of v as the renderer passes it: typed for database/sql
+// when parameterized, and as OPA's Compile API passes it when inlined (a
+// number is then a quoted string, as OPA writes it).
+func (r *sqlRenderer) arg(v ast.Value) (any, error) {
+	switch v := v.(type) {
+	case ast.String:
+		return string(v), nil
+	case ast.Boolean:
+		if r.dialect == SQLServer && !r.param {
+			if v {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		}
+		return bool(v), nil
+	case ast.Number:
+		if !r.param {
+			return json.Number(v), nil
+		}
+		return numberArg(v)
+	}
+	return nil, fmt.Errorf("value %v cannot be a SQL argument", v)
+}
+
+// numberArg is a JSON number as an int64 when it is an integer that fits,
+// else a float64 when it is finite; others cannot be compared exactly.
+func numberArg(n ast.Number) (any, error) {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return i, nil
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("number %v cannot be compared exactly in SQL", n)
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return int64(f), nil
+	}
+	return f, nil
+}
+
+func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
+	switch n.kind {
+	case kAnd, kOr:
+		parts := make([]string, len(n.kids))
+		for i, k := range n.kids {
+			s, err := r.node(c, k)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = s
+		}
+		if n.kind == kAnd {
+			return c.And(parts...), nil
+		}
+		return c.Or(parts...), nil
+	case kNot:
+		s, err := r.leaf(c, n.kids[0])
+		if err != nil {
+			return "", err
+		}
+		if r.param {
+			return "NOT (" + s + ")", nil
+		}
+		return c.Not(s), nil
+	case kNull:
+		return c.IsNull(r.column(n.field)), nil
+	case kNotNull:
+		return c.IsNotNull(r.column(n.field)), nil
+	case kLeaf:
+		return r.leaf(c, n)
+	case kTrue:
+		return "1 = 1", nil
+	case kFalse:
+		return "1 = 0", nil
+	}
+	return "", fmt.Errorf("unknown condition")
+}
+
+func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
+	col := r.column(n.field)
+	switch n.op {
+	case opTrue:
+		v, err := r.arg(ast.Boolean(true))
+		if err != nil {
+			return "", err
+		}
+		return c.Equal(col, v), nil
+	case opIn:
+		args := make([]any, len(n.values))
+		for i, v := range n.values {
+			a, err := r.arg(v)
+			if err != nil {
+				return "", err
+			}
+			args[i] = a
+		}
+		return c.In(col, args...), nil
+	case opStartsWith, opEndsWith, opContains:
+		return r.stringOp(c, n.op, col, string(n.value.(ast.String)))
+	}
+	var v any
+	if n.other != nil {
+		v = sqlbuilder.Raw(r.column(*n.other))
+	} else {
+		a, err := r.arg(n.value)
+		if err != nil {
+			return "", err
+		}
+		v = a
+	}
+	_, isString := n.value.(ast.String)
+	if r.param && r.dialect == PostgreSQL && n.op >= opLt && n.op <= opGte && (isString || n.other != nil) {
+		// Order strings byte by byte, as OPA does, whatever the
+		// database's collation.
+		return c.Var(sqlbuilder.Build("$? "+opSymbols[n.op]+" $? COLLATE \"C\"", sqlbuilder.Raw(col), v)), nil
+	}
+	switch n.op {
+	case opEq:
+		return c.Equal(col, v), nil
+	case opNe:
+		return c.NotEqual(col, v), nil
+	case opLt:
+		return c.LessThan(col, v), nil
+	case opLte:
+		return c.LessEqualThan(col, v), nil
+	case opGt:
+		return c.GreaterThan(col, v), nil
+	case opGte:
+		return c.GreaterEqualThan(col, v), nil
+	}
+	return "", fmt.Errorf("unknown comparison")
+}
+
+// stringOp renders startswith, endswith and contains: LIKE where LIKE is
+// case-sensitive and escapable (PostgreSQL, MySQL with a binary collation,
+// SQL Server with ESCAPE), and instr/substr on SQLite, whose LIKE ignores
+// case.
+func (r *sqlRenderer) stringOp(c *sqlbuilder.Cond, o op, col, s string) (string, error) {
+	if r.dialect == SQLite {
+		n := utf8.RuneCountInString(s)
+		switch {
+		case n == 0:
+			// Every string starts with, ends with and contains "".
+			return c.Var(sqlbuilder.Build("length($?) >= 0", sqlbuilder.Raw(col))), nil
+		case o == opStartsWith:
+			return c.Var(sqlbuilder.Build("instr($?, $?) = 1", sqlbuilder.Raw(col), s)), nil
+		case o == opContains:
+			return c.Var(sqlbuilder.Build("instr($?, $?) > 0", sqlbuilder.Raw(col), s)), nil
+		default:
+			return c.Var(sqlbuilder.Build("substr($?, $?) = $?", sqlbuilder.Raw(col), int64(-n), s)), nil
+		}
+	}
+	p := likeEscape(s)
+	switch o {
+	case opStartsWith:
+		p += "%"
+	case opEndsWith:
+		p = "%" + p
+	default:
+		p = "%" + p + "%"
+	}
+	if r.dialect == SQLServer && strings.ContainsAny(s, `\%_[`) {
+		// SQL Server's LIKE has no escape character unless told, and
+		// reads [ as the start of a character class. The escape is ! so
+		// that no backslash needs quoting.
+		p = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_", "[", "![").Replace(s)
+		switch o {
+		case opStartsWith:
+			p += "%"
+		case opEndsWith:
+			p = "%" + p
+		default:
+			p = "%" + p + "%"
+		}
+		return c.Var(sqlbuilder.Build("$? LIKE $? ESCAPE '!'", sqlbuilder.Raw(col), p)), nil
+	}
+	return c.Like(col, p), nil
+}
+
+// likeEscape escapes LIKE's metacharacters with a backslash, as OPA does.
+func likeEscape(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, "_", `\_`)
+	return strings.ReplaceAll(s, "%", `\%`)
+}
+
+// quoteField quotes the parts of table.column that are not plain
+// identifiers, as OPA does.
+func quoteField(flavor sqlbuilder.Flavor, name string) string {
+	parts := strings.Split(name, ".")
+	for i, p := range parts {
+		if !bareIdent(p) {
+			parts[i] = flavor.Quote(p)
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+func bareIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case i > 0 && c >= '0' && c <= '9':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,111 @@
+package filter
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/regoguard/regoguard/policy"
+)
+
+// TestNewRevisionNeverAnsweredFromOldPlan: after a reload, the same input
+// gets the new revision's filter, and CompileAt refuses the old revision.
+func TestNewRevisionNeverAnsweredFromOldPlan(t *testing.T) {
+	ctx := context.Background()
+	c, e := newTestCompiler(t, `include if input.docs.owner == input.user`, nil)
+	input := ast.MustParseTerm(`{"user": "alice"}`).Value
+	f1, err := c.Compile(ctx, input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": "alice"}`).Value)
+	if again != f1 {
+		t.Error("the same input on the same revision should be answered from the cache")
+	}
+	other, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": "bob"}`).Value)
+	if other == f1 || other.String() == f1.String() {
+		t.Errorf("another input got %s", other)
+	}
+	old := e.Revision()
+	p, err := policy.Parse(map[string]string{"filters.rego": "package filters\n\ninclude if input.docs.public\n"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Load(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	f2, err := c.Compile(ctx, input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f2.Revision() == f1.Revision() || f2.String() != "docs.public = true" {
+		t.Fatalf("after a reload: revision %s, filter %s; before: %s, %s", f2.Revision(), f2, f1.Revision(), f1)
+	}
+	if _, err := c.CompileAt(ctx, old, input); !errors.Is(err, ErrRevisionChanged) {
+		t.Errorf("CompileAt(old revision) = %v, want ErrRevisionChanged", err)
+	}
+	if f, err := c.CompileAt(ctx, e.Revision(), input); err != nil || f != f2 {
+		t.Errorf("CompileAt(current) = %v, %v", f, err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	_, e := newTestCompiler(t, `include if true`, nil)
+	for _, cfg := range []Config{
+		{Query: "filters.include", Unknowns: []string{"input.docs"}},
+		{Query: "data.filters.include"},
+		{Query: "data.filters.include", Unknowns: []string{"input"}},
+		{Query: "data.filters.include", Unknowns: []string{"input.docs.x"}},
+		{Query: "data.filters.include", Unknowns: []string{"data.docs"}},
+		{Query: "data.filters.include", Unknowns: []string{"input.docs", "input.docs"}},
+	} {
+		if _, err := New(e, cfg); err == nil {
+			t.Errorf("New(%+v) accepted", cfg)
+		}
+	}
+	if _, err := New(nil, Config{Query: "data.filters.include", Unknowns: []string{"input.docs"}}); err == nil {
+		t.Error("a nil source must be refused")
+	}
+	empty, _ := policy.New(context.Background(), policy.Config{Decision: "data.filters"}, nil)
+	c, _ := New(empty, Config{Query: "data.filters.include", Unknowns: []string{"input.docs"}})
+	if _, err := c.Compile(context.Background(), nil); !errors.Is(err, policy.ErrNoPolicy) {
+		t.Errorf("no policy: %v", err)
+	}
+}
+
+func TestAlwaysNeverResponses(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newTestCompiler(t, `include if input.user == "root"`, nil)
+	always, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": "root"}`).Value)
+	never, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": "bob"}`).Value)
+	if !always.Always() || always.Never() || !never.Never() || never.Always() {
+		t.Fatalf("always %s, never %s", always, never)
+	}
+	for _, tc := range []struct {
+		f      *Filter
+		target string
+		opts   ResponseOptions
+		want   string
+	}{
+		{always, "sql+postgresql", ResponseOptions{}, `{"result":{"query":""}}`},
+		{always, "sql+sqlite", ResponseOptions{Parameterized: true}, `{"result":{"query":"","args":[]}}`},
+		{always, "ucast+all", ResponseOptions{}, `{"result":{"query":{}}}`},
+		{never, "sql+mysql", ResponseOptions{}, `{}`},
+		{never, "ucast+minimal", ResponseOptions{}, `{}`},
+	} {
+		tg, err := ParseTarget(tc.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := tc.f.Response(tg, tc.opts)
+		if err != nil || string(b) != tc.want+"\n" {
+			t.Errorf("%s %s: %q %v, want %s", tc.f, tc.target, b, err, tc.want)
+		}
+	}
+	q, _ := never.SQL(SQLServer, SQLOptions{Parameterized: true})
+	if q.Where != "WHERE 0 = 1" {
+		t.Errorf("never renders %q", q.Where)
+	}
+}
