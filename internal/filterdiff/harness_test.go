@@ -215,7 +215,7 @@ func (t *tally) add(c *Case, out outcome, detail string) {
 }
 
 func (t *tally) example(s string) {
-	if len(t.examples) < 8 {
+	if len(t.examples) < envInt("FILTERDIFF_EXAMPLES", 8) {
 		t.examples = append(t.examples, s)
 	}
 }
