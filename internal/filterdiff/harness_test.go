@@ -16,6 +16,7 @@ import (
 const (
 	defaultSeed  = 20261206
 	defaultCases = 1200
+	namedFirst   = 90000 // the named cases' ids: after any generated corpus's
 )
 
 var (
@@ -61,7 +62,7 @@ func corpus(t testing.TB) ([]*Case, map[int][]int) {
 	t.Helper()
 	corpusOnce.Do(func() {
 		seed := uint64(envInt("FILTERDIFF_SEED", defaultSeed))
-		corpusCases = Generate(seed, 1, envInt("FILTERDIFF_CASES", defaultCases))
+		corpusCases = append(Generate(seed, 1, envInt("FILTERDIFF_CASES", defaultCases)), Named(namedFirst)...)
 		oracle, err := NewOracle()
 		if err != nil {
 			corpusErr = err
