@@ -93,9 +93,14 @@ func (t *translator) fail(e *ast.Expr, format string, args ...any) error {
 	return err
 }
 
+// exprText is the expression as the policy writes it, else as partial
+// evaluation left it.
 func exprText(e *ast.Expr) string {
 	if e == nil {
 		return ""
+	}
+	if e.Location != nil && len(e.Location.Text) > 0 {
+		return string(e.Location.Text)
 	}
 	c := e.Copy()
 	c.Index = 0
