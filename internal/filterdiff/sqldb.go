@@ -38,6 +38,11 @@ func (d *DB) Load(ctx context.Context, cases []*Case) error {
 			return fmt.Errorf("filterdiff: %s: schema: %w", d.Dialect, err)
 		}
 	}
+	return d.Insert(ctx, cases)
+}
+
+// Insert inserts the rows of cases into the table Load created.
+func (d *DB) Insert(ctx context.Context, cases []*Case) error {
 	cols := []string{"id", "case_id"}
 	for _, f := range Fields {
 		cols = append(cols, f.Column)
