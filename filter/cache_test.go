@@ -109,3 +109,93 @@ func TestAlwaysNeverResponses(t *testing.T) {
 		t.Errorf("never renders %q", q.Where)
 	}
 }
+
+// TestConcurrentReload: filters compiled while revisions are loaded always
+// carry the condition of the revision they name.
+func TestConcurrentReload(t *testing.T) {
+	ctx := context.Background()
+	c, e := newTestCompiler(t, `include if input.docs.owner == input.user`, nil)
+	revisions := map[string]string{}
+	revisions[e.Revision()] = `docs.owner = "alice"`
+	second, err := policy.Parse(map[string]string{"filters.rego": "package filters\n\ninclude if input.docs.public\n"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := policy.Parse(map[string]string{"filters.rego": "package filters\n\ninclude if input.docs.owner == input.user\n"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20 {
+			p := first
+			if i%2 == 0 {
+				p = second
+			}
+			if err := e.Load(ctx, p); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	seen := map[string]string{}
+	for {
+		select {
+		case <-done:
+			e.Load(ctx, second)
+			revisions[e.Revision()] = "docs.public = true"
+			for rev, got := range seen {
+				if want, ok := revisions[rev]; ok && want != got {
+					t.Errorf("revision %s answered %s, want %s", rev, got, want)
+				}
+			}
+			if len(seen) < 2 {
+				t.Logf("only %d revisions seen", len(seen))
+			}
+			return
+		default:
+		}
+		f, err := c.Compile(ctx, ast.MustParseTerm(`{"user": "alice"}`).Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev, ok := seen[f.Revision()]; ok && prev != f.String() {
+			t.Fatalf("revision %s answered both %s and %s", f.Revision(), prev, f)
+		}
+		seen[f.Revision()] = f.String()
+	}
+}
+
+// TestCacheKeyIsWhatThePolicyReads: inputs that differ only in fields no
+// rule reads (headers, a request ID) share a filter; a field a rule reads
+// never does.
+func TestCacheKeyIsWhatThePolicyReads(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newTestCompiler(t, "include if input.docs.owner == input.user.sub\ninclude if input.user.groups[_] == \"admin\"", nil)
+	a, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": {"sub": "alice", "groups": []}, "headers": {"x-request-id": "1"}}`).Value)
+	b, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": {"sub": "alice", "groups": []}, "headers": {"x-request-id": "2"}}`).Value)
+	if a != b {
+		t.Error("inputs differing only in unread headers should share a filter")
+	}
+	admin, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": {"sub": "alice", "groups": ["admin"]}, "headers": {"x-request-id": "1"}}`).Value)
+	bob, _ := c.Compile(ctx, ast.MustParseTerm(`{"user": {"sub": "bob", "groups": []}}`).Value)
+	if admin == a || !admin.Always() || bob == a || bob.String() != `docs.owner = "bob"` {
+		t.Errorf("a read field differs: admin %s, bob %s, alice %s", admin, bob, a)
+	}
+}
+
+func TestNewFromPolicy(t *testing.T) {
+	p := policy.MustParse(map[string]string{"f.rego": "package filters\ninclude if input.docs.public\n"}, nil)
+	c, err := NewFromPolicy(context.Background(), p, Config{Query: "data.filters.include", Unknowns: []string{"input.docs"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Compile(context.Background(), nil)
+	if err != nil || f.String() != "docs.public = true" {
+		t.Fatalf("%v %v", f, err)
+	}
+	if _, err := NewFromPolicy(context.Background(), p, Config{Query: "data.nothing.here", Unknowns: []string{"input.docs"}}); err == nil {
+		t.Error("a query nothing defines should be refused")
+	}
+}

@@ -1,11 +1,10 @@
 package filter
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,6 +95,17 @@ func New(src Source, cfg Config) (*Compiler, error) {
 	return c, nil
 }
 
+// NewFromPolicy is [New] for callers without an Engine (a command, a
+// test): it compiles p into an Engine of its own, whose policy never
+// changes.
+func NewFromPolicy(ctx context.Context, p *policy.Policy, cfg Config) (*Compiler, error) {
+	e, err := policy.New(ctx, policy.Config{Decision: cfg.Query, Logger: slog.New(slog.DiscardHandler)}, p)
+	if err != nil {
+		return nil, fmt.Errorf("filter: %w", err)
+	}
+	return New(e, cfg)
+}
+
 // Query returns the rule the Compiler compiles, such as data.filters.include.
 func (c *Compiler) Query() string { return c.cfg.Query }
 
@@ -134,10 +144,7 @@ func (c *Compiler) compile(ctx context.Context, revision string, input ast.Value
 	}
 	var key string
 	if p.cache != nil {
-		key, err = inputKey(input)
-		if err != nil {
-			return nil, err
-		}
+		key = inputKey(input, comp.InputFields())
 		if f, ok := p.cache.Get(key); ok {
 			return f, nil
 		}
@@ -152,22 +159,34 @@ func (c *Compiler) compile(ctx context.Context, revision string, input ast.Value
 	return f, nil
 }
 
-// inputKey is the cache key of an input: its canonical JSON (sorted keys),
-// so that two inputs share a filter only when they are equal.
-func inputKey(input ast.Value) (string, error) {
+// inputKey is the cache key of an input: the text of the part of it the
+// policy reads (object keys sorted), so that two inputs share a filter only
+// when every field the policy may read is equal in both.
+func inputKey(input ast.Value, fields *policy.InputFields) string {
 	if input == nil {
-		return "", nil
+		return ""
 	}
-	v, err := ast.JSON(input)
-	if err != nil {
-		return "", fmt.Errorf("filter: input: %w", err)
+	return prune(input, fields).String()
+}
+
+// prune keeps the fields of v that fields reads; it never modifies v.
+func prune(v ast.Value, fields *policy.InputFields) ast.Value {
+	obj, ok := v.(ast.Object)
+	if !ok || fields == nil {
+		return v
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	if err := enc.Encode(v); err != nil {
-		return "", fmt.Errorf("filter: input: %w", err)
-	}
-	return b.String(), nil
+	out := ast.NewObject()
+	obj.Foreach(func(k, val *ast.Term) {
+		key, ok := k.Value.(ast.String)
+		if !ok {
+			out.Insert(k, val) // a policy reads non-string keys only as a whole
+			return
+		}
+		if fields.Reads(string(key)) {
+			out.Insert(k, ast.NewTerm(prune(val.Value, fields.Under(string(key)))))
+		}
+	})
+	return out
 }
 
 // planFor returns the plan of the revision comp, preparing it once.
@@ -231,6 +250,15 @@ type Filter struct {
 	cond     *node
 	always   bool
 	never    bool
+	// rendered keeps the SQL of each dialect and option rendered without
+	// mappings, so that a cached filter costs no rendering.
+	rendered sync.Map // sqlKey → SQL
+}
+
+type sqlKey struct {
+	dialect Dialect
+	param   bool
+	offset  int
 }
 
 // Always reports whether the filter selects every row.

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -10,23 +11,23 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 )
 
-// fuzzTemplates are rules with a string (%[1]q) and a number (%[2]d) to
+// fuzzTemplates are rules with a string (%[1]s) and a number (%[2]d) to
 // fill in.
 var fuzzTemplates = []string{
-	`include if input.docs.owner == %[1]q`,
-	`include if not input.docs.owner == %[1]q`,
-	`include if input.docs.owner != %[1]q`,
-	`include if startswith(input.docs.title, %[1]q)`,
-	`include if not endswith(input.docs.title, %[1]q)`,
-	`include if contains(input.docs.title, %[1]q)`,
-	`include if input.docs.title < %[1]q`,
+	`include if input.docs.owner == %[1]s`,
+	`include if not input.docs.owner == %[1]s`,
+	`include if input.docs.owner != %[1]s`,
+	`include if startswith(input.docs.title, %[1]s)`,
+	`include if not endswith(input.docs.title, %[1]s)`,
+	`include if contains(input.docs.title, %[1]s)`,
+	`include if input.docs.title < %[1]s`,
 	`include if input.docs.level >= %[2]d`,
 	`include if not input.docs.level < %[2]d`,
-	`include if input.docs.dept in {%[1]q, "hr"}`,
-	`include if not input.docs.dept in [%[1]q]`,
-	"include if not h\nh if input.docs.owner == %[1]q\nh if input.docs.level > %[2]d",
-	"include if { input.docs.public; input.docs.owner == %[1]q }\ninclude if input.docs.level == %[2]d",
-	"include if { not input.docs.archived; input.user == %[1]q }",
+	`include if input.docs.dept in {%[1]s, "hr"}`,
+	`include if not input.docs.dept in [%[1]s]`,
+	"include if not h\nh if input.docs.owner == %[1]s\nh if input.docs.level > %[2]d",
+	"include if { input.docs.public; input.docs.owner == %[1]s }\ninclude if input.docs.level == %[2]d",
+	"include if { not input.docs.archived; input.user == %[1]s }",
 }
 
 // FuzzTranslate fills the templates with arbitrary strings and numbers:
@@ -41,7 +42,9 @@ func FuzzTranslate(f *testing.F) {
 	}
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, tmpl uint8, s string, n int64, other string) {
-		rule := fmt.Sprintf(fuzzTemplates[int(tmpl)%len(fuzzTemplates)], s, n)
+		lit, _ := json.Marshal(s) // a Rego string is a JSON string
+		rule := fmt.Sprintf(fuzzTemplates[int(tmpl)%len(fuzzTemplates)], lit, n)
+		s = string(ast.MustParseTerm(string(lit)).Value.(ast.String))
 		c, e := newTestCompiler(t, rule, nil)
 		input := ast.MustInterfaceToValue(map[string]any{"user": other})
 		flt, err := c.Compile(ctx, input)

@@ -190,6 +190,11 @@ h := input.docs.public`,
 	"bool-ne":     `include if input.docs.archived != true`,
 	"in-numbers":  `include if input.docs.level in {1, 3.5, 10}`,
 	"not-in-nums": `include if not input.docs.level in [1, 2]`,
+	"print": `include if {
+	print("user", input.user)
+	input.docs.owner == input.user
+}`,
+	"data-key": `include if data.clearance[input.docs.owner] > 2`,
 	"assign-var": `include if {
 	x := input.docs.owner
 	x == input.user

@@ -81,6 +81,31 @@ func (f *Filter) SQL(dialect Dialect, opts SQLOptions) (SQL, error) {
 	case f.never:
 		return SQL{Where: never}, nil
 	}
+	if opts.Mappings == nil && opts.ArgOffset >= 0 && opts.ArgOffset < 8 {
+		// A few offsets at most, so that the kept texts stay bounded.
+		key := sqlKey{dialect, opts.Parameterized, opts.ArgOffset}
+		if q, ok := f.rendered.Load(key); ok {
+			return q.(SQL).clone(), nil
+		}
+		q, err := f.render(dialect, flavor, opts)
+		if err == nil {
+			f.rendered.Store(key, q)
+			q = q.clone()
+		}
+		return q, err
+	}
+	return f.render(dialect, flavor, opts)
+}
+
+// clone copies Args, which the caller owns.
+func (q SQL) clone() SQL {
+	if q.Args != nil {
+		q.Args = append([]any(nil), q.Args...)
+	}
+	return q
+}
+
+func (f *Filter) render(dialect Dialect, flavor sqlbuilder.Flavor, opts SQLOptions) (SQL, error) {
 	mappings, err := lookupMappings(opts.Mappings, "sql", string(dialect))
 	if err != nil {
 		return SQL{}, err

@@ -123,6 +123,9 @@ func (t *translator) expr(e *ast.Expr, vars map[ast.Var]int, depth int) (*node, 
 	name := e.Operator().String()
 	ops := e.Operands()
 	switch name {
+	case "internal.print":
+		// print() is always true; its output is not the filter's concern.
+		return t.negated(e, nodeTrue, false), nil
 	case ast.Equality.Name, ast.Equal.Name, ast.Assign.Name:
 		return t.equality(e, name, ops, vars)
 	case ast.NotEqual.Name, ast.LessThan.Name, ast.LessThanEq.Name, ast.GreaterThan.Name, ast.GreaterThanEq.Name:

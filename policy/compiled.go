@@ -17,6 +17,8 @@ type Compiled struct {
 	bundles  map[string]string
 	compiler *ast.Compiler
 	setup    []func(*rego.Rego)
+	// inputFields is what any rule of the revision reads of the input.
+	inputFields *InputFields
 }
 
 // Compiled returns the revision being served, or ErrNoPolicy before the
@@ -46,3 +48,8 @@ func (c *Compiled) Compiler() *ast.Compiler { return c.compiler }
 func (c *Compiled) RegoOptions() []func(*rego.Rego) {
 	return append([]func(*rego.Rego){rego.Compiler(c.compiler)}, c.setup...)
 }
+
+// InputFields is what any rule of the revision may read of the input (nil:
+// all of it): a query on the revision depends on these fields only, so a
+// result cached under them never misses a field the policy reads.
+func (c *Compiled) InputFields() *InputFields { return c.inputFields }

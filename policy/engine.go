@@ -269,7 +269,8 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 		c.allow = &aq
 	}
 	c.snapshot = &snapshot{e: e, c: c}
-	c.view = &Compiled{revision: revision, bundles: c.bundles, compiler: compiler, setup: e.evalSetup(store)}
+	c.view = &Compiled{revision: revision, bundles: c.bundles, compiler: compiler, setup: e.evalSetup(store),
+		inputFields: inputFields(compiler.Modules, ast.DefaultRootRef)}
 	return c, nil
 }
 
