@@ -207,6 +207,10 @@ func (t *translator) supportRules(e *ast.Expr, ref ast.Ref, rules []*ast.Rule, d
 	kids := make([]*node, 0, len(rules))
 	for _, r := range rules {
 		switch {
+		case r.Default && r.Head.Value != nil && r.Head.Value.Value.Compare(ast.InternedTerm(false).Value) == 0:
+			// default x := false: false is not true, and not x is true
+			// exactly when no other body is (x false or undefined alike).
+			continue
 		case r.Default:
 			return nil, t.fail(e, "the default value of %v cannot be translated into a filter", ref)
 		case r.Else != nil:
