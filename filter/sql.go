@@ -166,12 +166,34 @@ func (r *sqlRenderer) arg(v ast.Value) (any, error) {
 		}
 		return bool(v), nil
 	case ast.Number:
-		if !r.param {
-			return json.Number(v), nil
+		var a any = json.Number(v)
+		if r.param {
+			var err error
+			if a, err = numberArg(v); err != nil {
+				return nil, err
+			}
 		}
-		return numberArg(v)
+		if r.param && r.dialect == PostgreSQL && !isIntegral(v) {
+			// PostgreSQL types a parameter as the column it is compared
+			// with: 2.5 against a bigint column is then rounded by the
+			// driver (pgx) or fails to parse. As numeric it compares
+			// exactly with every numeric column. (Inlined, the text stays
+			// OPA's: E'2.5', which PostgreSQL refuses against a bigint.)
+			return sqlbuilder.Build("CAST($? AS numeric)", a), nil
+		}
+		return a, nil
 	}
 	return nil, fmt.Errorf("value %v cannot be a SQL argument", v)
+}
+
+// isIntegral reports whether n is a whole number.
+func isIntegral(n ast.Number) bool {
+	a, err := numberArg(n)
+	if err != nil {
+		return false
+	}
+	_, ok := a.(int64)
+	return ok
 }
 
 // numberArg is a JSON number as an int64 when it is an integer that fits,
