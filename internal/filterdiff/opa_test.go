@@ -97,15 +97,16 @@ func TestOPACompileAPI(t *testing.T) {
 		}
 	}
 	var table strings.Builder
-	table.WriteString("| database | cases | OPA translated | OPA wrong rows | OPA rejected by the database | regoguard translated | regoguard wrong rows (parameterized / inlined) | regoguard rejected by the database (parameterized / inlined) | OPA's text = regoguard's inlined text |\n")
-	table.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	table.WriteString("| database | cases | OPA translated | OPA refused (in the support list) | OPA wrong rows | OPA rejected by the database | regoguard translated | regoguard refused (in the support list) | regoguard wrong rows (parameterized / inlined) | regoguard rejected by the database (parameterized / inlined) | OPA's text = regoguard's inlined text |\n")
+	table.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, d := range dialects {
 		k := all[d]
 		if dbs[d] == nil {
 			continue
 		}
-		fmt.Fprintf(&table, "| %s | %d | %d | %d | %d | %d | %d / %d | %d / %d | %d of %d |\n", map[string]string{"sqlite": "SQLite", "postgresql": "PostgreSQL"}[d],
-			k.opa.cases, k.opa.translated, k.opa.wrong, k.opa.dbErrors, k.rgInline.translated,
+		fmt.Fprintf(&table, "| %s | %d | %d | %d (%d) | %d | %d | %d | %d (%d) | %d / %d | %d / %d | %d of %d |\n", map[string]string{"sqlite": "SQLite", "postgresql": "PostgreSQL"}[d],
+			k.opa.cases, k.opa.translated, k.opa.refused, k.opa.refusedSupported, k.opa.wrong, k.opa.dbErrors,
+			k.rgInline.translated, k.rgInline.refused, k.rgInline.refusedSupported,
 			k.rgParam.wrong, k.rgInline.wrong, k.rgParam.dbErrors, k.rgInline.dbErrors, k.textSame, k.textSame+len(k.textDiff))
 		for _, e := range k.opa.examples {
 			t.Logf("OPA on %s: %s", d, e)
