@@ -101,9 +101,9 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		cmd := exec.Command(filepath.Join(bin, name), args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8", "PGTZ=UTC")
-		if cred != nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		}
+		// A test binary killed at its timeout takes the server with it
+		// (SIGQUIT: PostgreSQL's immediate shutdown).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
 		return cmd
 	}
 	initdb := run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
