@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/regoguard/regoguard/filter"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -47,23 +48,22 @@ func (m *Middleware) Filter(r *http.Request, c *filter.Compiler) (*filter.Filter
 		f, err = c.Compile(ctx, input)
 	}
 	elapsed := time.Since(start)
-	if m.cfg.DecisionLogger != nil {
-		ev := policy.DecisionEvent{
-			ID: m.ids.Next(), Path: c.Query(), Input: input, Revision: res.Decision.Revision,
-			Timestamp: start, Duration: elapsed, Err: err,
-			Custom: map[string]any{"type": "open-policy-agent/compile", "unknowns": c.Unknowns()},
-		}
-		if f != nil {
-			ev.Revision = f.Revision()
-			ev.Custom["filter"] = f.String()
-			if ev.Result, err = f.Result(filter.Target{Lang: "ucast", Dialect: string(filter.UCASTAll)}, filter.ResponseOptions{}); err != nil {
-				return nil, err
-			}
-		}
-		if lerr := m.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
-			m.logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", ev.ID)
+	d := policy.Decision{ID: m.pipe.NextID(), Revision: res.Decision.Revision}
+	if f != nil {
+		d.Revision, d.Bundles = f.Revision(), res.Decision.Bundles
+		// The filter as OPA's Compile API answers it in UCAST (every
+		// filter has one), nil when no row may be seen.
+		var rerr error
+		if d.Result, rerr = f.Result(filter.Target{Lang: "ucast", Dialect: string(filter.UCASTAll)}, filter.ResponseOptions{}); rerr != nil && err == nil {
+			err = rerr
 		}
 	}
+	ev := pipeline.NewEvent(c.Query(), &pipeline.Request{Identity: res.Identity}, input, d, err, start, elapsed)
+	ev.Custom = map[string]any{"type": "open-policy-agent/compile", "unknowns": c.Unknowns()}
+	if f != nil {
+		ev.Custom["filter"] = f.String()
+	}
+	m.pipe.LogEvent(ctx, ev)
 	if err != nil {
 		return nil, err
 	}

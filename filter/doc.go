@@ -41,7 +41,12 @@
 // true) select the row, while `not input.docs.x in {...}`,
 // `not input.docs.x != "a"`, `not input.docs.x < 3` and
 // `not startswith(input.docs.x, "a")` do not (OPA evaluates a call's
-// operands before the not).
+// operands before the not), nor does a negation of a field passed to a
+// function or bound to a variable (f(v) if v == 1 with
+// `not f(input.docs.x)`; `x := input.docs.x; not x == 1`), which OPA's
+// partial evaluation writes as `not input.docs.x = 1` but OPA's evaluation
+// never reaches when the field is absent. Helper rules whose default is
+// false are translated; other defaults depending on the row are refused.
 //
 // # Dialects
 //

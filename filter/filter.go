@@ -59,6 +59,7 @@ type plan struct {
 	compiled *policy.Compiled
 	pq       rego.PreparedPartialQuery
 	cache    *lru.Cache[string, *Filter]
+	origin   map[locKey][]*ast.Expr
 }
 
 // New returns a Compiler of cfg.Query on the policy src serves. It checks
@@ -204,7 +205,7 @@ func (c *Compiler) planFor(ctx context.Context, comp *policy.Compiled) (*plan, e
 	if err != nil {
 		return nil, fmt.Errorf("filter: prepare %s at revision %s: %w", c.cfg.Query, comp.Revision(), err)
 	}
-	p := &plan{compiled: comp, pq: pq}
+	p := &plan{compiled: comp, pq: pq, origin: origins(comp.Compiler())}
 	size := c.cfg.CacheSize
 	if size == 0 {
 		size = DefaultCacheSize
@@ -231,7 +232,7 @@ func (c *Compiler) partial(ctx context.Context, p *plan, input ast.Value) (*Filt
 	if err != nil {
 		return nil, fmt.Errorf("filter: partial evaluation of %s at revision %s: %w", c.cfg.Query, p.compiled.Revision(), err)
 	}
-	t := newTranslator(c.cfg.Query, c.refs, pqs, p.compiled.Compiler())
+	t := newTranslator(c.cfg.Query, c.refs, pqs, p.origin)
 	cond, err := t.queries(pqs.Queries)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,10 @@ var fuzzTemplates = []string{
 	"include if not h\nh if input.docs.owner == %[1]s\nh if input.docs.level > %[2]d",
 	"include if { input.docs.public; input.docs.owner == %[1]s }\ninclude if input.docs.level == %[2]d",
 	"include if { not input.docs.archived; input.user == %[1]s }",
+	"f(x) if x == %[1]s\ninclude if not f(input.docs.owner)",
+	"include if { x := input.docs.title; not startswith(x, %[1]s) }",
+	"h if { x := input.docs.level; x > %[2]d }\ninclude if not h",
+	"include if not input.docs.dept in {x | some x in [%[1]s, \"hr\"]; x != %[1]s}",
 }
 
 // FuzzTranslate fills the templates with arbitrary strings and numbers:

@@ -3,6 +3,7 @@ package filter
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -113,5 +114,37 @@ func TestMappings(t *testing.T) {
 	}
 	if _, err := f.SQL(SQLite, SQLOptions{Mappings: map[string]any{"docs": map[string]any{"$self": 3}}}); err == nil {
 		t.Error("a table name that is not a string must be refused")
+	}
+}
+
+// TestIdentifierProbe: table and column names holding quotes and the
+// placeholder characters of each dialect are quoted, never read as SQL or
+// as placeholders, inlined or parameterized.
+func TestIdentifierProbe(t *testing.T) {
+	c, _ := newTestCompiler(t, "include if input.docs.owner == \"a\"\ninclude if startswith(input.docs.owner, \"b\")", nil)
+	f, _ := c.Compile(context.Background(), ast.MustParseTerm(`{}`).Value)
+	quoted := map[Dialect]func(string) string{
+		PostgreSQL: func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` },
+		SQLite:     func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` },
+		SQLServer:  func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` },
+		MySQL:      func(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" },
+	}
+	through := 0
+	for _, name := range []string{"a$0", "a$1", "a?b", `a"b`, "a`b", "a'b", "$$", "a@p1", "x) OR (1=1", "a--b", "a;b"} {
+		for d, q := range quoted {
+			for _, p := range []bool{false, true} {
+				got, err := f.SQL(d, SQLOptions{Parameterized: p, Mappings: map[string]any{"docs": map[string]any{"owner": name}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Count(got.Where, "docs."+q(name)) != 2 || (p && len(got.Args) != 2) {
+					through++
+					t.Errorf("column %q %s parameterized=%v: %s %v", name, d, p, got.Where, got.Args)
+				}
+			}
+		}
+	}
+	if through > 0 {
+		t.Errorf("%d renderings let a name through unquoted", through)
 	}
 }

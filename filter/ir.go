@@ -107,6 +107,17 @@ func junction(k kind, kids []*node) *node {
 	case 1:
 		return out[0]
 	}
+	// f IS NULL and f IS NOT NULL together: never both, always one.
+	nulls := map[field]kind{}
+	for _, c := range out {
+		if c.kind != kNull && c.kind != kNotNull {
+			continue
+		}
+		if prev, ok := nulls[c.field]; ok && prev != c.kind {
+			return zero
+		}
+		nulls[c.field] = c.kind
+	}
 	return &node{kind: k, kids: out}
 }
 

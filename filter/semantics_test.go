@@ -194,7 +194,44 @@ h := input.docs.public`,
 	print("user", input.user)
 	input.docs.owner == input.user
 }`,
-	"data-key": `include if data.clearance[input.docs.owner] > 2`,
+	"data-key":           `include if data.clearance[input.docs.owner] > 2`,
+	"not-in-empty":       `include if not input.docs.level in set()`,
+	"not-in-empty-input": `include if not input.docs.dept in input.none`,
+	"not-ne-null":        `include if not input.docs.dept != null`,
+	"not-function": `f(x) if x == 10
+include if not f(input.docs.level)`,
+	"not-function-2": `f(x) if x == "hr"
+f(x) if startswith(x, "a")
+include if not f(input.docs.dept)`,
+	"default-false": `default include := false
+include if input.docs.dept == "hr"`,
+	"bool-caller": `include if input.docs.public == input.pub`,
+	"var-not-eq": `include if {
+	x := input.docs.level
+	not x == 10
+}`,
+	"var-not-bare": `include if {
+	x := input.docs.archived
+	not x
+}`,
+	"function-not-inside": `f(x) if not x == 10
+include if f(input.docs.level)`,
+	"function-not-direct": `f(x) if { x > 0; not input.docs.archived }
+include if f(input.docs.level)`,
+	"helper-default-not": `default h := false
+h if input.docs.dept == "hr"
+include if not h`,
+	"helper-var-not": `h if {
+	x := input.docs.level
+	x == 10
+}
+include if not h`,
+	"helper-var-not-2": `h if {
+	x := input.docs.level
+	x == 10
+	input.docs.public
+}
+include if not h`,
 	"assign-var": `include if {
 	x := input.docs.owner
 	x == input.user
@@ -204,7 +241,7 @@ h := input.docs.public`,
 }
 
 var semanticInputs = []string{
-	`{"user": "alice", "depts": ["hr", "x"]}`,
+	`{"user": "alice", "depts": ["hr", "x"], "none": [], "pub": false}`,
 	`{"user": "bob", "depts": []}`,
 	`{"user": "root", "depts": ["it"]}`,
 }

@@ -15,11 +15,34 @@ type translator struct {
 	rule     string
 	unknowns map[string]bool // table names: docs for input.docs
 	support  map[string][]*ast.Rule
-	compiler *ast.Compiler // to name the rule holding a location
+	// origin holds the policy's compiled expressions by location, to tell
+	// a field the policy names in a negation from one partial evaluation
+	// copied there.
+	origin map[locKey][]*ast.Expr
 }
 
-func newTranslator(rule string, unknowns []ast.Ref, pq *rego.PartialQueries, compiler *ast.Compiler) *translator {
-	t := &translator{rule: rule, unknowns: map[string]bool{}, support: map[string][]*ast.Rule{}, compiler: compiler}
+type locKey struct {
+	file     string
+	row, col int
+}
+
+// origins indexes the expressions of the compiled modules by location.
+func origins(c *ast.Compiler) map[locKey][]*ast.Expr {
+	out := map[locKey][]*ast.Expr{}
+	for _, m := range c.Modules {
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			if e.Location != nil {
+				k := locKey{e.Location.File, e.Location.Row, e.Location.Col}
+				out[k] = append(out[k], e)
+			}
+			return false
+		})
+	}
+	return out
+}
+
+func newTranslator(rule string, unknowns []ast.Ref, pq *rego.PartialQueries, origin map[locKey][]*ast.Expr) *translator {
+	t := &translator{rule: rule, unknowns: map[string]bool{}, support: map[string][]*ast.Rule{}, origin: origin}
 	for _, u := range unknowns {
 		t.unknowns[string(u[1].Value.(ast.String))] = true
 	}
@@ -150,17 +173,80 @@ func (t *translator) expr(e *ast.Expr, vars map[ast.Var]int, depth int) (*node, 
 	return nil, t.fail(e, "%s on a field of the row cannot be translated into a filter (supported: ==, !=, <, <=, >, >=, in, startswith, endswith, contains)", name)
 }
 
-// negated applies the expression's not: a call's operands are evaluated
-// before OPA negates (a NULL field leaves the expression undefined), an
-// equality's are not (a NULL field makes it true).
+// negated applies the expression's not. OPA evaluates a call's operands
+// before it negates, so a NULL field leaves `not call(...)` undefined: the
+// row is not selected. An equality (=) or a reference is evaluated under
+// the not, so a NULL field makes it true. Partial evaluation writes one
+// more case as an equality or a reference although it is not one: a field
+// passed to a function or bound to a variable (`x := input.docs.a; not x`)
+// is copied into the negated expression, which OPA's evaluation never
+// reaches when the field is absent. Those are told by the policy's own
+// expression at the same location, which does not name the field (or by
+// having no location); they are negated as calls.
 func (t *translator) negated(e *ast.Expr, n *node, call bool) *node {
 	if !e.Negated {
 		return n
 	}
-	if call && n.kind == kLeaf {
+	fields := t.exprFields(e)
+	if !call && t.named(e, fields) {
+		return negate(n)
+	}
+	if n.kind == kLeaf {
 		return notDefined(n)
 	}
-	return negate(n)
+	kids := make([]*node, 0, len(fields)+1)
+	for _, f := range fields {
+		kids = append(kids, &node{kind: kNotNull, field: f})
+	}
+	return and(append(kids, negate(n))...)
+}
+
+// named reports whether the policy's expression at e's location names
+// every field of fields itself (input.docs.a), rather than through a
+// variable or a function's argument.
+func (t *translator) named(e *ast.Expr, fields []field) bool {
+	if e.Location == nil {
+		return false
+	}
+	origins := t.origin[locKey{e.Location.File, e.Location.Row, e.Location.Col}]
+	for _, o := range origins {
+		if term, ok := o.Terms.(*ast.Term); ok && o.Negated {
+			if r, ok := term.Value.(ast.Ref); ok && r.HasPrefix(ast.DefaultRootRef) {
+				// not of a rule: true whenever the rule is not, absent
+				// fields included.
+				return true
+			}
+		}
+	}
+	for _, f := range fields {
+		found := false
+		for _, o := range origins {
+			ast.WalkRefs(o, func(r ast.Ref) bool {
+				if g, ok := t.field(r); ok && g == f {
+					found = true
+				}
+				return found
+			})
+		}
+		if !found {
+			return false
+		}
+	}
+	return len(origins) > 0
+}
+
+// exprFields returns the fields of the row an expression's operands name.
+func (t *translator) exprFields(e *ast.Expr) []field {
+	var out []field
+	seen := map[field]bool{}
+	ast.WalkRefs(e, func(r ast.Ref) bool {
+		if f, ok := t.field(r); ok && !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+		return false
+	})
+	return out
 }
 
 // term translates an expression that is a single term: a boolean field, a
@@ -182,7 +268,11 @@ func (t *translator) term(e *ast.Expr, term *ast.Term, vars map[ast.Var]int, dep
 			if err != nil {
 				return nil, err
 			}
-			return t.negated(e, n, false), nil
+			if e.Negated {
+				// not of a helper rule: true when none of its bodies is.
+				return negate(n), nil
+			}
+			return n, nil
 		}
 		return nil, t.fail(e, "reference %v cannot be translated into a filter (a rule with `else`, or a function, depending on the row?)", v)
 	case ast.Call:
