@@ -102,6 +102,24 @@ var namedCases = []namedCase{
 		rows:  []map[string]any{{"title": "", "dept": "x"}, {"title": "a", "dept": ""}, {"dept": "x"}, {"title": "b", "dept": "y"}},
 	},
 	{
+		// d := input.docs binds the row, which is always defined: not
+		// d.archived is true when archived is absent, as for
+		// not input.docs.archived (unlike x := input.docs.x; not x).
+		name: "row_variable_not_field_absent", supported: true, features: []string{FeatLocal, FeatBare, FeatNotExpr},
+		rules: "include if {\n\td := input.docs\n\tnot d.archived\n}",
+		rows:  []map[string]any{{"archived": true}, {"archived": false}, {}},
+	},
+	{
+		name: "row_variable_in_negated_helper_absent", supported: true, features: []string{FeatLocal, FeatNotRule},
+		rules: "h if {\n\td := input.docs\n\td.archived\n}\n\ninclude if not h",
+		rows:  []map[string]any{{"archived": true}, {"archived": false}, {}},
+	},
+	{
+		name: "field_variable_not_absent", supported: true, features: []string{FeatLocal, FeatNotExpr},
+		rules: "include if {\n\tx := input.docs.level\n\tnot x == 1\n}",
+		rows:  []map[string]any{{"level": n("1")}, {"level": n("2")}, {}},
+	},
+	{
 		name: "boolean_equals_caller_field", supported: true, features: []string{FeatEq, FeatBare},
 		rules: "include if input.docs.public == input.user.public",
 		user:  map[string]any{"public": false},
