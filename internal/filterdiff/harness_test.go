@@ -185,6 +185,9 @@ func describe(c *Case, got, want []int) string {
 // tally counts the outcomes of a translator on a corpus and one database.
 type tally struct {
 	cases, translated, refused, refusedSupported, wrong, dbErrors int
+	// dbErrorsSupported counts the filters the database rejected in cases
+	// of the support list.
+	dbErrorsSupported int
 	// quietRefusals leaves refusals out of the examples (OPA's).
 	quietRefusals bool
 	examples      []string
@@ -211,6 +214,9 @@ func (t *tally) add(c *Case, out outcome, detail string) {
 	case outDBError:
 		t.translated++
 		t.dbErrors++
+		if c.Supported {
+			t.dbErrorsSupported++
+		}
 		t.example(fmt.Sprintf("%s (%s) the database refused the filter: %s\n%s", c.Name, strings.Join(c.Features, " "), detail, c.Module))
 	}
 }
