@@ -43,17 +43,17 @@ func ExampleMiddleware_Filter() {
 			http.Error(w, "no filter", http.StatusServiceUnavailable)
 			return
 		}
-		q, err := f.SQL(filter.SQLite, filter.SQLOptions{Parameterized: true})
+		q, err := f.SQL(filter.PostgreSQL, filter.SQLOptions{Parameterized: true})
 		if err != nil {
 			http.Error(w, "no filter", http.StatusInternalServerError)
 			return
 		}
-		// rows, err := db.QueryContext(r.Context(), "SELECT id, title FROM docs "+q.Where+" LIMIT ?", append(q.Args, 50)...)
+		// rows, err := db.QueryContext(r.Context(), "SELECT id, title FROM docs "+q.Where+" LIMIT 50", q.Args...)
 		fmt.Println(q.Where, q.Args)
 	}
 	r := httptest.NewRequest("GET", "/docs", nil)
 	r.Header.Set("X-API-Key", "alice-key-0123456789")
 	guard.Handler(http.HandlerFunc(list)).ServeHTTP(httptest.NewRecorder(), r)
 	// Output:
-	// WHERE (docs.owner = ? OR docs.public = ?) [alice true]
+	// WHERE (docs.owner = $1 OR docs.public = $2) [alice true]
 }

@@ -55,7 +55,7 @@ func TestGuardFilter(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		q, err := f.SQL(filter.SQLite, filter.SQLOptions{Parameterized: true})
+		q, err := f.SQL(filter.PostgreSQL, filter.SQLOptions{Parameterized: true})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -64,8 +64,8 @@ func TestGuardFilter(t *testing.T) {
 	})
 	h := guard.Handler(list)
 	for key, want := range map[string]string{
-		"alice-key-0123456789": "WHERE (docs.owner = ? OR docs.public = ?)[alice true]",
-		"bob-key-0123456789ab": "WHERE (docs.owner = ? OR docs.public = ?)[bob true]",
+		"alice-key-0123456789": "WHERE (docs.owner = $1 OR docs.public = $2)[alice true]",
+		"bob-key-0123456789ab": "WHERE (docs.owner = $1 OR docs.public = $2)[bob true]",
 	} {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest("GET", "/docs", nil)

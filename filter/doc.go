@@ -55,7 +55,12 @@
 // PostgreSQL (COLLATE "C"), as in Rego; startswith, endswith and contains
 // are LIKE with escaped % and _ on PostgreSQL and MySQL, LIKE with
 // ESCAPE '!' (and [ escaped) on SQL Server when the value holds a
-// metacharacter, and instr/substr on SQLite, whose LIKE ignores case. On
+// metacharacter, and instr/substr on SQLite, whose LIKE ignores case.
+// Parameterized SQLite also compares across types as Rego does, although
+// SQLite converts a value to the column's affinity ('3' = 3 on a TEXT
+// column): = and in carry a typeof guard (an index still serves them),
+// orderings and <> compare +column, which has no affinity (and no index),
+// so that numbers order before text as in Rego. On
 // MySQL and SQL Server, equality and LIKE follow the column's collation,
 // which must be a binary one (utf8mb4_0900_bin, Latin1_General_100_BIN2) for
 // the filter to be exact; SQL Server also ignores trailing spaces in =.

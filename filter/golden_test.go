@@ -20,18 +20,18 @@ func TestSQLPerDialect(t *testing.T) {
 		{`include if input.docs.owner == input.user`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.owner = E'alice'`, `WHERE docs.owner = $3`, `[alice]`},
 			MySQL:      {`WHERE docs.owner = 'alice'`, `WHERE docs.owner = ?`, `[alice]`},
-			SQLite:     {`WHERE docs.owner = 'alice'`, `WHERE docs.owner = ?`, `[alice]`},
+			SQLite:     {`WHERE docs.owner = 'alice'`, `WHERE (docs.owner = ? AND typeof(docs.owner) = 'text')`, `[alice]`},
 			SQLServer:  {`WHERE docs.owner = N'alice'`, `WHERE docs.owner = @p3`, `[alice]`},
 		}},
 		{`include if input.docs.level < 3`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.level < E'3'`, `WHERE docs.level < $3`, `[3]`},
 			MySQL:      {`WHERE docs.level < '3'`, `WHERE docs.level < ?`, `[3]`},
-			SQLite:     {`WHERE docs.level < '3'`, `WHERE docs.level < ?`, `[3]`},
+			SQLite:     {`WHERE docs.level < '3'`, `WHERE +docs.level < ?`, `[3]`},
 			SQLServer:  {`WHERE docs.level < N'3'`, `WHERE docs.level < @p3`, `[3]`},
 		}},
 		{`include if input.docs.title >= "m"`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.title >= E'm'`, `WHERE docs.title >= $3 COLLATE "C"`, `[m]`},
-			SQLite:     {`WHERE docs.title >= 'm'`, `WHERE docs.title >= ?`, `[m]`},
+			SQLite:     {`WHERE docs.title >= 'm'`, `WHERE +docs.title >= ?`, `[m]`},
 		}},
 		{`include if input.docs.dept in {"hr", "it"}`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.dept IN (E'hr', E'it')`, `WHERE docs.dept IN ($3, $4)`, `[hr it]`},
@@ -39,21 +39,21 @@ func TestSQLPerDialect(t *testing.T) {
 		}},
 		{`include if not input.docs.dept in {"hr"}`, map[Dialect]want{
 			PostgreSQL: {`WHERE NOT docs.dept IN (E'hr')`, `WHERE NOT (docs.dept IN ($3))`, `[hr]`},
-			SQLite:     {`WHERE NOT docs.dept IN ('hr')`, `WHERE NOT (docs.dept IN (?))`, `[hr]`},
+			SQLite:     {`WHERE NOT docs.dept IN ('hr')`, `WHERE (docs.dept IS NOT NULL AND NOT ((docs.dept IN (?) AND typeof(docs.dept) = 'text')))`, `[hr]`},
 		}},
 		{`include if startswith(input.docs.title, "a_%\\")`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.title LIKE E'a\\_\\%\\\\%'`, `WHERE docs.title LIKE $3`, `[a\_\%\\%]`},
 			MySQL:      {`WHERE docs.title LIKE 'a\\_\\%\\\\%'`, `WHERE docs.title LIKE ?`, `[a\_\%\\%]`},
-			SQLite:     {`WHERE instr(docs.title, 'a_%\') = 1`, `WHERE instr(docs.title, ?) = 1`, `[a_%\]`},
+			SQLite:     {`WHERE instr(docs.title, 'a_%\') = 1`, `WHERE (instr(docs.title, ?) = 1 AND typeof(docs.title) = 'text')`, `[a_%\]`},
 			SQLServer:  {`WHERE docs.title LIKE N'a!_!%\%' ESCAPE '!'`, `WHERE docs.title LIKE @p3 ESCAPE '!'`, `[a!_!%\%]`},
 		}},
 		{`include if endswith(input.docs.title, "[x]")`, map[Dialect]want{
-			SQLite:    {`WHERE substr(docs.title, -3) = '[x]'`, `WHERE substr(docs.title, ?) = ?`, `[-3 [x]]`},
+			SQLite:    {`WHERE substr(docs.title, -3) = '[x]'`, `WHERE (substr(docs.title, ?) = ? AND typeof(docs.title) = 'text')`, `[-3 [x]]`},
 			SQLServer: {`WHERE docs.title LIKE N'%![x]' ESCAPE '!'`, `WHERE docs.title LIKE @p3 ESCAPE '!'`, `[%![x]]`},
 		}},
 		{`include if contains(input.docs.title, "é")`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.title LIKE E'%é%'`, `WHERE docs.title LIKE $3`, `[%é%]`},
-			SQLite:     {`WHERE instr(docs.title, 'é') > 0`, `WHERE instr(docs.title, ?) > 0`, `[é]`},
+			SQLite:     {`WHERE instr(docs.title, 'é') > 0`, `WHERE (instr(docs.title, ?) > 0 AND typeof(docs.title) = 'text')`, `[é]`},
 		}},
 		{`include if input.docs.public`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.public = TRUE`, `WHERE docs.public = $3`, `[true]`},
@@ -67,6 +67,10 @@ func TestSQLPerDialect(t *testing.T) {
 		}},
 		{`include if input.docs.owner == input.docs.dept`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.owner = docs.dept`, `WHERE docs.owner = docs.dept`, `[]`},
+			SQLite:     {`WHERE docs.owner = docs.dept`, `WHERE +docs.owner = +docs.dept`, `[]`},
+		}},
+		{`include if input.docs.dept in {"hr", 3, true}`, map[Dialect]want{
+			SQLite: {`WHERE docs.dept IN (TRUE, '3', 'hr')`, `WHERE (docs.dept IN (?) OR (docs.dept IN (?) AND typeof(docs.dept) IN ('integer', 'real')) OR (docs.dept IN (?) AND typeof(docs.dept) = 'text'))`, `[true 3 hr]`},
 		}},
 	}
 	for _, tc := range cases {
@@ -137,7 +141,7 @@ func TestIdentifierProbe(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if strings.Count(got.Where, "docs."+q(name)) != 2 || (p && len(got.Args) != 2) {
+				if strings.Count(got.Where, "docs."+q(name)) < 2 || (p && len(got.Args) != 2) {
 					through++
 					t.Errorf("column %q %s parameterized=%v: %s %v", name, d, p, got.Where, got.Args)
 				}

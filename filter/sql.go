@@ -228,11 +228,21 @@ func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
 		}
 		return c.Or(parts...), nil
 	case kNot:
-		s, err := r.leaf(c, n.kids[0])
+		leaf := n.kids[0]
+		s, err := r.leaf(c, leaf)
 		if err != nil {
 			return "", err
 		}
-		if r.param {
+		switch {
+		case r.param && r.dialect == SQLite && sqliteGuarded(leaf):
+			// SQLite's guarded comparisons are false, not NULL, for a
+			// NULL field: say that the field must be there.
+			parts := []string{}
+			for _, f := range leaf.fields() {
+				parts = append(parts, c.IsNotNull(r.column(f)))
+			}
+			return c.And(append(parts, "NOT ("+s+")")...), nil
+		case r.param:
 			return "NOT (" + s + ")", nil
 		}
 		return c.Not(s), nil
@@ -252,6 +262,9 @@ func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
 
 func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 	col := r.column(n.field)
+	if r.param && r.dialect == SQLite {
+		return r.sqliteLeaf(c, n, col)
+	}
 	switch n.op {
 	case opTrue:
 		v, err := r.arg(ast.Boolean(true))
@@ -303,6 +316,101 @@ func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 		return c.GreaterEqualThan(col, v), nil
 	}
 	return "", fmt.Errorf("unknown comparison")
+}
+
+// Type guards for SQLite, which converts a value to the column's affinity
+// before comparing (a TEXT column's '3' equals 3, an INTEGER column's 3
+// equals '3'), where Rego compares types first.
+const (
+	sqliteText   = "typeof($?) = 'text'"
+	sqliteNumber = "typeof($?) IN ('integer', 'real')"
+)
+
+// sqliteLeaf renders a leaf for SQLite with placeholders, comparing as
+// Rego does when a column holds another type than the value: equality and
+// in with a type guard (an index still serves them), orderings and != on
+// +column, which has no affinity, so that SQLite orders numbers before
+// text, as Rego does. The leaf is false (not NULL) for a NULL field only
+// where a guard decides; kNot adds the IS NOT NULL it then needs.
+func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (string, error) {
+	raw := sqlbuilder.Raw(col)
+	guard := func(v ast.Value) string {
+		switch v.(type) {
+		case ast.String:
+			return sqliteText
+		case ast.Number:
+			return sqliteNumber
+		}
+		return ""
+	}
+	switch n.op {
+	case opTrue:
+		return c.Equal(col, true), nil
+	case opIn:
+		groups := map[string][]any{}
+		var order []string
+		for _, v := range n.values {
+			a, err := r.arg(v)
+			if err != nil {
+				return "", err
+			}
+			g := guard(v)
+			if _, ok := groups[g]; !ok {
+				order = append(order, g)
+			}
+			groups[g] = append(groups[g], a)
+		}
+		parts := make([]string, 0, len(order))
+		for _, g := range order {
+			in := c.In(col, groups[g]...)
+			if g != "" {
+				in = c.And(in, c.Var(sqlbuilder.Build(g, raw)))
+			}
+			parts = append(parts, in)
+		}
+		if len(parts) == 1 {
+			return parts[0], nil
+		}
+		return c.Or(parts...), nil
+	case opStartsWith, opEndsWith, opContains:
+		s, err := r.stringOp(c, n.op, col, string(n.value.(ast.String)))
+		if err != nil {
+			return "", err
+		}
+		return c.And(s, c.Var(sqlbuilder.Build(sqliteText, raw))), nil
+	}
+	if n.other != nil {
+		return c.Var(sqlbuilder.Build("+$? "+opSymbols[n.op]+" +$?", raw, sqlbuilder.Raw(r.column(*n.other)))), nil
+	}
+	a, err := r.arg(n.value)
+	if err != nil {
+		return "", err
+	}
+	if n.op == opEq {
+		if g := guard(n.value); g != "" {
+			return c.And(c.Equal(col, a), c.Var(sqlbuilder.Build(g, raw))), nil
+		}
+		return c.Equal(col, a), nil
+	}
+	return c.Var(sqlbuilder.Build("+$? "+opSymbols[n.op]+" $?", raw, a)), nil
+}
+
+// sqliteGuarded reports whether sqliteLeaf guards n with typeof, which is
+// false rather than NULL for a NULL field.
+func sqliteGuarded(n *node) bool {
+	switch n.op {
+	case opIn, opStartsWith, opEndsWith, opContains:
+		return true
+	case opEq:
+		if n.other != nil {
+			return false
+		}
+		switch n.value.(type) {
+		case ast.String, ast.Number:
+			return true
+		}
+	}
+	return false
 }
 
 // stringOp renders startswith, endswith and contains: LIKE where LIKE is
