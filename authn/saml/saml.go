@@ -510,10 +510,17 @@ func (c *storeErrCache) Consume(id string, until time.Time) error {
 }
 
 // samlClaims turns the assertion's attributes into claims: one list of
-// string values per attribute Name (and per FriendlyName), plus iss; or
-// fastapi-opa's claims.
+// string values per attribute Name, plus iss; or fastapi-opa's claims.
+//
+// A FriendlyName is a display hint that anyone writing attributes at the IdP
+// may set: it becomes a second name of its attribute's claim only when no
+// attribute has it as its Name, it is not "iss", and no other attribute
+// (another Name) has the same FriendlyName. It never overrides or adds to a
+// claim that comes from a Name (Name="urn:x:dept" FriendlyName="groups"
+// does not replace, or join, the attribute named "groups").
 func samlClaims(a *saml.Assertion, fastAPI bool) map[string]any {
-	byName, byBoth := map[string]any{}, map[string]any{}
+	byName := map[string]any{}
+	friendly := map[string]string{} // FriendlyName -> the one Name it aliases; "" when ambiguous
 	for _, st := range a.AttributeStatements {
 		for _, at := range st.Attributes {
 			vals := make([]any, 0, len(at.Values))
@@ -522,11 +529,24 @@ func samlClaims(a *saml.Assertion, fastAPI bool) map[string]any {
 			}
 			prev, _ := byName[at.Name].([]any)
 			byName[at.Name] = append(prev, vals...)
-			byBoth[at.Name] = byName[at.Name]
-			if at.FriendlyName != "" && at.FriendlyName != at.Name {
-				byBoth[at.FriendlyName] = byName[at.Name]
+			if f := at.FriendlyName; f != "" && f != at.Name {
+				if other, seen := friendly[f]; seen && other != at.Name {
+					friendly[f] = ""
+				} else {
+					friendly[f] = at.Name
+				}
 			}
 		}
+	}
+	byBoth := make(map[string]any, len(byName)+len(friendly)+1)
+	for k, v := range byName {
+		byBoth[k] = v
+	}
+	for f, name := range friendly {
+		if _, isName := byName[f]; isName || name == "" || f == "iss" {
+			continue
+		}
+		byBoth[f] = byName[name]
 	}
 	if !fastAPI {
 		byBoth["iss"] = a.Issuer.Value
