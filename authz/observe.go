@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/logmask"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -54,19 +55,28 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 			attrs = append(attrs, slog.String("error", err.Error()))
 		}
 		if m.cfg.LogInput {
-			attrs = append(attrs, slog.Any("input", maskInput(input, m.cfg.LogInputMask)))
+			attrs = append(attrs, slog.Any("input", maskInput(loggedInput(input, m.cfg.KeepCredentialsInDecisionLogs), m.cfg.LogInputMask)))
 		}
 		m.logger.LogAttrs(ctx, level, "decision", attrs...)
 	}
 	if m.cfg.DecisionLogger != nil {
 		ev := policy.DecisionEvent{
-			ID: d.ID, Path: m.decisionRef, Input: input, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
+			ID: d.ID, Path: m.decisionRef, Input: loggedInput(input, m.cfg.KeepCredentialsInDecisionLogs), Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
 			Timestamp: start, Duration: elapsed, Err: err,
 		}
 		if lerr := m.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 			m.logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", d.ID)
 		}
 	}
+}
+
+// loggedInput is the input as decision events record it: with its
+// credentials masked (package logmask), unless keep.
+func loggedInput(input ast.Value, keep bool) ast.Value {
+	if keep || input == nil {
+		return input
+	}
+	return logmask.Input(input)
 }
 
 // abandoned reports whether the client went away (or the server is shutting

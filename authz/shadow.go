@@ -49,8 +49,11 @@ type ShadowConfig struct {
 	Timeout time.Duration
 	// DecisionLogger, when set, receives one event per disagreement or
 	// candidate error: the input, the candidate's result and revision, and
-	// the live result and revision under custom.regoguard_shadow.
-	DecisionLogger policy.DecisionLogger
+	// the live result and revision under custom.regoguard_shadow. The input
+	// has its credentials masked as [Config.DecisionLogger]'s has, unless
+	// KeepCredentialsInDecisionLogs.
+	DecisionLogger                policy.DecisionLogger
+	KeepCredentialsInDecisionLogs bool
 	// Path is the decision path put in those events; default the live
 	// evaluator's decision ([DecisionNamer]), when it names one.
 	Path string
@@ -78,6 +81,7 @@ type Shadow struct {
 	timeout         time.Duration
 	path            string
 	dl              policy.DecisionLogger
+	keepCredentials bool
 	logger          *slog.Logger
 	ids             *DecisionIDs
 
@@ -111,7 +115,8 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 	s := &Shadow{
 		live: live, candidate: cfg.Candidate, sample: cmp.Or(cfg.Sample, 1),
 		timeout: cmp.Or(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
-		logger: cfg.Logger, ids: NewDecisionIDs(),
+		keepCredentials: cfg.KeepCredentialsInDecisionLogs,
+		logger:          cfg.Logger, ids: NewDecisionIDs(),
 		queue: make(chan shadowJob, cmp.Or(cfg.Queue, 1024)),
 	}
 	if s.logger == nil {
@@ -223,7 +228,7 @@ func (s *Shadow) compare(job shadowJob) {
 		return
 	}
 	ev := policy.DecisionEvent{
-		ID: id, Path: s.path, Input: job.input, Result: cd.Result, Revision: cd.Revision, Bundles: cd.Bundles,
+		ID: id, Path: s.path, Input: loggedInput(job.input, s.keepCredentials), Result: cd.Result, Revision: cd.Revision, Bundles: cd.Bundles,
 		Timestamp: job.at, Duration: elapsed, Err: err,
 		Custom: map[string]any{ShadowCustomKey: map[string]any{
 			"result":        shadowResults[result],

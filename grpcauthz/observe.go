@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/logmask"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -58,6 +59,15 @@ func (m *metrics) count(outcome string) {
 	}
 }
 
+// loggedInput is the input as decision events record it: with its
+// credentials masked (package logmask), unless keep.
+func loggedInput(input ast.Value, keep bool) ast.Value {
+	if keep || input == nil {
+		return input
+	}
+	return logmask.Input(input)
+}
+
 // record counts, logs and ships one decision. It is the one place every
 // decision passes: where a trace span would be annotated.
 func (i *Interceptor) record(ctx context.Context, call Call, id *authn.Identity, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) {
@@ -97,7 +107,7 @@ func (i *Interceptor) record(ctx context.Context, call Call, id *authn.Identity,
 	}
 	if i.cfg.DecisionLogger != nil {
 		ev := policy.DecisionEvent{
-			ID: d.ID, Path: i.decisionRef, Input: input, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
+			ID: d.ID, Path: i.decisionRef, Input: loggedInput(input, i.cfg.KeepCredentialsInDecisionLogs), Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
 			Timestamp: start, Duration: elapsed, Err: err,
 		}
 		if lerr := i.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {

@@ -106,6 +106,7 @@ func (o *serveOptions) shadowed(ctx context.Context, live authz.Evaluator, dl *b
 	if dl != nil {
 		cfg.DecisionLogger = dl
 	}
+	cfg.KeepCredentialsInDecisionLogs = o.logKeepCreds
 	s, err := authz.NewShadow(live, cfg)
 	if err != nil {
 		return nil, nil, configErrorf("shadow policy: %w", err)

@@ -3,7 +3,10 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 
 	"strings"
 	"syscall"
@@ -94,4 +97,80 @@ func serveBriefly(t *testing.T, args ...string) string {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	_ = cmd.Run()
 	return out.String()
+}
+
+// Issue #22, class 2 through serve: credentials in the query, in a Referer
+// and in Sec-WebSocket-Protocol reach neither live nor shadow events of the
+// decision-log file; the policy's own system.log.mask still applies on top;
+// --decision-log-keep-credentials keeps them.
+func TestSecurityCredentialsStayOutOfTheDecisionLogFile(t *testing.T) {
+	live := "package httpapi.authz\n\nallow if { input.method == \"GET\"; count(input) > 0 }\n"
+	mask := "package system.log\n\nmask contains \"/input/headers/x-tenant\"\n"
+	dir := writePolicyDir(t, live)
+	if err := os.WriteFile(filepath.Join(dir, "mask.rego"), []byte(mask), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	candidate := writePolicyDir(t, "package httpapi.authz\n\nallow if { input.method == \"POST\"; count(input) > 0 }\n")
+	up := newReporter(t)
+	keys := writeFile(t, "keys.yaml", secKeys)
+	type probe struct{ target, header, value, secret string }
+	var probes []probe
+	for i, name := range []string{"access_token", "code", "id_token", "X-Amz-Signature", "sig", "signature", "token", "api_key", "key"} {
+		s := fmt.Sprintf("FileS3cr3t%02dQ", 3*i)
+		probes = append(probes, probe{target: "/public/x?page=2&" + name + "=" + s, secret: s})
+		s = fmt.Sprintf("FileS3cr3t%02dQ", 3*i+1)
+		probes = append(probes, probe{target: "/public/x", header: "Referer", value: "https://app.example/cb?state=st8&" + name + "=" + s, secret: s})
+		s = fmt.Sprintf("FileS3cr3t%02dQ", 3*i+2)
+		probes = append(probes, probe{target: "/public/x", header: "Sec-WebSocket-Protocol", value: "graphql-ws, eyJhbGciOiJSUzI1NiJ9.e30." + s, secret: s})
+	}
+	for _, keep := range []bool{false, true} {
+		logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
+		args := []string{"--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", dir, "--api-keys", keys,
+			"--decision-log-file", logFile, "--shadow-policy", candidate}
+		if keep {
+			args = append(args, "--decision-log-keep-credentials")
+		}
+		s := startServe(t, nil, args...)
+		for _, p := range probes {
+			h := map[string]string{"X-API-Key": readerKey, "X-Tenant": "acme-tenant"}
+			if p.header != "" {
+				h[p.header] = p.value
+			}
+			if st, _, _ := s.get(t, "GET", p.target, h); st != 200 {
+				t.Fatalf("%s: %d", p.target, st)
+			}
+		}
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		<-s.done
+		data, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(data)
+		if n := strings.Count(text, `"regoguard_shadow"`); n != len(probes) {
+			t.Errorf("%d shadow events, want %d", n, len(probes))
+		}
+		if strings.Contains(text, "acme-tenant") || !strings.Contains(text, `"/input/headers/x-tenant"`) {
+			t.Errorf("the policy's system.log.mask no longer applies on top:\n%s", text)
+		}
+		var through []string
+		for _, p := range probes {
+			if c := strings.Count(text, p.secret); (c > 0) != keep || (keep && c != 2) {
+				through = append(through, fmt.Sprintf("%s %s %s: %d times", p.target, p.header, p.value, c))
+			}
+		}
+		if keep {
+			if len(through) > 0 {
+				t.Errorf("--decision-log-keep-credentials did not keep every credential in live and shadow events:\n%s", strings.Join(through, "\n"))
+			}
+			continue
+		}
+		if !strings.Contains(text, `"**REDACTED**"`) || !strings.Contains(text, "st8") || !strings.Contains(text, "graphql-ws") {
+			t.Errorf("masked values or what is no credential missing:\n%s", text)
+		}
+		t.Logf("decision-log file probes: %d requests (live and shadow events), let through: %d", len(probes), len(through))
+		if len(through) > 0 {
+			t.Fatalf("%d of %d credentials reached the decision-log file:\n%s", len(through), len(probes), strings.Join(through, "\n"))
+		}
+	}
 }

@@ -213,6 +213,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if dl != nil {
 		cfg.DecisionLogger = dl
 	}
+	cfg.KeepCredentialsInDecisionLogs = o.logKeepCreds
 	cfg.DecisionLogLevel = slog.LevelDebug
 	if o.logDecisions {
 		cfg.DecisionLogLevel = slog.LevelInfo
