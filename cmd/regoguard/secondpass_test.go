@@ -1,7 +1,9 @@
 package main_test
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"os"
@@ -173,4 +175,131 @@ func TestSecurityCredentialsStayOutOfTheDecisionLogFile(t *testing.T) {
 			t.Fatalf("%d of %d credentials reached the decision-log file:\n%s", len(through), len(probes), strings.Join(through, "\n"))
 		}
 	}
+}
+
+// Issue #22, class 4: check --replay reads a collector's upload (JSON
+// arrays) one event at a time, as it reads JSON lines: a gzip of three
+// million events stays far below 100 MB of resident memory (it took more
+// than 1.5 GB, growing, when arrays were read whole), and a single event
+// larger than the bound is skipped (a line) or refused (an array element)
+// instead of being read into memory.
+func TestSecurityReplayMemoryIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	policyDir := writePolicyDir(t, secPolicy)
+	// Three million small JSON values that are not decision events, so
+	// that replay only reads them.
+	big := filepath.Join(dir, "upload.json.gz")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	bw := bufio.NewWriterSize(zw, 1<<16)
+	const n = 3_000_000
+	var chunk strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&chunk, `,{"n":%d}`, i)
+	}
+	bw.WriteString(`[{"n":0}`)
+	for range n/1000 - 1 {
+		bw.WriteString(chunk.String())
+	}
+	bw.WriteString(chunk.String()[:strings.LastIndex(chunk.String(), ",{")])
+	bw.WriteString("]\n")
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if st, err := os.Stat(big); err == nil {
+		t.Logf("%d events, %d KB gzipped", n, st.Size()>>10)
+	}
+
+	type probe struct {
+		name, file string
+		wantOut    string
+		wantCode   int
+	}
+	huge := strings.Repeat("x", 17<<20)
+	lineFile := writeFile(t, "huge-line.jsonl", `{"decision_id":"a","input":{"pad":"`+huge+`"}}`+"\n"+`{"decision_id":"b"}`+"\n")
+	arrayFile := writeFile(t, "huge-element.json", `[{"decision_id":"b"},{"decision_id":"a","input":{"pad":"`+huge+`"}}]`)
+	probes := []probe{
+		{"3 million events in a gzipped array", big, "holds no decision events", 1},
+		{"a 17 MiB line", lineFile, "event larger than 16 MiB: 1", 0},
+		{"a 17 MiB array element", arrayFile, "larger than 16 MiB", 1},
+	}
+	var through []string
+	for _, p := range probes {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		cmd := exec.CommandContext(ctx, binary, "check", "--replay", p.file, "--policy", policyDir)
+		cmd.Env = cleanEnv()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		peak := make(chan int64)
+		go func() { peak <- peakRSS(cmd.Process.Pid, ctx) }()
+		err := cmd.Wait()
+		cancel()
+		rss := <-peak
+		code := 0
+		if exit, ok := err.(*exec.ExitError); ok {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+		t.Logf("%s: exit %d, max RSS %d MiB", p.name, code, rss>>20)
+		limit := int64(100 << 20)
+		if raceBinary() {
+			limit = 300 << 20 // the race detector's shadow memory
+		}
+		if rss > limit || code != p.wantCode || !strings.Contains(out.String(), p.wantOut) {
+			through = append(through, fmt.Sprintf("%s: exit %d, RSS %d MiB (limit %d MiB):\n%s", p.name, code, rss>>20, limit>>20, lastLines(out.String(), 5)))
+		}
+	}
+	t.Logf("replay memory probes: %d, let through: %d", len(probes), len(through))
+	if len(through) > 0 {
+		t.Fatalf("%d of %d replay probes were not bounded:\n%s", len(through), len(probes), strings.Join(through, "\n"))
+	}
+}
+
+// peakRSS polls the process's peak resident memory (VmHWM, which starts
+// afresh at exec) until it exits or ctx ends, and returns the last reading.
+func peakRSS(pid int, ctx context.Context) int64 {
+	var last int64
+	for ctx.Err() == nil {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return last
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				var kb int64
+				fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+				if kb<<10 > last {
+					last = kb << 10
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return last
+}
+
+// raceBinary reports whether the regoguard under test was built with the
+// race detector (its memory is several times larger).
+func raceBinary() bool {
+	out, err := exec.Command("go", "version", "-m", binary).Output()
+	return err == nil && strings.Contains(string(out), "-race=true")
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
