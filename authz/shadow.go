@@ -14,6 +14,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -102,7 +103,7 @@ type Shadow struct {
 	dl              policy.DecisionLogger
 	keepCredentials bool
 	logger          *slog.Logger
-	ids             *DecisionIDs
+	ids             *pipeline.IDs
 
 	queue   chan shadowJob
 	closeMu sync.RWMutex
@@ -147,7 +148,7 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 		live: live, candidate: cfg.Candidate, sample: cmp.Or(cfg.Sample, 1),
 		timeout: cmp.Or(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
 		keepCredentials: cfg.KeepCredentialsInDecisionLogs,
-		logger:          cfg.Logger, ids: NewDecisionIDs(),
+		logger:          cfg.Logger, ids: pipeline.NewIDs(),
 		queue: make(chan shadowJob, cmp.Or(cfg.Queue, 1024)),
 	}
 	if s.logger == nil {
@@ -336,16 +337,14 @@ func (s *Shadow) compare(job shadowJob) {
 	if s.dl == nil {
 		return
 	}
-	ev := policy.DecisionEvent{
-		ID: id, Path: s.path, Input: loggedInput(job.input, s.keepCredentials), Result: cd.Result, Revision: cd.Revision, Bundles: cd.Bundles,
-		Timestamp: job.at, Duration: elapsed, Err: err,
-		Custom: map[string]any{ShadowCustomKey: map[string]any{
-			"result":        shadowResults[result],
-			"live_result":   job.live.Result,
-			"live_revision": job.live.Revision,
-			"live_bundles":  job.live.Bundles,
-		}},
-	}
+	cd.ID = id
+	ev := pipeline.NewEvent(s.path, nil, job.input, cd, err, job.at, elapsed, s.keepCredentials)
+	ev.Custom = map[string]any{ShadowCustomKey: map[string]any{
+		"result":        shadowResults[result],
+		"live_result":   job.live.Result,
+		"live_revision": job.live.Revision,
+		"live_bundles":  job.live.Bundles,
+	}}
 	if lerr := s.dl.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 		s.logger.Warn("shadow decision log", "error", lerr, "shadow_decision_id", id)
 	}

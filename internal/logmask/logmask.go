@@ -19,6 +19,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/headers"
 )
 
 // Redacted replaces every masked value.
@@ -65,7 +66,7 @@ func Input(input ast.Value) ast.Value {
 	for _, k := range []*ast.Term{keyHeaders, keyMetadata} {
 		if t := obj.Get(k); t != nil {
 			if h, ok := t.Value.(ast.Object); ok {
-				if m := headers(h); m != nil {
+				if m := headerValues(h); m != nil {
 					set(k, m)
 				}
 			}
@@ -99,9 +100,9 @@ func query(q ast.Object) ast.Object {
 	return out
 }
 
-// headers masks an input.headers or input.metadata object ({name: value});
+// headerValues masks an input.headers or input.metadata object ({name: value});
 // nil when nothing changes.
-func headers(h ast.Object) ast.Object {
+func headerValues(h ast.Object) ast.Object {
 	var out ast.Object
 	h.Foreach(func(k, v *ast.Term) {
 		name, _ := k.Value.(ast.String)
@@ -109,7 +110,7 @@ func headers(h ast.Object) ast.Object {
 		switch {
 		case authn.LooksLikeCredential(string(name)):
 			nv = redactedTerm.Value
-		case authn.NormalizeHeaderName(string(name)) == "sec-websocket-protocol":
+		case headers.Normalize(string(name)) == "sec-websocket-protocol":
 			nv = mapStrings(v.Value, WebSocketProtocols)
 		default:
 			nv = mapStrings(v.Value, URL)
