@@ -84,6 +84,13 @@ func credentialProbes() []credentialProbe {
 		ps = append(ps, credentialProbe{name: "Sec-WebSocket-Protocol " + v, target: "/api/x", secret: s,
 			header: [2]string{"Sec-WebSocket-Protocol", fmt.Sprintf(v, s)}})
 	}
+	// Cookies let into the input: those named like credentials are masked,
+	// the others kept.
+	for _, v := range []string{"theme=dark; session=%s", "PHPSESSID=%s; theme=dark", "theme=dark;connect.sid=%s", "auth_token=%s; theme=dark", "JSESSIONID=%s; theme=dark"} {
+		s := secret()
+		ps = append(ps, credentialProbe{name: "Cookie " + v, target: "/api/x", secret: s, keep: "theme=dark",
+			header: [2]string{"Cookie", fmt.Sprintf(v, s)}})
+	}
 	// Credential headers the operator let into the input (InputHeaders).
 	for _, h := range []string{"Authorization", "X-Api-Token"} {
 		s := secret()
@@ -108,7 +115,7 @@ func TestSecurityCredentialsStayOutOfDecisionEvents(t *testing.T) {
 		}
 		var lines strings.Builder
 		mw, err := authz.New(authz.Config{Authenticator: testAuth, Evaluator: shadow, DecisionLogger: liveLog,
-			InputHeaders: []string{"Authorization", "X-Api-Token"}, KeepCredentialsInDecisionLogs: keep,
+			InputHeaders: []string{"Authorization", "X-Api-Token", "Cookie"}, KeepCredentialsInDecisionLogs: keep,
 			LogInput: true, DecisionLogLevel: slog.LevelInfo, Logger: slog.New(slog.NewJSONHandler(&lines, nil))})
 		if err != nil {
 			t.Fatal(err)

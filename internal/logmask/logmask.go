@@ -41,7 +41,8 @@ var (
 //   - input.query: the values of parameters whose names look like
 //     credentials, and credentials inside the other values that are URLs;
 //   - input.headers and input.metadata: the values of names that look like
-//     credentials, credentials inside values that are URLs (Referer,
+//     credentials (of Authorization, all but the scheme; of Cookie, the
+//     cookies whose names look like credentials: see [Cookies]), credentials inside values that are URLs (Referer,
 //     X-Original-URI, X-Forwarded-Uri...), and each entry of
 //     Sec-WebSocket-Protocol that is not a protocol name.
 func Input(input ast.Value) ast.Value {
@@ -107,10 +108,15 @@ func headerValues(h ast.Object) ast.Object {
 	h.Foreach(func(k, v *ast.Term) {
 		name, _ := k.Value.(ast.String)
 		var nv ast.Value
+		norm := headers.Normalize(string(name))
 		switch {
+		case norm == "cookie":
+			nv = mapStrings(v.Value, Cookies)
+		case norm == "authorization" || norm == "proxy-authorization":
+			nv = mapStrings(v.Value, authorization)
 		case authn.LooksLikeCredential(string(name)):
 			nv = redactedTerm.Value
-		case headers.Normalize(string(name)) == "sec-websocket-protocol":
+		case norm == "sec-websocket-protocol":
 			nv = mapStrings(v.Value, WebSocketProtocols)
 		default:
 			nv = mapStrings(v.Value, URL)
@@ -234,6 +240,39 @@ func oneURL(s string) (string, bool) {
 		return s, false
 	}
 	return b.String(), true
+}
+
+// Cookies masks the values of the cookies in a Cookie header whose names
+// look like credentials ([authn.LooksLikeCredential], with "." read as "-",
+// or holding "sess" or "sid": PHPSESSID, connect.sid, _gh_sess), keeping
+// the others (theme=dark) and every name. It reports whether it changed
+// anything.
+func Cookies(s string) (string, bool) {
+	parts := strings.Split(s, ";")
+	changed := false
+	for i, p := range parts {
+		name, _, ok := strings.Cut(p, "=")
+		n := strings.ToLower(strings.TrimSpace(name))
+		if !ok || !(authn.LooksLikeCredential(strings.ReplaceAll(n, ".", "-")) || strings.Contains(n, "sess") || strings.Contains(n, "sid")) {
+			continue
+		}
+		parts[i] = name + "=" + Redacted
+		changed = true
+	}
+	if !changed {
+		return s, false
+	}
+	return strings.Join(parts, ";"), true
+}
+
+// authorization keeps the scheme of an Authorization value and masks the
+// rest ("Bearer **REDACTED**").
+func authorization(s string) (string, bool) {
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(s), " ")
+	if !ok || strings.TrimSpace(rest) == "" {
+		return Redacted, true
+	}
+	return scheme + " " + Redacted, true
 }
 
 // WebSocketProtocols masks the entries of a Sec-WebSocket-Protocol value
