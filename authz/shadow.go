@@ -54,12 +54,15 @@ type ShadowConfig struct {
 	QueueBytes int64
 	Workers    int
 	// CPUShare is the fraction of one CPU each worker may spend on the
-	// candidate, averaged over its evaluations, in (0, 1] (default 0.5):
+	// candidate, averaged over its evaluations, in (0, 1] (default 1):
 	// after an evaluation that took d, the worker rests d*(1/CPUShare - 1).
-	// Before each evaluation, it also waits (at most 5 ms) for the live
-	// decisions in progress to finish. Live decisions keep priority: a
+	// Before each evaluation, a worker also waits (at most 5 ms) for the
+	// live decisions in progress to finish. Live decisions keep priority: a
 	// CPU-heavy candidate fills the queue and is skipped (counted), instead
-	// of taking the processors from live requests.
+	// of taking more processors from live requests than the workers hold.
+	// Lowering CPUShare lowers the CPU the candidate costs, not live
+	// latency: measured, resting workers made the live p99 worse
+	// (benchmarks/README.md).
 	CPUShare float64
 	// Timeout bounds one candidate evaluation (default 1s).
 	Timeout time.Duration
@@ -84,9 +87,11 @@ type ShadowConfig struct {
 // candidate judge the same input beside it, on every decision or a sampled
 // fraction, to see what a new policy would change before it enforces
 // anything. The candidate never changes an answer and never delays one: the
-// request pays for the sampling and a queue send (well under a microsecond),
-// and the candidate's evaluation runs in background workers, each bounded
-// by Timeout. A full queue skips the comparison instead of waiting.
+// request pays for the sampling, an estimate of its input's size (a walk of
+// the input: well under a microsecond for a small one) and a queue send, and
+// the candidate's evaluation runs in background workers, each bounded by
+// Timeout and by its CPUShare. A full queue (by count or by bytes) skips the
+// comparison instead of waiting.
 //
 // Disagreements are counted by direction ([Shadow.Stats]) and logged as
 // decision events carrying both results and both revisions. Call [Shadow.Close] to finish
@@ -144,7 +149,7 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 		return nil, fmt.Errorf("authz: shadow CPU share must be a fraction between 0 and 1, got %v", cfg.CPUShare)
 	}
 	s := &Shadow{
-		cpuShare: cmp.Or(cfg.CPUShare, 0.5), maxBytes: cmp.Or(cfg.QueueBytes, DefaultShadowQueueBytes),
+		cpuShare: cmp.Or(cfg.CPUShare, 1), maxBytes: cmp.Or(cfg.QueueBytes, DefaultShadowQueueBytes),
 		live: live, candidate: cfg.Candidate, sample: cmp.Or(cfg.Sample, 1),
 		timeout: cmp.Or(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
 		keepCredentials: cfg.KeepCredentialsInDecisionLogs,
@@ -181,7 +186,7 @@ func (s *Shadow) Eval(ctx context.Context, input ast.Value) (policy.Decision, er
 	}
 	// Reserve the input's bytes first: a full byte budget skips the
 	// comparison as a full queue does.
-	n := int64(valueBytes(input, s.maxBytes))
+	n := valueBytes(input, s.maxBytes)
 	if s.queued.Add(n) > s.maxBytes {
 		s.queued.Add(-n)
 		s.skipped.Add(1)
