@@ -60,9 +60,8 @@ type ShadowConfig struct {
 	// live decisions in progress to finish. Live decisions keep priority: a
 	// CPU-heavy candidate fills the queue and is skipped (counted), instead
 	// of taking more processors from live requests than the workers hold.
-	// Lowering CPUShare lowers the CPU the candidate costs, not live
-	// latency: measured, resting workers made the live p99 worse
-	// (benchmarks/README.md).
+	// Lowering CPUShare lowers the CPU the candidate costs; what it does to
+	// live latency is measured in benchmarks/README.md (BenchmarkShadowLiveLatency).
 	CPUShare float64
 	// Timeout bounds one candidate evaluation (default 1s).
 	Timeout time.Duration
