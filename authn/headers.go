@@ -17,19 +17,29 @@ import (
 // whose name matches an identity or credential header in that reading is
 // treated as that header, whatever its spelling.
 
-// LooksLikeCredential reports whether a header or gRPC metadata name, in
-// any spelling, looks like it carries a credential: it holds one of the
-// words token, secret, password, passwd, api-key, apikey, credential,
-// session, cookie, authorization (X-Auth-Token, X-Amz-Security-Token,
-// X-Session-Id), or one of its "-"-separated parts is jwt, assertion,
-// signature, sig, bearer, authentication, hmac or oidc, or ends in "key"
-// (Cf-Access-Jwt-Assertion, X-Goog-Iap-Jwt-Assertion, X-Amzn-Oidc-Data,
-// Ocp-Apim-Subscription-Key, X-Auth-Key, X-Hub-Signature-256). The
-// authorization middleware and the gRPC interceptors keep such names out of
-// the policy input, and so out of decision logs, unless configured to read
-// them.
+// LooksLikeCredential reports whether a header name, gRPC metadata key or
+// URL query parameter name, in any spelling, looks like it carries a
+// credential: it holds one of the words token, secret, password, passwd,
+// api-key, apikey, credential, session, cookie, authorization
+// (X-Auth-Token, X-Amz-Security-Token, X-Session-Id, access_token,
+// id_token, api_key), or one of its "-"-separated parts (after "_" is read
+// as "-") is jwt, assertion, signature, sig, bearer, authentication, hmac
+// or oidc, or ends in "key" (Cf-Access-Jwt-Assertion, X-Amzn-Oidc-Data,
+// Ocp-Apim-Subscription-Key, X-Auth-Key, X-Hub-Signature-256,
+// X-Amz-Signature, key), or the whole name is one of code, code-verifier,
+// auth, pass, pwd, passcode, otp, ticket, sid, samlresponse or samlart (an
+// OAuth authorization code, a CAS ticket, a SAML response in a query).
+//
+// It is the one rule for all three: the authorization middleware and the
+// gRPC interceptors keep such headers and metadata out of the policy
+// input unless configured to read them, and decision events carry the
+// values of such headers, metadata and query parameters masked (see
+// authz.Config.KeepCredentialsInDecisionLogs).
 func LooksLikeCredential(name string) bool {
 	norm := headers.Normalize(name)
+	if slices.Contains(credentialNames, norm) {
+		return true
+	}
 	for _, w := range credentialWords {
 		if strings.Contains(norm, w) {
 			return true
@@ -47,6 +57,8 @@ var (
 	credentialWords = []string{"token", "secret", "password", "passwd", "api-key", "apikey", "credential", "session", "cookie", "authorization"}
 	// Whole parts only, so that Keyboard-Layout or X-Design stay in.
 	credentialParts = []string{"jwt", "assertion", "signature", "sig", "bearer", "authentication", "hmac", "oidc"}
+	// Whole names only, so that X-Error-Code or X-Auth-Method stay in.
+	credentialNames = []string{"code", "code-verifier", "auth", "pass", "pwd", "passcode", "otp", "ticket", "sid", "samlresponse", "samlart"}
 )
 
 // identitySet is every identity header, in any spelling.

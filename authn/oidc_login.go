@@ -26,10 +26,7 @@ type loginState struct {
 }
 
 func (b *Browser) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
-	rt, ok := websession.SafeReturnPath(returnTo)
-	if !ok || b.routes.Has(rt) {
-		rt = "/"
-	}
+	rt := websession.LoginReturnPath(returnTo, b.routes.Has)
 	_, conf, err := b.provider(r.Context())
 	if err != nil {
 		b.logger.WarnContext(r.Context(), "login: identity provider unavailable", "error", err)

@@ -173,8 +173,19 @@ type Config struct {
 	LogInput     bool
 	LogInputMask []string
 	// DecisionLogger, when set, receives every decision (for example in OPA's
-	// decision-log format; see package bundles).
+	// decision-log format; see package bundles). The input it receives has
+	// its credentials masked (the key kept, the value replaced by
+	// "**REDACTED**"): query parameters whose names look like credentials
+	// (?access_token=, ?code=, ?X-Amz-Signature=, ?sig=, ?key=...), the same
+	// inside URLs in header values (an OAuth code in Referer), credential
+	// headers that InputHeaders let in, and tokens in
+	// Sec-WebSocket-Protocol; [authn.LooksLikeCredential] is the rule. The
+	// policy's own system.log.mask still applies on top (package bundles).
 	DecisionLogger policy.DecisionLogger
+	// KeepCredentialsInDecisionLogs gives the DecisionLogger (and the
+	// LogInput line) the input unmasked, credentials included: for operators
+	// who must keep them, and whose decision logs are guarded as secrets.
+	KeepCredentialsInDecisionLogs bool
 	// Metrics, when set, is told each request's outcome, each decision's
 	// duration, each fallback and, with DryRun, each request let through
 	// that would have been refused. Package prommetrics implements it for
@@ -291,13 +302,14 @@ func New(cfg Config) (*Middleware, error) {
 		logLevel = cfg.DecisionLogLevel.Level()
 	}
 	pcfg := pipeline.Config{
-		Evaluator:      cfg.Evaluator,
-		Logger:         logger,
-		LogLevel:       logLevel,
-		LogInput:       cfg.LogInput,
-		LogInputMask:   cfg.LogInputMask,
-		DecisionLogger: cfg.DecisionLogger,
-		Abandoned:      ctxDone,
+		Evaluator:       cfg.Evaluator,
+		Logger:          logger,
+		LogLevel:        logLevel,
+		LogInput:        cfg.LogInput,
+		LogInputMask:    cfg.LogInputMask,
+		DecisionLogger:  cfg.DecisionLogger,
+		KeepCredentials: cfg.KeepCredentialsInDecisionLogs,
+		Abandoned:       ctxDone,
 	}
 	if cfg.Metrics != nil {
 		pcfg.Metrics = cfg.Metrics

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,17 +42,36 @@ type ShadowConfig struct {
 	// (0, 1]; 0 means every decision.
 	Sample float64
 	// Queue is how many sampled decisions may wait for the candidate
-	// (default 1024). The candidate runs off the request path, in Workers
-	// goroutines (default 1); when the queue is full the comparison is
-	// skipped and counted, never waited for.
-	Queue   int
-	Workers int
+	// (default 1024), and QueueBytes how much memory their inputs may hold
+	// together (default [DefaultShadowQueueBytes], 32 MiB), as estimated by
+	// walking each input when it is queued (strings plus a fixed cost per
+	// term, about what OPA's values take on the heap). The candidate runs
+	// off the request path, in Workers goroutines (default 1, never more
+	// than half of GOMAXPROCS, rounded up); when either bound is reached the
+	// comparison is skipped and counted, never waited for. An input larger
+	// than QueueBytes alone is never queued.
+	Queue      int
+	QueueBytes int64
+	Workers    int
+	// CPUShare is the fraction of one CPU each worker may spend on the
+	// candidate, averaged over its evaluations, in (0, 1] (default 1):
+	// after an evaluation that took d, the worker rests d*(1/CPUShare - 1).
+	// Before each evaluation, a worker also waits (at most 5 ms) for the
+	// live decisions in progress to finish. Live decisions keep priority: a
+	// CPU-heavy candidate fills the queue and is skipped (counted), instead
+	// of taking more processors from live requests than the workers hold.
+	// Lowering CPUShare lowers the CPU the candidate costs; what it does to
+	// live latency is measured in benchmarks/README.md (BenchmarkShadowLiveLatency).
+	CPUShare float64
 	// Timeout bounds one candidate evaluation (default 1s).
 	Timeout time.Duration
 	// DecisionLogger, when set, receives one event per disagreement or
 	// candidate error: the input, the candidate's result and revision, and
-	// the live result and revision under custom.regoguard_shadow.
-	DecisionLogger policy.DecisionLogger
+	// the live result and revision under custom.regoguard_shadow. The input
+	// has its credentials masked as [Config.DecisionLogger]'s has, unless
+	// KeepCredentialsInDecisionLogs.
+	DecisionLogger                policy.DecisionLogger
+	KeepCredentialsInDecisionLogs bool
 	// Path is the decision path put in those events; default the live
 	// evaluator's decision ([DecisionNamer]), when it names one.
 	Path string
@@ -66,9 +86,11 @@ type ShadowConfig struct {
 // candidate judge the same input beside it, on every decision or a sampled
 // fraction, to see what a new policy would change before it enforces
 // anything. The candidate never changes an answer and never delays one: the
-// request pays for the sampling and a queue send (well under a microsecond),
-// and the candidate's evaluation runs in background workers, each bounded
-// by Timeout. A full queue skips the comparison instead of waiting.
+// request pays for the sampling, an estimate of its input's size (a walk of
+// the input: well under a microsecond for a small one) and a queue send, and
+// the candidate's evaluation runs in background workers, each bounded by
+// Timeout and by its CPUShare. A full queue (by count or by bytes) skips the
+// comparison instead of waiting.
 //
 // Disagreements are counted by direction ([Shadow.Stats]) and logged as
 // decision events carrying both results and both revisions. Call [Shadow.Close] to finish
@@ -77,8 +99,13 @@ type Shadow struct {
 	live, candidate Evaluator
 	sample          float64
 	timeout         time.Duration
+	cpuShare        float64
+	maxBytes        int64
+	queued          atomic.Int64 // estimated bytes of the inputs queued
+	liveInFlight    atomic.Int64 // live evaluations in progress
 	path            string
 	dl              policy.DecisionLogger
+	keepCredentials bool
 	logger          *slog.Logger
 	ids             *pipeline.IDs
 
@@ -98,7 +125,12 @@ type shadowJob struct {
 	input ast.Value
 	live  policy.Decision
 	at    time.Time
+	bytes int64
 }
+
+// DefaultShadowQueueBytes bounds the memory of the inputs waiting for a
+// shadow candidate when ShadowConfig.QueueBytes is 0.
+const DefaultShadowQueueBytes = 32 << 20
 
 // NewShadow returns a Shadow answering with live and trying cfg.Candidate
 // beside it. Its workers run until [Shadow.Close].
@@ -109,10 +141,18 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 	if cfg.Sample < 0 || cfg.Sample > 1 {
 		return nil, fmt.Errorf("authz: shadow sample must be a fraction between 0 and 1, got %v", cfg.Sample)
 	}
+	if cfg.Queue < 0 || cfg.QueueBytes < 0 || cfg.Workers < 0 {
+		return nil, errors.New("authz: shadow queue, queue bytes and workers cannot be negative")
+	}
+	if cfg.CPUShare < 0 || cfg.CPUShare > 1 {
+		return nil, fmt.Errorf("authz: shadow CPU share must be a fraction between 0 and 1, got %v", cfg.CPUShare)
+	}
 	s := &Shadow{
+		cpuShare: cmp.Or(cfg.CPUShare, 1), maxBytes: cmp.Or(cfg.QueueBytes, DefaultShadowQueueBytes),
 		live: live, candidate: cfg.Candidate, sample: cmp.Or(cfg.Sample, 1),
 		timeout: cmp.Or(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
-		logger: cfg.Logger, ids: pipeline.NewIDs(),
+		keepCredentials: cfg.KeepCredentialsInDecisionLogs,
+		logger:          cfg.Logger, ids: pipeline.NewIDs(),
 		queue: make(chan shadowJob, cmp.Or(cfg.Queue, 1024)),
 	}
 	if s.logger == nil {
@@ -123,7 +163,7 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 			s.path = ref.String()
 		}
 	}
-	for range cmp.Or(cfg.Workers, 1) {
+	for range min(cmp.Or(cfg.Workers, 1), (runtime.GOMAXPROCS(0)+1)/2) {
 		s.workers.Add(1)
 		go s.work()
 	}
@@ -132,7 +172,9 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 
 // Eval implements [Evaluator]: the live evaluator's decision, unchanged.
 func (s *Shadow) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
+	s.liveInFlight.Add(1)
 	d, err := s.live.Eval(ctx, input)
+	s.liveInFlight.Add(-1)
 	if err != nil || (s.sample < 1 && rand.Float64() >= s.sample) {
 		return d, err
 	}
@@ -141,12 +183,66 @@ func (s *Shadow) Eval(ctx context.Context, input ast.Value) (policy.Decision, er
 	if s.closed {
 		return d, nil
 	}
+	// Reserve the input's bytes first: a full byte budget skips the
+	// comparison as a full queue does.
+	n := valueBytes(input, s.maxBytes)
+	if s.queued.Add(n) > s.maxBytes {
+		s.queued.Add(-n)
+		s.skipped.Add(1)
+		return d, nil
+	}
 	select {
-	case s.queue <- shadowJob{input: input, live: d, at: time.Now()}:
+	case s.queue <- shadowJob{input: input, live: d, at: time.Now(), bytes: n}:
 	default:
+		s.queued.Add(-n)
 		s.skipped.Add(1)
 	}
 	return d, nil
+}
+
+// Estimated heap cost of OPA values: a term and its value, an object or
+// array element. Measured on an input holding a 60 KB JSON body (issue #22):
+// 876 KB on the heap, estimated at 943 KB.
+const (
+	termBytes = 48
+	elemBytes = 64
+)
+
+// valueBytes estimates the heap bytes v holds, stopping early once the
+// estimate passes limit (the caller only compares it with the limit).
+func valueBytes(v ast.Value, limit int64) int64 {
+	var n int64
+	var walk func(v ast.Value)
+	walk = func(v ast.Value) {
+		if n > limit {
+			return
+		}
+		n += termBytes
+		switch v := v.(type) {
+		case ast.String:
+			n += int64(len(v))
+		case ast.Number:
+			n += int64(len(v))
+		case ast.Object:
+			v.Foreach(func(k, val *ast.Term) {
+				n += elemBytes
+				walk(k.Value)
+				walk(val.Value)
+			})
+		case *ast.Array:
+			for i := range v.Len() {
+				n += elemBytes / 2
+				walk(v.Elem(i).Value)
+			}
+		case ast.Set:
+			v.Foreach(func(t *ast.Term) {
+				n += elemBytes
+				walk(t.Value)
+			})
+		}
+	}
+	walk(v)
+	return n
 }
 
 // DecisionRef implements [DecisionNamer]: the live evaluator's decision
@@ -173,20 +269,42 @@ func (s *Shadow) work() {
 		if !ok {
 			return
 		}
-		s.compare(job)
+		s.run(job)
 		for drained := false; !drained; {
 			select {
 			case job, ok := <-s.queue:
 				if !ok {
 					return
 				}
-				s.compare(job)
+				s.run(job)
 			default:
 				drained = true
 			}
 		}
 		nap.Reset(shadowBatchDelay)
 		<-nap.C
+	}
+}
+
+// liveWait bounds how long a worker waits for live decisions in progress
+// before it starts a candidate evaluation, and livePoll how often it looks.
+const (
+	liveWait = 5 * time.Millisecond
+	livePoll = 100 * time.Microsecond
+)
+
+// run compares one job within the worker's CPU share, giving way to live
+// decisions first, and frees its bytes.
+func (s *Shadow) run(job shadowJob) {
+	for waited := time.Duration(0); s.liveInFlight.Load() > 0 && waited < liveWait; waited += livePoll {
+		time.Sleep(livePoll)
+	}
+	start := time.Now()
+	s.compare(job)
+	s.queued.Add(-job.bytes)
+	if s.cpuShare < 1 {
+		rest := time.Duration(float64(time.Since(start)) * (1/s.cpuShare - 1))
+		time.Sleep(min(rest, s.timeout))
 	}
 }
 
@@ -224,7 +342,7 @@ func (s *Shadow) compare(job shadowJob) {
 		return
 	}
 	cd.ID = id
-	ev := pipeline.NewEvent(s.path, nil, job.input, cd, err, job.at, elapsed)
+	ev := pipeline.NewEvent(s.path, nil, job.input, cd, err, job.at, elapsed, s.keepCredentials)
 	ev.Custom = map[string]any{ShadowCustomKey: map[string]any{
 		"result":        shadowResults[result],
 		"live_result":   job.live.Result,

@@ -2,9 +2,13 @@ package benchmarks
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -108,4 +112,88 @@ type freeCandidate struct{}
 
 func (freeCandidate) Eval(context.Context, ast.Value) (policy.Decision, error) {
 	return policy.Decision{Allow: true}, nil
+}
+
+// BenchmarkShadowLiveLatency measures what a CPU-heavy candidate judging
+// every decision does to live answers (issue #22): clients send requests
+// back to back through the middleware on the small policy, and p50-ns and
+// p99-ns are the live requests' latency percentiles. The candidate spends
+// about 20 ms of CPU per decision (a comprehension over 200 000 numbers),
+// far more than the live policy's microseconds, so it can never keep up:
+// the shadow's defaults (one worker, half a CPU, giving way to live
+// decisions, a bounded queue) skip what it cannot judge. shadow=heavy-half-cpu
+// is the same candidate with CPUShare 0.5 (the worker rests as long as it
+// evaluated).
+func BenchmarkShadowLiveLatency(b *testing.B) {
+	ctx := context.Background()
+	w := workloads[0]
+	s := newSetup(b, w, false)
+	heavy, err := policy.New(ctx, policy.Config{}, policy.MustParse(map[string]string{"heavy.rego": `package httpapi.authz
+
+default allow := false
+
+allow if {
+	count([x | some x in numbers.range(1, 200000); x % 7 == 0]) > 0
+	input.method == "GET"
+}
+`}, nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	auth := authn.AuthenticatorFunc(func(*http.Request) (*authn.Identity, error) { return w.user, nil })
+	for _, clients := range []int{1, 2} {
+		for _, mode := range []struct {
+			name  string
+			share float64
+		}{{"off", 0}, {"heavy", 0}, {"heavy-half-cpu", 0.5}} {
+			b.Run(fmt.Sprintf("clients=%d/shadow=%s", clients, mode.name), func(b *testing.B) {
+				var eval authz.Evaluator = s.engine
+				var shadow *authz.Shadow
+				if mode.name != "off" {
+					if shadow, err = authz.NewShadow(s.engine, authz.ShadowConfig{Candidate: heavy, CPUShare: mode.share, Queue: 16,
+						Logger: slog.New(slog.DiscardHandler)}); err != nil {
+						b.Fatal(err)
+					}
+					eval = shadow
+				}
+				h := middleware(b, auth, eval).Handler(app)
+				var mu sync.Mutex
+				var lat []time.Duration
+				var next atomic.Int64
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for range clients {
+					wg.Go(func() {
+						rw := newDiscard()
+						mine := make([]time.Duration, 0, b.N/clients+1)
+						for next.Add(1) <= int64(b.N) {
+							rw.reset()
+							t0 := time.Now()
+							h.ServeHTTP(rw, s.request.Clone(ctx))
+							mine = append(mine, time.Since(t0))
+							if rw.status != http.StatusOK {
+								b.Errorf("status %d", rw.status)
+								return
+							}
+						}
+						mu.Lock()
+						lat = append(lat, mine...)
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+				if shadow != nil {
+					st := shadow.Stats()
+					cctx, cancel := context.WithTimeout(ctx, time.Minute)
+					defer cancel()
+					_ = shadow.Close(cctx)
+					b.ReportMetric(float64(st.Skipped)/float64(b.N), "skipped/op")
+				}
+			})
+		}
+	}
 }

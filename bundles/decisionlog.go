@@ -97,6 +97,10 @@ type DecisionLogger struct {
 	dropped atomic.Int64
 	// lastDropWarn is when dropped events were last warned of (UnixNano).
 	lastDropWarn atomic.Int64
+	// failed counts queued events lost to a failed write (a full disk, a
+	// closed file); lastFailWarn is when they were last logged.
+	failed       atomic.Int64
+	lastFailWarn atomic.Int64
 	file         *fileSink // DecisionLogConfig.File
 }
 
@@ -243,7 +247,7 @@ func (d *DecisionLogger) work() {
 	defer close(d.done)
 	for ev := range d.queue {
 		if err := d.log(context.Background(), ev); err != nil {
-			d.logger.Error("decision log failed", "decision_id", ev.ID, "error", err)
+			d.warnFailed(d.failed.Add(1), ev.ID, err)
 		}
 	}
 }
@@ -303,6 +307,24 @@ func (d *DecisionLogger) LogDecision(ctx context.Context, ev policy.DecisionEven
 
 // Dropped returns how many events were dropped because the queue was full.
 func (d *DecisionLogger) Dropped() int64 { return d.dropped.Load() }
+
+// Failed returns how many queued events were lost because writing them
+// failed (the decision-log file could not be written: a full disk, a file
+// system gone read-only). Such an event is not retried: the decision it
+// records was made and answered; the loss is counted here and logged.
+func (d *DecisionLogger) Failed() int64 { return d.failed.Load() }
+
+// warnFailed logs a lost event: the first, then at most one line per
+// dropWarnInterval with the total so far, so that a full disk cannot
+// flood the log with a line per request.
+func (d *DecisionLogger) warnFailed(total int64, id string, err error) {
+	now := time.Now().UnixNano()
+	last := d.lastFailWarn.Load()
+	if last != 0 && now-last < int64(dropWarnInterval) || !d.lastFailWarn.CompareAndSwap(last, now) {
+		return
+	}
+	d.logger.Error("decision log write failed: events lost", "failed_total", total, "decision_id", id, "error", err)
+}
 
 // warnDropped warns that events are being dropped, with their total so
 // far: at the first drop, then at most once per dropWarnInterval.

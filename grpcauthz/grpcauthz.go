@@ -195,8 +195,14 @@ type Config struct {
 	// a busy service does not log every call unless asked. A decision that
 	// fails is always logged at Error.
 	DecisionLogLevel slog.Leveler
-	// DecisionLogger, when set, receives every decision with its input.
+	// DecisionLogger, when set, receives every decision with its input,
+	// credentials masked as for HTTP (authz.Config.DecisionLogger): metadata
+	// whose keys look like credentials, credentials inside URLs in metadata
+	// values, tokens in sec-websocket-protocol.
 	DecisionLogger policy.DecisionLogger
+	// KeepCredentialsInDecisionLogs gives the DecisionLogger the input
+	// unmasked.
+	KeepCredentialsInDecisionLogs bool
 	// TracerProvider, when set, traces each call: a span regoguard.call
 	// (continuing the client's W3C traceparent from the metadata when
 	// nothing before the interceptors traced the call), with children
@@ -265,10 +271,11 @@ func New(cfg Config) (*Interceptor, error) {
 		logLevel = cfg.DecisionLogLevel.Level()
 	}
 	pcfg := pipeline.Config{
-		Evaluator:      cfg.Evaluator,
-		Logger:         i.logger,
-		LogLevel:       logLevel,
-		DecisionLogger: cfg.DecisionLogger,
+		Evaluator:       cfg.Evaluator,
+		Logger:          i.logger,
+		LogLevel:        logLevel,
+		DecisionLogger:  cfg.DecisionLogger,
+		KeepCredentials: cfg.KeepCredentialsInDecisionLogs,
 	}
 	if cfg.Metrics != nil {
 		pcfg.Metrics = cfg.Metrics

@@ -141,11 +141,12 @@ type ServiceProvider struct {
 	secure   bool
 	origin   string
 	logger   *slog.Logger
+	parsing  chan struct{} // one token per response being parsed
 }
 
 // New checks cfg and returns a service provider.
 func New(cfg Config) (*ServiceProvider, error) {
-	s := &ServiceProvider{cfg: cfg}
+	s := &ServiceProvider{cfg: cfg, parsing: make(chan struct{}, MaxConcurrentResponses)}
 	if err := s.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -342,10 +343,7 @@ type samlLogin struct {
 }
 
 func (s *ServiceProvider) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
-	rt, ok := websession.SafeReturnPath(returnTo)
-	if !ok || s.routes.Has(rt) {
-		rt = "/"
-	}
+	rt := websession.LoginReturnPath(returnTo, s.routes.Has)
 	req, err := s.sp.MakeAuthenticationRequest(s.sp.GetSSOBindingLocation(saml.HTTPRedirectBinding),
 		saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	var redirect *url.URL
@@ -392,9 +390,6 @@ func (s *ServiceProvider) serveMetadata(w http.ResponseWriter, r *http.Request) 
 	_, _ = w.Write(md)
 }
 
-// maxSAMLResponseBytes bounds the form posted to the ACS.
-const maxSAMLResponseBytes = 1 << 20
-
 // serveACS accepts the IdP's response to a login this browser started.
 func (s *ServiceProvider) serveACS(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -407,6 +402,11 @@ func (s *ServiceProvider) serveACS(w http.ResponseWriter, r *http.Request) {
 		websession.ErrorPage(w, http.StatusBadRequest, "Sign-in failed", "The identity provider's answer could not be read.", "/")
 		return
 	}
+	if err := postBinding(r); err != nil {
+		s.logger.InfoContext(r.Context(), "saml: refused a response", "error", err)
+		websession.ErrorPage(w, http.StatusBadRequest, "Sign-in failed", "The identity provider's answer could not be read.", "/")
+		return
+	}
 	state := r.PostForm.Get("RelayState")
 	login, err := s.readLogin(r, state)
 	if err != nil {
@@ -416,6 +416,21 @@ func (s *ServiceProvider) serveACS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, s.loginCookie(websession.LoginCookieName("regoguard_saml_login_", s.secure, state), "", -1))
+	select {
+	case s.parsing <- struct{}{}:
+		defer func() { <-s.parsing }()
+	case <-time.After(acsWait):
+		websession.ErrorPage(w, http.StatusServiceUnavailable, "Sign-in could not be completed",
+			"Too many sign-ins are being completed at once. Please try again in a moment.", login.Return)
+		return
+	case <-r.Context().Done():
+		return
+	}
+	if err := checkResponseShape(r.PostForm.Get("SAMLResponse")); err != nil {
+		s.logger.WarnContext(r.Context(), "saml: refused a response", "error", err)
+		websession.ErrorPage(w, http.StatusBadRequest, "Sign-in failed", "The identity provider's answer could not be read.", login.Return)
+		return
+	}
 	id, expiry, err := s.verify(r, login.RequestID)
 	if errors.Is(err, errStore) {
 		s.logger.WarnContext(r.Context(), "saml: cannot record the assertion", "error", err)
@@ -516,10 +531,17 @@ func (c *storeErrCache) Consume(id string, until time.Time) error {
 }
 
 // samlClaims turns the assertion's attributes into claims: one list of
-// string values per attribute Name (and per FriendlyName), plus iss; or
-// fastapi-opa's claims.
+// string values per attribute Name, plus iss; or fastapi-opa's claims.
+//
+// A FriendlyName is a display hint that anyone writing attributes at the IdP
+// may set: it becomes a second name of its attribute's claim only when no
+// attribute has it as its Name, it is not "iss", and no other attribute
+// (another Name) has the same FriendlyName. It never overrides or adds to a
+// claim that comes from a Name (Name="urn:x:dept" FriendlyName="groups"
+// does not replace, or join, the attribute named "groups").
 func samlClaims(a *saml.Assertion, fastAPI bool) map[string]any {
-	byName, byBoth := map[string]any{}, map[string]any{}
+	byName := map[string]any{}
+	friendly := map[string]string{} // FriendlyName -> the one Name it aliases; "" when ambiguous
 	for _, st := range a.AttributeStatements {
 		for _, at := range st.Attributes {
 			vals := make([]any, 0, len(at.Values))
@@ -528,11 +550,24 @@ func samlClaims(a *saml.Assertion, fastAPI bool) map[string]any {
 			}
 			prev, _ := byName[at.Name].([]any)
 			byName[at.Name] = append(prev, vals...)
-			byBoth[at.Name] = byName[at.Name]
-			if at.FriendlyName != "" && at.FriendlyName != at.Name {
-				byBoth[at.FriendlyName] = byName[at.Name]
+			if f := at.FriendlyName; f != "" && f != at.Name {
+				if other, seen := friendly[f]; seen && other != at.Name {
+					friendly[f] = ""
+				} else {
+					friendly[f] = at.Name
+				}
 			}
 		}
+	}
+	byBoth := make(map[string]any, len(byName)+len(friendly)+1)
+	for k, v := range byName {
+		byBoth[k] = v
+	}
+	for f, name := range friendly {
+		if _, isName := byName[f]; isName || name == "" || f == "iss" {
+			continue
+		}
+		byBoth[f] = byName[name]
 	}
 	if !fastAPI {
 		byBoth["iss"] = a.Issuer.Value

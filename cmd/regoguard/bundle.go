@@ -39,6 +39,7 @@ type bundleOptions struct {
 	logFile      string
 	logFileMax   int64
 	logFileKeep  int
+	logKeepCreds bool
 }
 
 func (o *bundleOptions) register(fs *pflag.FlagSet) {
@@ -59,6 +60,7 @@ func (o *bundleOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.logFile, "decision-log-file", "", "append decision logs in OPA's format to this file, one JSON object per line (what check --replay reads)")
 	fs.Int64Var(&o.logFileMax, "decision-log-file-max-bytes", bundles.DefaultFileMaxBytes, "rotate --decision-log-file when it would grow past this size")
 	fs.IntVar(&o.logFileKeep, "decision-log-file-keep", bundles.DefaultFileKeep, "rotated decision-log files kept (FILE.1 ... FILE.N; 0: none)")
+	fs.BoolVar(&o.logKeepCreds, "decision-log-keep-credentials", false, "keep credentials in decision events (query parameters such as ?access_token= or ?code=, URLs in Referer, tokens in Sec-WebSocket-Protocol); by default their values are masked")
 	fs.IntVar(&o.logQueue, "decision-log-queue", 10000, "decision-log events queued off the request path (0: log synchronously)")
 }
 

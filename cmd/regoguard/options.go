@@ -144,15 +144,15 @@ func (o *policyOptions) remote() (*authz.Remote, error) {
 func (o *policyOptions) combined(engine *policy.Engine, remote *authz.Remote, logger *slog.Logger) authz.Evaluator {
 	switch {
 	case engine != nil && remote != nil && o.remoteFirst:
-		logger.Info("the local policy is the fallback of the remote OPA", "opa", remote.Endpoint())
+		logger.Info("the local policy is the fallback of the remote OPA", "opa", redactURL(remote.Endpoint()))
 		return &authz.Fallback{Primary: remote, Secondary: engine}
 	case engine != nil && remote != nil:
-		logger.Info("remote OPA is the fallback of the local policy", "opa", remote.Endpoint())
+		logger.Info("remote OPA is the fallback of the local policy", "opa", redactURL(remote.Endpoint()))
 		return &authz.Fallback{Primary: engine, Secondary: remote}
 	case engine != nil:
 		return engine
 	case remote != nil:
-		logger.Info("every decision is asked of a remote OPA server", "opa", remote.Endpoint())
+		logger.Info("every decision is asked of a remote OPA server", "opa", redactURL(remote.Endpoint()))
 		return remote
 	}
 	return nil

@@ -362,40 +362,146 @@ func readEvents(path string, each func(map[string]any), skip func(string)) error
 	if first, err := firstByte(br); err != nil {
 		return err
 	} else if first == '[' {
-		// A collector's upload: one or more JSON arrays, laid out freely.
-		dec := json.NewDecoder(br)
-		dec.UseNumber()
-		for {
+		return readArrays(path, br, emit, skip)
+	}
+	// JSON lines, as written by --decision-log-file and OPA's console.
+	for line := 1; ; line++ {
+		data, tooLong, err := readLine(br, maxReplayEventBytes)
+		if tooLong {
+			skip(fmt.Sprintf("event larger than %d MiB", maxReplayEventBytes>>20))
+		} else if data = bytes.TrimSpace(data); len(data) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.UseNumber()
 			var v any
-			if err := dec.Decode(&v); err == io.EOF {
-				return nil
-			} else if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+			if derr := dec.Decode(&v); derr != nil || dec.More() {
+				skip("not JSON")
+			} else {
+				emit(v)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("%s: line %d: %w", path, line, err)
+		}
+	}
+}
+
+// maxReplayEventBytes bounds one decision event read by check --replay (a
+// line, or an element of an array); a larger one is skipped and counted.
+// With it, replay's memory stays bounded whatever the file holds: events
+// are read one at a time, in lines or in arrays.
+const maxReplayEventBytes = 16 << 20
+
+// readLine returns the next line without its end, reading at most max
+// bytes of it into memory: a longer line is read through and reported as
+// tooLong. err is io.EOF after the last line.
+func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(chunk) > max {
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		switch {
+		case err == nil:
+			return line, tooLong, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF && (len(line) > 0 || tooLong):
+			return line, tooLong, nil
+		default:
+			return line, tooLong, err
+		}
+	}
+}
+
+// readArrays reads a collector's upload: one or more JSON arrays (or
+// objects), laid out freely, one element at a time, so that memory stays
+// bounded by the largest element whatever the length of an array. An
+// element larger than maxReplayEventBytes stops the reading with an error:
+// a JSON value cannot be skipped without being read.
+func readArrays(path string, r io.Reader, emit func(any), skip func(string)) error {
+	lr := &eventLimit{r: r}
+	dec := json.NewDecoder(lr)
+	dec.UseNumber()
+	fail := func(err error) error {
+		if errors.Is(err, errEventTooLarge) {
+			return fmt.Errorf("%s: an event at byte %d is larger than %d MiB", path, dec.InputOffset(), maxReplayEventBytes>>20)
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for {
+		lr.reset()
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fail(err)
+		}
+		switch tok {
+		case json.Delim('['):
+		case json.Delim('{'): // an event between the arrays
+			obj := map[string]any{}
+			for dec.More() {
+				key, err := dec.Token()
+				if err != nil {
+					return fail(err)
+				}
+				var v any
+				if err := dec.Decode(&v); err != nil {
+					return fail(err)
+				}
+				k, _ := key.(string)
+				obj[k] = v
+			}
+			if _, err := dec.Token(); err != nil { // the closing }
+				return fail(err)
+			}
+			emit(obj)
+			continue
+		default:
+			skip("not a decision event")
+			continue
+		}
+		for dec.More() {
+			lr.reset()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return fail(err)
 			}
 			emit(v)
 		}
-	}
-	// JSON lines, as written by --decision-log-file and OPA's console.
-	sc := bufio.NewScanner(br)
-	sc.Buffer(make([]byte, 0, 1<<16), 64<<20)
-	for line := 1; sc.Scan(); line++ {
-		data := bytes.TrimSpace(sc.Bytes())
-		if len(data) == 0 {
-			continue
+		if _, err := dec.Token(); err != nil { // the closing ]
+			return fail(err)
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil || dec.More() {
-			skip("not JSON")
-			continue
-		}
-		emit(v)
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+}
+
+var errEventTooLarge = errors.New("event too large")
+
+// eventLimit lets a JSON decoder read at most maxReplayEventBytes (plus
+// what its buffer already held) between two resets.
+type eventLimit struct {
+	r    io.Reader
+	left int
+}
+
+func (l *eventLimit) reset() { l.left = maxReplayEventBytes + 1<<16 }
+
+func (l *eventLimit) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errEventTooLarge
 	}
-	return nil
+	if len(p) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= n
+	return n, err
 }
 
 // firstByte peeks at the first byte that is not white space, or 0 at EOF.

@@ -22,6 +22,7 @@ type rolloutOptions struct {
 	shadowBundles  []string
 	shadowSample   float64
 	shadowQueue    int
+	shadowBytes    int64
 	dryRun         bool
 }
 
@@ -30,6 +31,7 @@ func (o *rolloutOptions) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.shadowBundles, "shadow-bundle", nil, "candidate policy as an OPA bundle (directory, .tar.gz or URL; repeatable), as --shadow-policy")
 	fs.Float64Var(&o.shadowSample, "shadow-sample", 1, "fraction of decisions the shadow policy judges too, in (0, 1]")
 	fs.IntVar(&o.shadowQueue, "shadow-queue", 1024, "decisions waiting for the shadow policy; beyond it comparisons are skipped (counted), never waited for")
+	fs.Int64Var(&o.shadowBytes, "shadow-queue-bytes", authz.DefaultShadowQueueBytes, "memory the inputs waiting for the shadow policy may hold together (estimated); beyond it comparisons are skipped (counted)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "let through every request the policy would refuse, logging and counting it as \"would have refused\" (authentication is still enforced)")
 }
 
@@ -102,10 +104,11 @@ func (o *serveOptions) shadowed(ctx context.Context, live authz.Evaluator, dl *b
 			stopWithin(m.Stop, o.shutdownTimeout)
 		}()
 	}
-	cfg := authz.ShadowConfig{Candidate: candidate, Sample: o.shadowSample, Queue: o.shadowQueue, Logger: logger}
+	cfg := authz.ShadowConfig{Candidate: candidate, Sample: o.shadowSample, Queue: o.shadowQueue, QueueBytes: o.shadowBytes, Logger: logger}
 	if dl != nil {
 		cfg.DecisionLogger = dl
 	}
+	cfg.KeepCredentialsInDecisionLogs = o.logKeepCreds
 	s, err := authz.NewShadow(live, cfg)
 	if err != nil {
 		return nil, nil, configErrorf("shadow policy: %w", err)

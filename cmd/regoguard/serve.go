@@ -125,7 +125,7 @@ func (o *serveOptions) logger(w io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return nil, configErrorf("--log-level: %q is not one of debug, info, warn, error", o.logLevel)
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	switch o.logFormat {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -218,6 +218,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if dl != nil {
 		cfg.DecisionLogger = dl
 	}
+	cfg.KeepCredentialsInDecisionLogs = o.logKeepCreds
 	cfg.DecisionLogLevel = slog.LevelDebug
 	if o.logDecisions {
 		cfg.DecisionLogLevel = slog.LevelInfo
@@ -260,7 +261,7 @@ func (o *serveOptions) upstreamLabel(demoing bool) string {
 	if demoing {
 		return "built-in demo upstream"
 	}
-	return o.upstream
+	return redactURL(o.upstream)
 }
 
 // evaluator assembles what decides: the local policy, a remote OPA, or

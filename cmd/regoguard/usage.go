@@ -129,10 +129,10 @@ func sourceError(flag string, err error) error {
 func printError(w *os.File, err error) {
 	var ce *policy.CompileError
 	if !errors.As(err, &ce) {
-		fmt.Fprintln(w, "regoguard:", err)
+		fmt.Fprintln(w, "regoguard:", redactURLs(err.Error()))
 		return
 	}
-	prefix := strings.TrimSuffix(err.Error(), ce.Error())
+	prefix := redactURLs(strings.TrimSuffix(err.Error(), ce.Error()))
 	n := len(ce.Problems)
 	noun := "errors"
 	if n == 1 {

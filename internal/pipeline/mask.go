@@ -4,7 +4,18 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/regoguard/regoguard/internal/logmask"
 )
+
+// loggedInput is the input as decision events and the decision line record
+// it: with its credentials masked, unless keep.
+func loggedInput(input ast.Value, keep bool) ast.Value {
+	if keep || input == nil {
+		return input
+	}
+	return logmask.Input(input)
+}
 
 // maskInput returns the input as JSON-compatible values without the fields
 // at the given slash-separated paths.

@@ -64,6 +64,9 @@ type Config struct {
 	LogInputMask []string
 	// DecisionLogger, when set, receives every decision's event.
 	DecisionLogger policy.DecisionLogger
+	// KeepCredentials gives the decision events and the decision line's
+	// input unmasked (see [NewEvent]).
+	KeepCredentials bool
 	// Tracer, when set, traces each decision in a span named
 	// regoguard.decision; EvaluatorName is its regoguard.evaluator
 	// attribute (none when empty).
@@ -251,12 +254,12 @@ func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d 
 			attrs = append(attrs, slog.String("error", err.Error()))
 		}
 		if p.cfg.LogInput {
-			attrs = append(attrs, slog.Any("input", maskInput(input, p.cfg.LogInputMask)))
+			attrs = append(attrs, slog.Any("input", maskInput(loggedInput(input, p.cfg.KeepCredentials), p.cfg.LogInputMask)))
 		}
 		logger.LogAttrs(ctx, level, "decision", attrs...)
 	}
 	if p.cfg.DecisionLogger != nil {
-		ev := NewEvent(p.decisionRef, req, input, d, err, start, elapsed)
+		ev := NewEvent(p.decisionRef, req, input, d, err, start, elapsed, p.cfg.KeepCredentials)
 		if lerr := p.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 			logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", d.ID)
 		}
@@ -270,9 +273,15 @@ func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d 
 // decided here. path names the decision document (may be ""); req is the
 // front end's description of the request (nil when there is none, as for a
 // shadow evaluation); d.ID is the event's ID.
-func NewEvent(path string, req *Request, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) policy.DecisionEvent {
+//
+// The event's input has its credentials masked (package logmask: query
+// parameters, URLs in header or metadata values, credential headers let
+// into the input, tokens in Sec-WebSocket-Protocol; the key kept, the value
+// replaced), unless keepCredentials; a policy's system.log.mask applies
+// on top, in the decision logger.
+func NewEvent(path string, req *Request, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration, keepCredentials bool) policy.DecisionEvent {
 	return policy.DecisionEvent{
-		ID: d.ID, Path: path, Input: input, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
+		ID: d.ID, Path: path, Input: loggedInput(input, keepCredentials), Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
 		Timestamp: start, Duration: elapsed, Err: err,
 	}
 }

@@ -208,14 +208,30 @@ func (j Jar) cookie(name, value string, maxAge int) *http.Cookie {
 		HttpOnly: true, Secure: j.Secure, SameSite: http.SameSiteLaxMode}
 }
 
-// LoginCookieName names the cookie of one login attempt, from its state:
-// each attempt has its own cookie, so two tabs logging in do not clash.
+// LoginSlots is how many login attempts of one flow a browser keeps
+// pending at most: each attempt's cookie takes one of LoginSlots names,
+// chosen by its state, and a later attempt in the same slot replaces it (the
+// earlier one then fails with "sign-in expired, try again"). Before, every
+// attempt had a cookie of its own, kept for the login timeout: a page that
+// made a browser start many logins (with long return paths) made the
+// callback's Cookie header larger than any server accepts, locking the user
+// out until they expired (issue #22). Two tabs logging in at once share a
+// slot one time in LoginSlots.
+const LoginSlots = 4
+
+// MaxLoginReturn bounds the return path a login cookie keeps (see
+// [LoginReturnPath]): with it, a login cookie stays under about 1.7 KB, and
+// the LoginSlots cookies a callback may carry under 8 KB together.
+const MaxLoginReturn = 1024
+
+// LoginCookieName names the cookie of one login attempt: one of
+// [LoginSlots] names, chosen by a digest of its state.
 func LoginCookieName(prefix string, secure bool, state string) string {
 	sum := sha256.Sum256([]byte(state))
 	if secure {
 		prefix = "__Secure-" + prefix
 	}
-	return prefix + hex.EncodeToString(sum[:8])
+	return prefix + strconv.Itoa(int(sum[0])%LoginSlots)
 }
 
 // LoginID is the identifier a login attempt is recorded under once used: a

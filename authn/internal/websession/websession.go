@@ -147,6 +147,21 @@ func SafeReturnPath(s string) (string, bool) {
 	return s, true
 }
 
+// LoginReturnPath is the return path a login keeps: returnTo when it is a
+// safe return path ([SafeReturnPath]) of at most [MaxLoginReturn] bytes;
+// without its query when only that fits; else "/". excluded reports paths
+// that must not be returned to (the login routes themselves).
+func LoginReturnPath(returnTo string, excluded func(string) bool) string {
+	rt, ok := SafeReturnPath(returnTo)
+	if ok && len(rt) > MaxLoginReturn {
+		rt, _, _ = strings.Cut(rt, "?")
+	}
+	if !ok || len(rt) > MaxLoginReturn || excluded(rt) {
+		return "/"
+	}
+	return rt
+}
+
 // WantsHTML reports whether r is a browser navigation that can follow a
 // redirect to a login page.
 func WantsHTML(r *http.Request) bool {
