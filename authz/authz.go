@@ -42,6 +42,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/extauthz"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -211,6 +212,9 @@ type Middleware struct {
 	prune       bool
 	// evalTrace is attached to each evaluation's context to count fallbacks.
 	evalTrace *EvalTrace
+	// logMask is what the decision line leaves out of the input, beside
+	// Config.LogInputMask (the envoy layout's credential headers).
+	logMask []string
 }
 
 type compiledSkip struct {
@@ -243,8 +247,8 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	m.credentials = credentialSet(cfg)
 	layout := cmp.Or(cfg.Layout, LayoutRegoguard)
-	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA {
-		return nil, fmt.Errorf("authz: unknown input layout %q (want %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA)
+	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA && layout != LayoutEnvoy {
+		return nil, fmt.Errorf("authz: unknown input layout %q (want %q, %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA, LayoutEnvoy)
 	}
 	m.input = &inputBuilder{
 		layout:        layout,
@@ -254,7 +258,7 @@ func New(cfg Config) (*Middleware, error) {
 		enrichers:     cfg.Enrichers,
 		preserveToken: cfg.PreserveTokens,
 	}
-	m.readsBody = cfg.Body || slices.ContainsFunc(cfg.Enrichers, func(e Enricher) bool { return e.NeedsBody })
+	m.readsBody = cfg.Body || layout == LayoutEnvoy || slices.ContainsFunc(cfg.Enrichers, func(e Enricher) bool { return e.NeedsBody })
 	for _, e := range cfg.Enrichers {
 		if e.Key == "" || e.Func == nil {
 			return nil, errors.New("authz: an Enricher needs a Key and a Func")
@@ -284,6 +288,9 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	m.snapshotter, _ = cfg.Evaluator.(Snapshotter)
 	m.prune = !cfg.LogInput && cfg.DecisionLogger == nil
+	if layout == LayoutEnvoy {
+		m.logMask = append(slices.Clone(cfg.LogInputMask), extauthz.LogMask(cfg.APIKeyHeader)...)
+	}
 	m.warn()
 	return m, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/extauthz"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -54,13 +55,22 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 			attrs = append(attrs, slog.String("error", err.Error()))
 		}
 		if m.cfg.LogInput {
-			attrs = append(attrs, slog.Any("input", maskInput(input, m.cfg.LogInputMask)))
+			mask := m.cfg.LogInputMask
+			if m.logMask != nil {
+				mask = m.logMask
+			}
+			attrs = append(attrs, slog.Any("input", maskInput(input, mask)))
 		}
 		m.logger.LogAttrs(ctx, level, "decision", attrs...)
 	}
 	if m.cfg.DecisionLogger != nil {
+		logged := input
+		if m.input.layout == LayoutEnvoy {
+			// The policy read the credential headers; no log keeps them.
+			logged = extauthz.Masked(input)
+		}
 		ev := policy.DecisionEvent{
-			ID: d.ID, Path: m.decisionRef, Input: input, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
+			ID: d.ID, Path: m.decisionRef, Input: logged, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
 			Timestamp: start, Duration: elapsed, Err: err,
 		}
 		if lerr := m.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
