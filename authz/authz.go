@@ -329,6 +329,13 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 }
 
 func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	m.serveWith(w, r, next, false)
+}
+
+// serveWith serves r; with authOnly, an authenticated caller reaches next
+// without a policy decision on the request itself (a decision service,
+// which asks the policy about other things: see [Middleware.Authenticated]).
+func (m *Middleware) serveWith(w http.ResponseWriter, r *http.Request, next http.Handler, authOnly bool) {
 	if !m.cfg.AllowUncleanPaths && !canonicalPath(r) {
 		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "the request path is not in canonical form"})
 		return
@@ -373,7 +380,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		m.challenge(w, r, err)
 		return
 	}
-	if m.cfg.DisableAuthorization {
+	if m.cfg.DisableAuthorization || authOnly {
 		if id == nil {
 			m.challenge(w, r, nil)
 			return
@@ -424,7 +431,7 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 	elapsed := time.Since(start)
 	d.ID = m.ids.Next()
 	m.trace.endDecision(span, d, err)
-	m.record(r, id, input, d, err, start, elapsed)
+	m.record(r, id, input, d, err, start, elapsed, "")
 	if err != nil && m.cfg.DryRun && !abandoned(r) {
 		d.Allow, d.Reason = false, "no policy decision could be made: "+err.Error()
 		return d, true

@@ -19,7 +19,8 @@ import (
 )
 
 // record counts, logs and ships one decision.
-func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) {
+// batch, when not empty, links the decisions of one batch (DecideBatch).
+func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration, batch string) {
 	ctx := r.Context()
 	if m.accessLog != nil {
 		noteDecision(ctx, id, d.ID)
@@ -51,6 +52,9 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 			slog.String("user", id.String()),
 			slog.Duration("latency", elapsed),
 		}
+		if batch != "" {
+			attrs = append(attrs, slog.String("batch_id", batch))
+		}
 		if err != nil {
 			attrs = append(attrs, slog.String("error", err.Error()))
 		}
@@ -71,7 +75,7 @@ func (m *Middleware) record(r *http.Request, id *authn.Identity, input ast.Value
 		}
 		ev := policy.DecisionEvent{
 			ID: d.ID, Path: m.decisionRef, Input: logged, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
-			Timestamp: start, Duration: elapsed, Err: err,
+			Timestamp: start, Duration: elapsed, Err: err, BatchID: batch,
 		}
 		if lerr := m.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 			m.logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", d.ID)
