@@ -26,11 +26,11 @@ import (
 // forward-auth (nginx auth_request, Traefik, Caddy, Envoy's HTTP
 // ext_authz), Envoy's gRPC ext_authz and AuthZEN.
 type frontOptions struct {
-	forwardAuth               bool
-	forwardAuthIdentity       bool
-	extAuthzListen            string
-	authzen                   bool
-	authzenBaseURL            string
+	forwardAuth         bool
+	forwardAuthIdentity bool
+	extAuthzListen      string
+	authzen             bool
+	authzenBaseURL      string
 }
 
 func (o *frontOptions) register(fs *pflag.FlagSet) {
