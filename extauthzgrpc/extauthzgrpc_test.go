@@ -567,3 +567,49 @@ func TestInputIsOPAEnvoyPlugins(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// With an authenticator, the caller is verified by regoguard, is in
+// input.user, and is named upstream; the credential it consumed and the
+// identity headers the client sent are removed upstream.
+func TestAuthenticatedCheck(t *testing.T) {
+	keys, err := authn.NewAPIKeys(authn.APIKeyConfig{Keys: []authn.APIKey{{Key: "alice-key-0123456789", Subject: "alice"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := client(t, `package envoy.authz
+default allow = false
+allow { input.user.sub == "alice"; input.attributes.request.http.method == "GET" }`, "envoy/authz/allow", nil, keys)
+
+	resp, err := c.Check(context.Background(), check("GET", "/x", map[string]string{"x-api-key": "alice-key-0123456789", "x-auth-request-user": "root"}, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := resp.GetOkResponse()
+	if ok == nil {
+		t.Fatalf("not allowed: %v", resp)
+	}
+	var user string
+	for _, h := range ok.GetHeaders() {
+		if h.GetHeader().GetKey() == "X-Auth-Request-User" {
+			user = h.GetHeader().GetValue()
+		}
+	}
+	removed := strings.Join(ok.GetHeadersToRemove(), ",")
+	if user != "alice" || !strings.Contains(removed, "x-api-key") {
+		t.Errorf("upstream user %q, removed %q: want alice, and the API key removed", user, removed)
+	}
+
+	for name, h := range map[string]map[string]string{
+		"no key":         nil,
+		"a wrong key":    {"x-api-key": "nope-nope-nope-nope"},
+		"a spoofed user": {"x-auth-request-user": "alice", "x-forwarded-user": "alice"},
+	} {
+		resp, err := c.Check(context.Background(), check("GET", "/x", h, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetStatus().GetCode() != int32(codes.Unauthenticated) || resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
+			t.Errorf("%s: %v, want UNAUTHENTICATED 401", name, resp.GetStatus())
+		}
+	}
+}
