@@ -241,20 +241,29 @@ func BenchmarkForwardAuth(b *testing.B) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	defer up.Close()
 
-	run := func(b *testing.B, ngx *testnginx.Server) {
+	outsider := iss.Token(b, "mallory", map[string]any{"email": "mallory@example.com", "email_verified": true, "groups": []any{"guests"}})
+	run := func(b *testing.B, ngx *testnginx.Server, pid int) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 		req, _ := http.NewRequest("GET", ngx.URL+"/api/x", nil)
+		// Both deciders must refuse what the workload's rule refuses.
+		for tok, want := range map[string]int{token: 200, outsider: 403, "": 401, token[:len(token)-4] + "AAAA": 401} {
+			req.Header.Set("Authorization", "Bearer "+tok)
+			if tok == "" {
+				req.Header.Del("Authorization")
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want || want == 200 && string(body) != "ok" {
+				b.Fatalf("through nginx: %d %q, want %d", resp.StatusCode, body, want)
+			}
+		}
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(body) != "ok" {
-			b.Fatalf("through nginx: %d %q", resp.StatusCode, body)
-		}
 		b.SetParallelism(8)
+		cpu0 := processCPU(b, pid)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			r := req.Clone(context.Background())
@@ -273,6 +282,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 			}
 		})
 		reportRate(b)
+		b.ReportMetric(float64((processCPU(b, pid)-cpu0).Microseconds())/float64(b.N), "decider-cpu-µs/op")
 	}
 	conf := func(authURL string) string {
 		return fmt.Sprintf(`
@@ -299,10 +309,10 @@ func BenchmarkForwardAuth(b *testing.B) {
 	b.Run("nginx-regoguard", func(b *testing.B) {
 		bin := buildRegoguard(b)
 		addr := freeAddr(b)
-		startProcess(b, addr, bin, "serve", "--forward-auth", "--listen", addr, "--trusted-proxy", "127.0.0.1/32",
+		pid := startProcess(b, addr, bin, "serve", "--forward-auth", "--listen", addr, "--trusted-proxy", "127.0.0.1/32",
 			"--policy", filepath.Join("testdata", "forwardauth"), "--oidc-well-known", iss.URL, "--oidc-client-id", iss.ClientID,
 			"--log-level", "warn")
-		run(b, testnginx.Start(b, conf("http://"+addr+"/")))
+		run(b, testnginx.Start(b, conf("http://"+addr+"/")), pid)
 	})
 	b.Run("nginx-oauth2-proxy", func(b *testing.B) {
 		bin := os.Getenv("OAUTH2_PROXY_BIN")
@@ -313,12 +323,12 @@ func BenchmarkForwardAuth(b *testing.B) {
 			}
 		}
 		addr := freeAddr(b)
-		startProcess(b, addr, bin, "--http-address="+addr, "--provider=oidc", "--oidc-issuer-url="+iss.URL,
+		pid := startProcess(b, addr, bin, "--http-address="+addr, "--provider=oidc", "--oidc-issuer-url="+iss.URL,
 			"--client-id="+iss.ClientID, "--client-secret=bench-secret", "--cookie-secret=0123456789abcdef0123456789abcdef",
 			"--email-domain=*", "--skip-jwt-bearer-tokens=true", "--upstream=static://202", "--cookie-secure=false",
 			"--oidc-groups-claim=groups", "--request-logging=false", "--auth-logging=false", "--standard-logging=false",
 			"--reverse-proxy=true")
-		run(b, testnginx.Start(b, conf("http://"+addr+"/oauth2/auth?allowed_groups=staff")))
+		run(b, testnginx.Start(b, conf("http://"+addr+"/oauth2/auth?allowed_groups=staff")), pid)
 	})
 }
 
@@ -344,9 +354,28 @@ func freeAddr(b *testing.B) string {
 	return ln.Addr().String()
 }
 
-// startProcess starts bin, waits until addr accepts connections, and kills
-// it at the end of the benchmark.
-func startProcess(b *testing.B, addr, bin string, args ...string) {
+// processCPU is the CPU time (user and system) process pid has used.
+func processCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which ends with ")": utime and stime
+	// are the 12th and 13th, in clock ticks (100 per second on Linux).
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+	var ticks int64
+	for _, s := range f[11:13] {
+		var n int64
+		fmt.Sscan(s, &n)
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// startProcess starts bin, waits until addr accepts connections, kills it
+// at the end of the benchmark, and returns its process ID.
+func startProcess(b *testing.B, addr, bin string, args ...string) int {
 	b.Helper()
 	var log bytes.Buffer
 	cmd := exec.Command(bin, args...)
@@ -360,7 +389,7 @@ func startProcess(b *testing.B, addr, bin string, args ...string) {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return cmd.Process.Pid
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("%s did not listen on %s:\n%s", filepath.Base(bin), addr, log.String())
