@@ -309,9 +309,13 @@ func BenchmarkForwardAuth(b *testing.B) {
 	b.Run("nginx-regoguard", func(b *testing.B) {
 		bin := buildRegoguard(b)
 		addr := freeAddr(b)
-		pid := startProcess(b, addr, bin, "serve", "--forward-auth", "--listen", addr, "--trusted-proxy", "127.0.0.1/32",
+		args := []string{"serve", "--forward-auth", "--listen", addr, "--trusted-proxy", "127.0.0.1/32",
 			"--policy", filepath.Join("testdata", "forwardauth"), "--oidc-well-known", iss.URL, "--oidc-client-id", iss.ClientID,
-			"--log-level", "warn")
+			"--log-level", "warn"}
+		if a := os.Getenv("BENCH_ADMIN"); a != "" {
+			args = append(args, "--admin-listen", a, "--admin-pprof")
+		}
+		pid := startProcess(b, addr, bin, args...)
 		run(b, testnginx.Start(b, conf("http://"+addr+"/")), pid)
 	})
 	b.Run("nginx-oauth2-proxy", func(b *testing.B) {
