@@ -2,11 +2,11 @@ package authz
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -55,33 +55,20 @@ func (m *Middleware) Decide(r *http.Request, id *authn.Identity, input ast.Value
 // last one being the item that decided. See [BatchInputs] to share the
 // common part of the inputs.
 func (m *Middleware) DecideBatch(r *http.Request, id *authn.Identity, inputs []ast.Value, stop func(BatchItem) bool) ([]BatchItem, string) {
-	batch := ""
-	if len(inputs) > 1 {
-		batch = m.ids.Next()
-	}
-	eval, _ := m.plan()
+	req := decisionRequest(r, id)
 	out := make([]BatchItem, 0, len(inputs))
-	for _, input := range inputs {
-		ctx, span := m.trace.start(r.Context(), spanDecision)
-		if m.evalTrace != nil {
-			ctx = WithEvalTrace(ctx, m.evalTrace)
+	batch := m.pipe.DecideBatch(r.Context(), &req, inputs, func(d policy.Decision, _ pipeline.Outcome, err error) bool {
+		if m.accessLog != nil {
+			noteDecision(r.Context(), id, d.ID)
 		}
-		start := time.Now()
-		d, err := eval.Eval(ctx, input)
-		elapsed := time.Since(start)
-		d.ID = m.ids.Next()
-		m.trace.endDecision(span, d, err)
-		m.record(r, id, input, d, err, start, elapsed, batch)
 		item := BatchItem{Decision: d, Err: err}
 		if m.cfg.DryRun && (err != nil || !d.Allow) && !abandoned(r) {
 			m.letThrough(r, id, d)
 			item.Decision.Allow, item.Err, item.DryRun = true, nil, true
 		}
 		out = append(out, item)
-		if stop != nil && stop(item) {
-			break
-		}
-	}
+		return stop == nil || !stop(item)
+	})
 	return out, batch
 }
 

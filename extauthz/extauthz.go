@@ -51,6 +51,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/headers"
 )
 
 // DefaultDecision is opa-envoy-plugin's default decision path.
@@ -124,14 +125,14 @@ func Input(r *Request, user ast.Value) (ast.Value, error) {
 	put("id", r.ID)
 	put("method", r.Method)
 	if len(r.Headers) > 0 {
-		headers := ast.NewObject()
+		hdrs := ast.NewObject()
 		for k, v := range r.Headers {
 			if identityHeader(k) {
 				continue
 			}
-			headers.Insert(ast.StringTerm(k), ast.StringTerm(v))
+			hdrs.Insert(ast.StringTerm(k), ast.StringTerm(v))
 		}
-		h.Insert(ast.StringTerm("headers"), ast.NewTerm(headers))
+		h.Insert(ast.StringTerm("headers"), ast.NewTerm(hdrs))
 	}
 	put("path", r.Path)
 	put("host", r.Host)
@@ -331,13 +332,13 @@ func noDuplicateKeys(dec *json.Decoder) error {
 	return err
 }
 
-// LogMask lists the input fields that [Masked] leaves out, as
+// LogMask lists the input fields that [Masker] leaves out, as
 // slash-separated paths for authz.Config.LogInputMask (the per-decision log
-// line): the usual credential headers, and apiKeyHeader when not empty.
-func LogMask(apiKeyHeader string) []string {
+// line): the usual credential headers, and the headers named.
+func LogMask(credentialHeaders ...string) []string {
 	names := []string{"authorization", "proxy-authorization", "cookie", "x-api-key"}
-	if apiKeyHeader != "" {
-		names = append(names, strings.ToLower(apiKeyHeader))
+	for _, h := range credentialHeaders {
+		names = append(names, strings.ToLower(h))
 	}
 	out := make([]string, 0, len(names))
 	for _, n := range names {
@@ -346,11 +347,17 @@ func LogMask(apiKeyHeader string) []string {
 	return out
 }
 
-// Masked returns a copy of the input of this layout without the credential
-// headers and the headers that look like one (authn.LooksLikeCredential),
-// for decision logs: what the policy read stays in the event, the secrets
-// do not. in itself is not modified.
-func Masked(in ast.Value) ast.Value {
+// Masker returns what decision events keep of an input of this layout: a
+// copy without the credential headers (the headers named, in any spelling,
+// and every header that looks like a credential: authn.LooksLikeCredential),
+// so that what the policy read stays in the event and the secrets do not.
+// The input itself is not modified.
+func Masker(credentialHeaders ...string) func(ast.Value) ast.Value {
+	drop := headers.NewSet(append([]string{"x-api-key"}, credentialHeaders...)...)
+	return func(in ast.Value) ast.Value { return masked(in, drop) }
+}
+
+func masked(in ast.Value, drop headers.Set) ast.Value {
 	obj, ok := in.(ast.Object)
 	if !ok {
 		return in
@@ -367,7 +374,7 @@ func Masked(in ast.Value) ast.Value {
 	dropped := false
 	headers.Foreach(func(k, v *ast.Term) {
 		name, _ := k.Value.(ast.String)
-		if authn.LooksLikeCredential(string(name)) || strings.EqualFold(string(name), "x-api-key") {
+		if authn.LooksLikeCredential(string(name)) || drop.Has(string(name)) {
 			dropped = true
 			return
 		}

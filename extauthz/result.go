@@ -68,10 +68,10 @@ func readResult(result any) (Result, error) {
 			return r, fmt.Errorf("extauthz: decision field \"allowed\" must be a boolean, got %T", allowed)
 		}
 		var err error
-		if r.Headers, err = headers(v, "headers"); err != nil {
+		if r.Headers, err = headerField(v, "headers"); err != nil {
 			return r, err
 		}
-		if r.ResponseHeadersToAdd, err = headers(v, "response_headers_to_add"); err != nil {
+		if r.ResponseHeadersToAdd, err = headerField(v, "response_headers_to_add"); err != nil {
 			return r, err
 		}
 		if r.RequestHeadersToRemove, err = stringList(v, "request_headers_to_remove"); err != nil {
@@ -101,7 +101,7 @@ func readResult(result any) (Result, error) {
 
 // headers reads an object of strings or arrays of strings, or an array of
 // such objects, as opa-envoy-plugin does.
-func headers(obj map[string]any, field string) (http.Header, error) {
+func headerField(obj map[string]any, field string) (http.Header, error) {
 	v, ok := obj[field]
 	if !ok {
 		return nil, nil

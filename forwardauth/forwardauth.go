@@ -60,6 +60,7 @@ import (
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/internal/headers"
 )
 
 // The headers that describe the original request.
@@ -78,7 +79,7 @@ var describing = []string{HeaderOriginalMethod, HeaderOriginalURI, HeaderOrigina
 
 // describingSet holds them in every spelling ("X_Original_URI" is the same
 // header to a CGI-style reader).
-var describingSet = authn.NewHeaderSet(describing...)
+var describingSet = headers.NewSet(describing...)
 
 // Config configures a forward-auth [Handler].
 type Config struct {
@@ -223,9 +224,9 @@ func (h *Handler) fromTrusted(r *http.Request) bool {
 // twice or spelt in a way that merges with another (X_Original_URI).
 func one(r *http.Request, name string) (string, bool, error) {
 	var vals []string
-	norm := authn.NormalizeHeaderName(name)
+	norm := headers.Normalize(name)
 	for k, vs := range r.Header {
-		if authn.NormalizeHeaderName(k) == norm {
+		if headers.Normalize(k) == norm {
 			vals = append(vals, vs...)
 		}
 	}
@@ -336,7 +337,7 @@ func original(r *http.Request) (*http.Request, bool, error) {
 	}
 	for _, name := range describing {
 		for k := range out.Header {
-			if authn.NormalizeHeaderName(k) == authn.NormalizeHeaderName(name) {
+			if headers.Normalize(k) == headers.Normalize(name) {
 				delete(out.Header, k)
 			}
 		}
