@@ -284,7 +284,9 @@ func BenchmarkForwardAuth(b *testing.B) {
 		reportRate(b)
 		b.ReportMetric(float64((processCPU(b, pid)-cpu0).Microseconds())/float64(b.N), "decider-cpu-µs/op")
 	}
-	conf := func(authURL string) string {
+	// Both deciders are reached over kept-alive connections (an upstream
+	// block with keepalive), as the README's nginx configuration does.
+	conf := func(authAddr, authPath string) string {
 		return fmt.Sprintf(`
         location / {
             auth_request /_auth;
@@ -294,7 +296,7 @@ func BenchmarkForwardAuth(b *testing.B) {
         }
         location = /_auth {
             internal;
-            proxy_pass %s;
+            proxy_pass http://decider%s;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_pass_request_body off;
@@ -303,7 +305,11 @@ func BenchmarkForwardAuth(b *testing.B) {
             proxy_set_header X-Original-URI $request_uri;
             proxy_set_header X-Forwarded-Host $host;
             proxy_set_header X-Forwarded-Proto $scheme;
-        }`, up.URL, authURL)
+        }
+    }
+    upstream decider {
+        server %s;
+        keepalive 32;`, up.URL, authPath, authAddr)
 	}
 
 	b.Run("nginx-regoguard", func(b *testing.B) {
@@ -316,7 +322,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 			args = append(args, "--admin-listen", a, "--admin-pprof")
 		}
 		pid := startProcess(b, addr, bin, args...)
-		run(b, testnginx.Start(b, conf("http://"+addr+"/")), pid)
+		run(b, testnginx.Start(b, conf(addr, "/")), pid)
 	})
 	b.Run("nginx-oauth2-proxy", func(b *testing.B) {
 		bin := os.Getenv("OAUTH2_PROXY_BIN")
@@ -332,7 +338,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 			"--email-domain=*", "--skip-jwt-bearer-tokens=true", "--upstream=static://202", "--cookie-secure=false",
 			"--oidc-groups-claim=groups", "--request-logging=false", "--auth-logging=false", "--standard-logging=false",
 			"--reverse-proxy=true")
-		run(b, testnginx.Start(b, conf("http://"+addr+"/oauth2/auth?allowed_groups=staff")), pid)
+		run(b, testnginx.Start(b, conf(addr, "/oauth2/auth?allowed_groups=staff")), pid)
 	})
 }
 

@@ -220,36 +220,43 @@ func (h *Handler) fromTrusted(r *http.Request) bool {
 	return false
 }
 
-// one returns the single value of the header name, refusing a header given
-// twice or spelt in a way that merges with another (X_Original_URI).
-func one(r *http.Request, name string) (string, bool, error) {
-	var vals []string
-	norm := headers.Normalize(name)
+// describedBy collects the values of the describing headers of r, by
+// their index in describing, reading each header name once in every
+// spelling (X_Original_URI is X-Original-URI to a CGI-style reader).
+func describedBy(r *http.Request) (vals [7][]string, names []string) {
 	for k, vs := range r.Header {
-		if headers.Normalize(k) == norm {
-			vals = append(vals, vs...)
+		norm := headers.Normalize(k)
+		for i, d := range describingNorm {
+			if norm == d {
+				vals[i] = append(vals[i], vs...)
+				names = append(names, k)
+			}
 		}
 	}
-	switch len(vals) {
-	case 0:
-		return "", false, nil
-	case 1:
-		return strings.TrimSpace(vals[0]), true, nil
-	}
-	return "", false, fmt.Errorf("the %s header is given %d times: one original request has one", name, len(vals))
+	return vals, names
 }
+
+var describingNorm = func() (out [7]string) {
+	for i, d := range describing {
+		out[i] = headers.Normalize(d)
+	}
+	return out
+}()
 
 // original builds the request the proxy describes. nginx reports whether
 // it is nginx's auth_request (X-Original-URI or X-Original-URL).
 func original(r *http.Request) (*http.Request, bool, error) {
 	var v [7]string
 	var has [7]bool
-	for i, name := range describing {
-		val, ok, err := one(r, name)
-		if err != nil {
-			return nil, false, err
+	vals, names := describedBy(r)
+	for i, vs := range vals {
+		switch len(vs) {
+		case 0:
+		case 1:
+			v[i], has[i] = strings.TrimSpace(vs[0]), true
+		default:
+			return nil, false, fmt.Errorf("the %s header is given %d times: one original request has one", describing[i], len(vs))
 		}
-		v[i], has[i] = val, ok
 	}
 	oMethod, oURI, oURL, fMethod, fURI, fHost, fProto := 0, 1, 2, 3, 4, 5, 6
 	nginx := has[oURI] || has[oURL]
@@ -335,12 +342,8 @@ func original(r *http.Request) (*http.Request, bool, error) {
 		// scheme reads. No certificate is claimed.
 		out.TLS = &tls.ConnectionState{}
 	}
-	for _, name := range describing {
-		for k := range out.Header {
-			if headers.Normalize(k) == headers.Normalize(name) {
-				delete(out.Header, k)
-			}
-		}
+	for _, k := range names {
+		delete(out.Header, k)
 	}
 	out.Header.Del("Content-Length")
 	out.Header.Del("Transfer-Encoding")
