@@ -67,6 +67,16 @@ type BearerConfig struct {
 	// token (which userinfo endpoints usually do not take) keeps its own
 	// claims.
 	UserInfo bool
+	// VerifiedTTL bounds how long a verified JWT is remembered, by the
+	// SHA-256 of its exact bytes, so that the same token presented again
+	// skips the signature check (an RSA verification is most of a
+	// request's cost): never past the token's expiry, and default one
+	// minute. Only tokens that passed every check are kept (at most 10 000,
+	// so no client without a valid token can grow it); a key the provider
+	// withdraws stops being trusted for them within VerifiedTTL. Negative:
+	// every presentation is verified. Not used with UserInfo, whose answers
+	// have their own cache.
+	VerifiedTTL time.Duration
 	// UserInfoTTL bounds how long a userinfo answer is cached (never beyond
 	// the token's expiry). Default 5 minutes.
 	UserInfoTTL time.Duration
@@ -95,6 +105,7 @@ type Bearer struct {
 	idV       *oidc.IDTokenVerifier
 	atV       *oidc.IDTokenVerifier
 	cache     *ttlCache[map[string]any]
+	verified  *ttlCache[*Identity]
 }
 
 // NewBearer checks cfg and returns a Bearer authenticator. It does not
@@ -145,6 +156,12 @@ func NewBearer(cfg BearerConfig) (*Bearer, error) {
 		return nil, err
 	}
 	b.cache = newTTLCache[map[string]any](10000, b.now)
+	if cfg.VerifiedTTL == 0 {
+		b.cfg.VerifiedTTL = time.Minute
+	}
+	if b.cfg.VerifiedTTL > 0 && !cfg.UserInfo {
+		b.verified = newTTLCache[*Identity](10000, b.now)
+	}
 	return b, nil
 }
 
@@ -228,6 +245,13 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 		return b.identity(sub, claims, raw), nil // claims: a copy, userInfo never returns the cached map
 	}
 
+	var key [32]byte
+	if b.verified != nil {
+		key = sha256.Sum256([]byte(raw))
+		if id, ok := b.verified.get(key); ok {
+			return id.Clone(), nil // the remembered identity stays whole
+		}
+	}
 	jws, err := jose.ParseSignedCompact(raw, toJOSE(b.cfg.Algorithms))
 	if err != nil {
 		return nil, fmt.Errorf("malformed or disallowed JWT: %w", err)
@@ -302,7 +326,15 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 			claims = merged
 		}
 	}
-	return b.identity(tok.Subject, claims, raw), nil
+	id := b.identity(tok.Subject, claims, raw)
+	if b.verified != nil {
+		until := b.now().Add(b.cfg.VerifiedTTL)
+		if tok.Expiry.Before(until) {
+			until = tok.Expiry
+		}
+		b.verified.put(key, id.Clone(), until)
+	}
+	return id, nil
 }
 
 // identity is the caller a verified token names. The email claim is left

@@ -47,6 +47,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/extauthz"
 	"github.com/regoguard/regoguard/internal/headers"
 	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
@@ -267,8 +268,8 @@ func New(cfg Config) (*Middleware, error) {
 		}
 	}
 	layout := cmp.Or(cfg.Layout, LayoutRegoguard)
-	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA {
-		return nil, fmt.Errorf("authz: unknown input layout %q (want %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA)
+	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA && layout != LayoutEnvoy {
+		return nil, fmt.Errorf("authz: unknown input layout %q (want %q, %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA, LayoutEnvoy)
 	}
 	m.input = &inputBuilder{
 		layout:        layout,
@@ -280,7 +281,7 @@ func New(cfg Config) (*Middleware, error) {
 		dropCookies:   m.creds.Cookies,
 		dropQuery:     m.credQuery,
 	}
-	m.readsBody = cfg.Body || slices.ContainsFunc(cfg.Enrichers, func(e Enricher) bool { return e.NeedsBody })
+	m.readsBody = cfg.Body || layout == LayoutEnvoy || slices.ContainsFunc(cfg.Enrichers, func(e Enricher) bool { return e.NeedsBody })
 	for _, e := range cfg.Enrichers {
 		if e.Key == "" || e.Func == nil {
 			return nil, errors.New("authz: an Enricher needs a Key and a Func")
@@ -316,6 +317,11 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	if m.trace != nil {
 		pcfg.Tracer, pcfg.EvaluatorName = m.trace.tracer, m.trace.evaluator
+	}
+	if layout == LayoutEnvoy {
+		// The policy reads the credential headers; no log keeps them.
+		pcfg.LogInputMask = append(slices.Clone(cfg.LogInputMask), extauthz.LogMask(m.creds.Headers...)...)
+		pcfg.EventInput = extauthz.Masker(m.creds.Headers...)
 	}
 	m.pipe = pipeline.New(pcfg)
 	m.warn()
@@ -356,6 +362,13 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 }
 
 func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	m.serveWith(w, r, next, false)
+}
+
+// serveWith serves r; with authOnly, an authenticated caller reaches next
+// without a policy decision on the request itself (a decision service,
+// which asks the policy about other things: see [Middleware.Authenticated]).
+func (m *Middleware) serveWith(w http.ResponseWriter, r *http.Request, next http.Handler, authOnly bool) {
 	if !m.cfg.AllowUncleanPaths && !canonicalPath(r) {
 		m.refuse(w, r, Refusal{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "the request path is not in canonical form"})
 		return
@@ -400,7 +413,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		m.challenge(w, r, err)
 		return
 	}
-	if m.cfg.DisableAuthorization {
+	if m.cfg.DisableAuthorization || authOnly {
 		if id == nil {
 			m.challenge(w, r, nil)
 			return

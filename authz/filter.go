@@ -58,7 +58,7 @@ func (m *Middleware) Filter(r *http.Request, c *filter.Compiler) (*filter.Filter
 			err = rerr
 		}
 	}
-	ev := pipeline.NewEvent(c.Query(), &pipeline.Request{Identity: res.Identity}, input, d, err, start, elapsed)
+	ev := pipeline.NewEvent(c.Query(), &pipeline.Request{Identity: res.Identity}, input, d, err, start, elapsed, m.cfg.KeepCredentialsInDecisionLogs)
 	ev.Custom = map[string]any{"type": "open-policy-agent/compile", "unknowns": c.Unknowns()}
 	if f != nil {
 		ev.Custom["filter"] = f.String()

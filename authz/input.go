@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/extauthz"
 	"github.com/regoguard/regoguard/internal/headers"
 	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
@@ -35,6 +36,15 @@ const (
 	// claims at the top level, "request_method", and "request_path" as the
 	// path split on "/" without the leading empty segment.
 	LayoutFastAPIOPA Layout = "fastapi-opa"
+	// LayoutEnvoy is opa-envoy-plugin's input (see package extauthz): the
+	// request as Envoy's ext_authz sends it, headers included (credentials
+	// too: such policies verify tokens themselves; decision logs leave them
+	// out), with parsed_path, parsed_query, parsed_body and truncated_body,
+	// and input.user from the authenticator. Use it with an engine whose
+	// ResultParser is extauthz.ParseResult. Refusals by the policy are
+	// answered as opa-envoy-plugin answers them: its http_status (default
+	// 403), headers and body.
+	LayoutEnvoy Layout = "envoy"
 )
 
 // Headers that carry credentials. They never reach the policy input unless
@@ -88,6 +98,9 @@ var (
 // the caller is anonymous). body is the request body when it was read.
 // Only what fields reads is built (everything when nil).
 func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, fields *policy.InputFields) (ast.Value, error) {
+	if b.layout == LayoutEnvoy {
+		return b.envoyInput(r, id, body)
+	}
 	var parsedBody ast.Value
 	if b.withBody && body != nil && fields.Reads("body") {
 		v, err := parseBody(r.Header, body)
@@ -198,6 +211,24 @@ func schemeTerm(r *http.Request) *ast.Term {
 		return httpsTerm
 	}
 	return httpTerm
+}
+
+// envoyInput is opa-envoy-plugin's input: of the CheckRequest the context
+// carries (a gRPC Check), else of r as Envoy's HTTP ext_authz sends it.
+func (b *inputBuilder) envoyInput(r *http.Request, id *authn.Identity, body []byte) (ast.Value, error) {
+	user, err := pipeline.UserObject(id, nil, b.preserveToken)
+	if err != nil {
+		return nil, err
+	}
+	req := extauthz.FromContext(r.Context())
+	if req == nil {
+		req = extauthz.FromHTTP(r, body)
+	}
+	in, err := extauthz.Input(req, user)
+	if errors.Is(err, extauthz.ErrBadRequest) {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return in, err
 }
 
 // fastAPIInput is the input fastapi-opa sends: claims at the top level, then

@@ -47,6 +47,9 @@ type RemoteConfig struct {
 	// context's span, if any, is sent to the OPA server, so that its own
 	// traces join the request's.
 	TracerProvider trace.TracerProvider
+	// ResultParser reads the decision document, as policy.Config's does;
+	// default policy.ParseResult.
+	ResultParser policy.ResultParser
 }
 
 // Remote asks a remote OPA server for each decision over its REST API
@@ -60,6 +63,7 @@ type Remote struct {
 	token    string
 	client   *http.Client
 	tracer   trace.Tracer
+	parse    policy.ResultParser
 }
 
 // NewRemote returns a Remote evaluator for cfg.
@@ -96,6 +100,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		token:    cfg.Token,
 		client:   client,
 		tracer:   remoteTracer(cfg.TracerProvider),
+		parse:    cfg.ResultParser,
 	}, nil
 }
 
@@ -168,7 +173,7 @@ func (c *Remote) Eval(ctx context.Context, input ast.Value) (_ policy.Decision, 
 	if resp.StatusCode != http.StatusOK {
 		return policy.Decision{}, remoteError(c.endpoint, resp.StatusCode, data)
 	}
-	return decodeAnswer(c.endpoint, data)
+	return decodeAnswer(c.endpoint, data, c.parse)
 }
 
 func encodeInput(input ast.Value) ([]byte, error) {
@@ -191,7 +196,7 @@ func encodeInput(input ast.Value) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func decodeAnswer(endpoint string, data []byte) (policy.Decision, error) {
+func decodeAnswer(endpoint string, data []byte, parse policy.ResultParser) (policy.Decision, error) {
 	var answer struct {
 		Result json.RawMessage `json:"result"`
 	}
@@ -206,7 +211,10 @@ func decodeAnswer(endpoint string, data []byte) (policy.Decision, error) {
 			return policy.Decision{}, fmt.Errorf("authz: remote OPA %s: %w", endpoint, err)
 		}
 	}
-	d, err := policy.ParseResult(result)
+	if parse == nil {
+		parse = policy.ParseResult
+	}
+	d, err := parse(result)
 	if err != nil {
 		return d, fmt.Errorf("authz: remote OPA %s: %w", endpoint, err)
 	}

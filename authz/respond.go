@@ -3,9 +3,11 @@ package authz
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/extauthz"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -76,11 +78,34 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, ref Refusal)
 		m.cfg.OnRefuse(w, r, ref)
 		return
 	}
+	if m.input.layout == LayoutEnvoy && ref.Code == CodeForbidden && ref.Decision != nil {
+		writeEnvoyDenied(w, ref)
+		return
+	}
 	body := errorBody{Error: ref.Code, Message: ref.Message}
 	if ref.Decision != nil {
 		body.DecisionID = ref.Decision.ID
 	}
 	writeJSON(w, ref.Status, body)
+}
+
+// writeEnvoyDenied answers a refusal of the policy as opa-envoy-plugin
+// does: the decision's http_status (else the refusal's status), headers and
+// body, as the policy wrote it. The decision ID is in X-Decision-Id.
+func writeEnvoyDenied(w http.ResponseWriter, ref Refusal) {
+	res, _ := extauthz.ReadResult(*ref.Decision) // the engine's parser read it already
+	for k, vs := range res.Headers {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.Header().Set("X-Decision-Id", ref.Decision.ID)
+	if res.HasBody && w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(ref.Status)
+	_, _ = io.WriteString(w, res.Body)
 }
 
 // challenge answers a request that carries no valid credential: a browser

@@ -344,6 +344,8 @@ func (d *DecisionLogger) log(ctx context.Context, ev policy.DecisionEvent) error
 		Timestamp:  ev.Timestamp,
 		InputAST:   ev.Input,
 		Custom:     ev.Custom,
+
+		BatchDecisionID: ev.BatchID,
 	}
 	if ev.Err != nil {
 		// OPA's own error shape, {"code": ..., "message": ...}: a plain

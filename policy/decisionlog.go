@@ -33,6 +33,9 @@ type DecisionEvent struct {
 	Duration  time.Duration
 	// Err is the evaluation error, if any (the request was then refused).
 	Err error
+	// BatchID links the decisions of one batch (several decisions asked in
+	// one call, as AuthZEN's evaluations): OPA's batch_decision_id.
+	BatchID string
 	// Custom holds fields of the logger's own, written under "custom" in
 	// OPA's event format (for example a shadow policy's comparison).
 	Custom map[string]any

@@ -72,7 +72,20 @@ type Config struct {
 	// compact and converted on read), StoreReadOptimized (converted once at
 	// load) or StoreCompact (Go values, as opa run). See [Store].
 	Store Store
+	// ResultParser reads the decision document into a Decision; default
+	// [ParseResult] (a boolean, or an object with allow). A front end whose
+	// policies answer in another shape (opa-envoy-plugin's allowed, an
+	// AuthZEN decision) gives its own, so that caches, shadows and dry runs
+	// see the same Allow as the front end. With one set, the decision
+	// package is always evaluated whole (see WholeDocument).
+	ResultParser ResultParser
 }
+
+// A ResultParser turns a decision document (what OPA returned: nil when
+// undefined, a bool, or JSON-compatible Go values with json.Number) into a
+// Decision, keeping result in Decision.Result. It must return an error, never
+// an allow, for a shape it does not understand.
+type ResultParser func(result any) (Decision, error)
 
 // Engine evaluates one decision of a compiled [Policy] in-process. It is safe
 // for concurrent use; [Engine.Load] may run while evaluations are in flight.
@@ -87,6 +100,7 @@ type Engine struct {
 	// noMetrics is built once: OPA otherwise makes a metrics recorder (and
 	// its timers) for every evaluation, which nobody reads here.
 	noMetrics rego.EvalOption
+	parse     ResultParser
 	loadMu    sync.Mutex // serialises Load; evaluations never take it
 	version   ast.RegoVersion
 	statusMu  sync.Mutex
@@ -149,7 +163,12 @@ func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, store: cfg.Store,
-		logger: logger, noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion()}
+		logger: logger, noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion(), parse: cfg.ResultParser}
+	if e.parse == nil {
+		e.parse = ParseResult
+	} else {
+		e.whole = true
+	}
 	if p != nil {
 		if err := e.Load(ctx, p); err != nil {
 			return nil, err
@@ -391,7 +410,7 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, opts []
 	if err != nil {
 		return failed(err)
 	}
-	d, err := ParseResult(firstValue(rs))
+	d, err := e.parse(firstValue(rs))
 	d.Revision, d.Bundles = c.revision, c.bundles
 	if err != nil {
 		return d, fmt.Errorf("%w (decision %s at revision %s)", err, e.query, c.revision)

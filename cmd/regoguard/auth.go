@@ -37,6 +37,10 @@ type authOptions struct {
 	// allowUnverifiedEmail keeps emails whose email_verified claim is false.
 	allowUnverifiedEmail bool
 	sessionStore         sessionStoreOptions
+	// proxyIdentityOff keeps --trusted-proxy from believing identity
+	// headers (forward-auth: there it names whose description of the
+	// original request is believed).
+	proxyIdentityOff bool
 }
 
 func (o *authOptions) register(fs *pflag.FlagSet) {
@@ -84,7 +88,7 @@ func (o *authOptions) authenticator(ctx context.Context, demoing bool, logger *s
 	var chain authn.Chain
 	setup := &authSetup{}
 	var proxy *authn.ProxyHeaders
-	if len(o.trustedProxy) > 0 {
+	if len(o.trustedProxy) > 0 && !o.proxyIdentityOff {
 		p, err := authn.NewProxyHeaders(authn.ProxyConfig{TrustedCIDRs: o.trustedProxy})
 		if err != nil {
 			return nil, configErrorf("--trusted-proxy: %w", err)

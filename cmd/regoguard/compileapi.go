@@ -387,12 +387,18 @@ func logCompile(ctx context.Context, dl policy.DecisionLogger, logger *slog.Logg
 	for i, t := range req.Targets {
 		targets[i] = t.String()
 	}
-	ev := policy.DecisionEvent{ID: id, Path: path, Input: req.Input, Timestamp: start, Duration: time.Since(start), Err: err,
-		Custom: map[string]any{"type": "open-policy-agent/compile", "unknowns": unknowns, "targets": targets}}
+	d := policy.Decision{ID: id}
 	if f != nil && err == nil {
-		ev.Revision = f.Revision()
+		d.Revision = f.Revision()
+		d.Result, _ = f.Result(req.Targets[0], filter.ResponseOptions{Parameterized: req.Parameterized, Mappings: req.Mappings})
+	}
+	// The one place events are made, so that the caller's input has its
+	// credentials masked as every other decision's (always, here: the
+	// compile API has no switch to keep them).
+	ev := pipeline.NewEvent(path, nil, req.Input, d, err, start, time.Since(start), false)
+	ev.Custom = map[string]any{"type": "open-policy-agent/compile", "unknowns": unknowns, "targets": targets}
+	if f != nil && err == nil {
 		ev.Custom["filter"] = f.String()
-		ev.Result, _ = f.Result(req.Targets[0], filter.ResponseOptions{Parameterized: req.Parameterized, Mappings: req.Mappings})
 	}
 	if lerr := dl.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 		logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", id)

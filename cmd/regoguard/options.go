@@ -42,6 +42,10 @@ type policyOptions struct {
 	regoVersion    string
 	// tracerProvider traces remote OPA calls; set by serve, nil otherwise.
 	tracerProvider trace.TracerProvider
+	// resultParser reads decisions in a decision-service mode whose
+	// policies answer in their own shape (Envoy's, AuthZEN's); nil: the
+	// default.
+	resultParser policy.ResultParser
 }
 
 func (o *policyOptions) register(fs *pflag.FlagSet) {
@@ -51,7 +55,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.opaURL, "opa-url", "", "remote OPA server; alone, every decision is asked of it; with a local policy, it is the fallback")
 	fs.BoolVar(&o.remoteFirst, "remote-first", false, "with --policy and --opa-url: ask the remote OPA first and the local policy only when it fails")
 	fs.DurationVar(&o.opaTimeout, "opa-timeout", authz.DefaultRemoteTimeout, "time limit of one remote OPA decision")
-	fs.StringVar(&o.layout, "input-layout", string(authz.LayoutRegoguard), "policy input layout: regoguard or fastapi-opa")
+	fs.StringVar(&o.layout, "input-layout", string(authz.LayoutRegoguard), "policy input layout: regoguard, fastapi-opa, or envoy (opa-envoy-plugin's, with --forward-auth or --ext-authz-listen)")
 	fs.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let requests without credentials reach the policy (user.authenticated false)")
 	fs.IntVar(&o.denyStatus, "deny-status", http.StatusForbidden, "status of a denied request when the policy gives none (fastapi-opa: 401)")
 	fs.BoolVar(&o.body, "body", false, "add the JSON request body to the input as body")
@@ -70,7 +74,7 @@ func (o *policyOptions) register(fs *pflag.FlagSet) {
 }
 
 func (o *policyOptions) validate() error {
-	if err := oneOf("input-layout", o.layout, string(authz.LayoutRegoguard), string(authz.LayoutFastAPIOPA)); err != nil {
+	if err := oneOf("input-layout", o.layout, string(authz.LayoutRegoguard), string(authz.LayoutFastAPIOPA), string(authz.LayoutEnvoy)); err != nil {
 		return err
 	}
 	if err := oneOf("store", o.store, policy.StoreFlat.String(), policy.StoreReadOptimized.String(), policy.StoreCompact.String()); err != nil {
@@ -97,7 +101,7 @@ func (o *policyOptions) validate() error {
 func (o *policyOptions) engineConfig(logger *slog.Logger) policy.Config {
 	return policy.Config{Decision: o.decision, DenyBuiltins: o.denyBuiltins, NonStrict: o.nonStrict,
 		WholeDocument: o.wholeDecision, Logger: logger, RegoVersion: o.astRegoVersion(),
-		Store: o.storeOption()}
+		Store: o.storeOption(), ResultParser: o.resultParser}
 }
 
 // storeOption is the --store flag as a policy.Store (validate checked it).
@@ -130,7 +134,7 @@ func (o *policyOptions) remote() (*authz.Remote, error) {
 	if o.opaURL == "" {
 		return nil, nil
 	}
-	r, err := authz.NewRemote(authz.RemoteConfig{URL: o.opaURL, Decision: o.decision, Timeout: o.opaTimeout, TracerProvider: o.tracerProvider})
+	r, err := authz.NewRemote(authz.RemoteConfig{URL: o.opaURL, Decision: o.decision, Timeout: o.opaTimeout, TracerProvider: o.tracerProvider, ResultParser: o.resultParser})
 	if err != nil {
 		return nil, configErrorf("--opa-url: %w", err)
 	}

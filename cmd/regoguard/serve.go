@@ -38,6 +38,7 @@ type serveOptions struct {
 	bundleOptions
 	rolloutOptions
 	compileAPIOptions
+	frontOptions
 	listen          string
 	upstream        string
 	adminListen     string
@@ -85,6 +86,9 @@ API keys and a built-in upstream that answers with what it was told.`,
       --shadow-policy new-policy/ --shadow-sample 0.1 --decision-log-file decisions.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.prepareFrontEnds(cmd.Flags()); err != nil {
+				return err
+			}
 			return o.run(cmd.Context(), cmd.OutOrStdout())
 		},
 	}
@@ -94,6 +98,7 @@ API keys and a built-in upstream that answers with what it was told.`,
 	o.bundleOptions.register(fs)
 	o.rolloutOptions.register(fs)
 	o.compileAPIOptions.register(fs)
+	o.frontOptions.register(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address the proxy listens on")
 	fs.StringVar(&o.upstream, "upstream", "", "URL of the protected service")
 	fs.StringVar(&o.adminListen, "admin-listen", "", "address for /healthz, /readyz and /metrics (none when empty)")
@@ -150,7 +155,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	demoing := o.demoMode()
 	if demoing {
 		o.allowAnonymous = true
-	} else if o.upstream == "" {
+	} else if o.upstream == "" && !o.decisionService() {
 		return configErrorf("--upstream is required (or start serve with no flags at all for the demo)")
 	}
 	build := currentBuild()
@@ -227,32 +232,49 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	next, err := o.next(demoing, logger, met)
+	handler, front, err := o.frontHandler(guard, logger)
 	if err != nil {
 		return err
 	}
-	next = forwardIdentity(next, authn.ForwardOptions{AllowUnverifiedEmail: o.allowUnverifiedEmail}, logger)
-	next = o.compileRoute(next, dl, logger)
-	handler := auth.routes(guard.Handler(next))
-
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
+	if !o.decisionService() {
+		next, err := o.next(demoing, logger, met)
+		if err != nil {
+			return err
+		}
+		next = forwardIdentity(next, authn.ForwardOptions{AllowUnverifiedEmail: o.allowUnverifiedEmail}, logger)
+		next = o.compileRoute(next, dl, logger)
+		handler = guard.Handler(next)
 	}
-	servers := []*namedServer{{name: "proxy", ln: ln, srv: o.server(handler, logger)}}
+	var servers []*namedServer
+	ln := net.Listener(nil)
+	if handler != nil {
+		if ln, err = net.Listen("tcp", o.listen); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		servers = append(servers, &namedServer{name: "proxy", ln: ln, srv: o.server(auth.routes(handler), logger)})
+	}
 	if o.adminListen != "" {
 		aln, err := net.Listen("tcp", o.adminListen)
 		if err != nil {
-			ln.Close()
+			if ln != nil {
+				ln.Close()
+			}
 			return fmt.Errorf("--admin-listen: %w", err)
 		}
 		servers = append(servers, &namedServer{name: "admin", ln: aln, srv: o.server(o.compileAdmin(adminHandler(reg, ready, o.pprof), dl, logger), logger)})
 		logger.Info("admin listening", "addr", aln.Addr().String())
 	}
-	logger.Info("regoguard serving", append([]any{"listen", ln.Addr().String(), "upstream", o.upstreamLabel(demoing), "admin", o.adminListen,
+	listenLabel := "none"
+	if ln != nil {
+		listenLabel = ln.Addr().String()
+	}
+	logger.Info("regoguard serving", append([]any{"listen", listenLabel, "upstream", o.upstreamLabel(demoing), "admin", o.adminListen,
 		"tracing", tracingLabel(tp, env)}, build.logAttrs()...)...)
 	if demoing {
 		printDemo(out, ln.Addr().String(), auth.demoKeys)
+	}
+	if front != nil {
+		return serveWithGRPC(ctx, servers, front, o.shutdownTimeout, logger)
 	}
 	return serveUntilDone(ctx, servers, o.shutdownTimeout, logger)
 }
@@ -260,6 +282,9 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 func (o *serveOptions) upstreamLabel(demoing bool) string {
 	if demoing {
 		return "built-in demo upstream"
+	}
+	if o.decisionService() {
+		return "none: " + o.modeLabel()
 	}
 	return redactURL(o.upstream)
 }

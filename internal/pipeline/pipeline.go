@@ -76,6 +76,10 @@ type Config struct {
 	// evaluation failed: the outcome is then OutcomeCanceled rather than
 	// OutcomeError. Default: ctx.Err() is context.Canceled.
 	Abandoned func(ctx context.Context) bool
+	// EventInput, when set, is what decision events keep of an input (the
+	// envoy layout's input without the credential headers the policy
+	// read); default the input itself.
+	EventInput func(ast.Value) ast.Value
 }
 
 // Pipeline decides and records. It is safe for concurrent use.
@@ -155,6 +159,9 @@ type Request struct {
 	// Attrs are the front end's own attributes on the decision line (the
 	// HTTP method and path, the gRPC method); unused ones are left zero.
 	Attrs [2]slog.Attr
+	// BatchID, when set, links the decisions of one batch (DecideBatch
+	// sets it): OPA's batch_decision_id.
+	BatchID string
 }
 
 // BuildFunc builds the policy input of one request, holding only what
@@ -188,6 +195,36 @@ func (p *Pipeline) Decide(ctx context.Context, req *Request, build BuildFunc) (p
 	if err != nil {
 		return policy.Decision{}, OutcomeError, &InputError{Err: err}
 	}
+	return p.decide(ctx, eval, req, input)
+}
+
+// DecideBatch makes one decision per input, in order, for one caller, with
+// one revision of the policy (the whole input is given: nothing is
+// pruned), each recorded as its own decision, linked by a batch ID it
+// returns (none for a single input). After each decision, next (when not
+// nil) is told it, and ends the batch by returning false.
+func (p *Pipeline) DecideBatch(ctx context.Context, req *Request, inputs []ast.Value, next func(d policy.Decision, o Outcome, err error) bool) string {
+	r := *req
+	if len(inputs) > 1 {
+		r.BatchID = p.ids.Next()
+	}
+	eval := p.eval
+	if p.snap != nil {
+		if s, err := p.snap.Snapshot(); err == nil {
+			eval = s
+		}
+	}
+	for _, in := range inputs {
+		d, o, err := p.decide(ctx, eval, &r, in)
+		if next != nil && !next(d, o, err) {
+			break
+		}
+	}
+	return r.BatchID
+}
+
+// decide evaluates input with eval and records the decision.
+func (p *Pipeline) decide(ctx context.Context, eval Evaluator, req *Request, input ast.Value) (policy.Decision, Outcome, error) {
 	dctx, span := ctx, trace.Span(nil)
 	if p.cfg.Tracer != nil {
 		dctx, span = p.cfg.Tracer.Start(ctx, spanDecision)
@@ -250,6 +287,9 @@ func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d 
 			slog.String("user", req.Identity.String()),
 			slog.Duration("latency", elapsed),
 		)
+		if req.BatchID != "" {
+			attrs = append(attrs, slog.String("batch_id", req.BatchID))
+		}
 		if err != nil {
 			attrs = append(attrs, slog.String("error", err.Error()))
 		}
@@ -259,7 +299,11 @@ func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d 
 		logger.LogAttrs(ctx, level, "decision", attrs...)
 	}
 	if p.cfg.DecisionLogger != nil {
-		ev := NewEvent(p.decisionRef, req, input, d, err, start, elapsed, p.cfg.KeepCredentials)
+		logged := input
+		if p.cfg.EventInput != nil {
+			logged = p.cfg.EventInput(input)
+		}
+		ev := NewEvent(p.decisionRef, req, logged, d, err, start, elapsed, p.cfg.KeepCredentials)
 		if lerr := p.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 			logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", d.ID)
 		}
@@ -280,8 +324,12 @@ func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d 
 // replaced), unless keepCredentials; a policy's system.log.mask applies
 // on top, in the decision logger.
 func NewEvent(path string, req *Request, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration, keepCredentials bool) policy.DecisionEvent {
-	return policy.DecisionEvent{
+	ev := policy.DecisionEvent{
 		ID: d.ID, Path: path, Input: loggedInput(input, keepCredentials), Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
 		Timestamp: start, Duration: elapsed, Err: err,
 	}
+	if req != nil {
+		ev.BatchID = req.BatchID
+	}
+	return ev
 }

@@ -86,6 +86,9 @@ func StartDetached(tb testing.TB, paths ...string) *Server {
 	return s
 }
 
+// PID is the server's process ID, for benchmarks that count its CPU time.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Stop kills the server and waits for it to exit; calling it again is
 // harmless.
 func (s *Server) Stop() {
