@@ -77,6 +77,8 @@ type Config struct {
 // for concurrent use; [Engine.Load] may run while evaluations are in flight.
 type Engine struct {
 	query   ast.Ref
+	// decision is query as text, for plans and decision logs.
+	decision string
 	caps    *ast.Capabilities
 	strict  bool
 	whole   bool
@@ -103,8 +105,8 @@ type compiled struct {
 	inputFields *InputFields
 	revision    string
 	bundles     map[string]string
-	// snapshot is this revision's Snapshot, made once rather than per request.
-	snapshot *snapshot
+	// plan is this revision's Plan, made once rather than per request.
+	plan Plan
 }
 
 // Status reports what an Engine is serving and how its last load went.
@@ -145,7 +147,7 @@ func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
 	if _, err := newStore(cfg.Store, nil, true); err != nil {
 		return nil, err
 	}
-	e := &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, store: cfg.Store,
+	e := &Engine{query: query, decision: query.String(), caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, store: cfg.Store,
 		logger: logger, noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion()}
 	if p != nil {
 		if err := e.Load(ctx, p); err != nil {
@@ -266,7 +268,7 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 		}
 		c.allow = &aq
 	}
-	c.snapshot = &snapshot{e: e, c: c}
+	c.plan = Plan{Revision: c.revision, Fields: c.inputFields, RevisionFields: c.inputFields, Decision: e.decision}
 	return c, nil
 }
 

@@ -166,7 +166,7 @@ func (o *policyOptions) cached(eval authz.Evaluator, logger *slog.Logger, reg pr
 	if err != nil {
 		return nil, configErrorf("--decision-cache: %w", err)
 	}
-	if s, err := authz.SnapshotOf(eval); err == nil && s.Revision() == "" {
+	if s, err := authz.PlanOf(eval); err == nil && s.Revision == "" {
 		logger.Warn("the decision cache keeps no decision of a remote OPA asked first or alone: regoguard cannot see when its policy changes")
 	}
 	if reg != nil {

@@ -37,15 +37,10 @@ type Evaluator interface {
 	Eval(ctx context.Context, input ast.Value) (policy.Decision, error)
 }
 
-// snapshotter is authz.Snapshotter's method set.
-type snapshotter interface {
+// planner is authz.Planner's method set.
+type planner interface {
 	Evaluator
-	Snapshot() (policy.Snapshot, error)
-}
-
-// decisionNamer is authz.DecisionNamer's method set.
-type decisionNamer interface {
-	DecisionRef() ast.Ref
+	Plan() (policy.Plan, error)
 }
 
 // Config configures a [Pipeline]. Only Evaluator is required.
@@ -77,14 +72,13 @@ type Config struct {
 
 // Pipeline decides and records. It is safe for concurrent use.
 type Pipeline struct {
-	cfg         Config
-	eval        Evaluator
-	snap        snapshotter
-	prune       bool
-	ids         *IDs
-	decisionRef string
-	evalTrace   *EvalTrace
-	abandoned   func(context.Context) bool
+	cfg       Config
+	eval      Evaluator
+	planner   planner
+	prune     bool
+	ids       *IDs
+	evalTrace *EvalTrace
+	abandoned func(context.Context) bool
 }
 
 // New returns the pipeline of cfg.
@@ -96,15 +90,10 @@ func New(cfg Config) *Pipeline {
 	if p.cfg.Logger == nil {
 		p.cfg.Logger = slog.Default()
 	}
-	p.snap, _ = cfg.Evaluator.(snapshotter)
+	p.planner, _ = cfg.Evaluator.(planner)
 	// The input holds only what the policy reads, unless it is logged
 	// whole (the decision line's input, a decision log).
 	p.prune = !cfg.LogInput && cfg.DecisionLogger == nil
-	if n, ok := cfg.Evaluator.(decisionNamer); ok {
-		if ref := n.DecisionRef(); ref != nil {
-			p.decisionRef = ref.String()
-		}
-	}
 	if cfg.Metrics != nil {
 		p.evalTrace = &EvalTrace{Fallback: func(error) { cfg.Metrics.Fallback() }}
 	}
@@ -122,26 +111,21 @@ func (p *Pipeline) Count(o Outcome) {
 	}
 }
 
-// DecisionRef is the decision document the evaluator names (such as
-// data.httpapi.authz), or "".
-func (p *Pipeline) DecisionRef() string { return p.decisionRef }
-
-// plan returns the evaluator for one request and the input fields to build
-// for it (nil: all). With a snapshotter (the engine, or a Cache or Fallback
-// in front of it) that is a snapshot of the revision being served, so that
-// the fields built and the policy that judges them always match, even
-// across a reload; the input then costs nothing for what the policy never
-// reads.
-func (p *Pipeline) plan() (Evaluator, *policy.InputFields) {
-	if p.snap != nil {
-		if s, err := p.snap.Snapshot(); err == nil {
-			if !p.prune {
-				return s, nil
-			}
-			return s, s.Fields()
-		}
+// plan returns the evaluator's plan for one request (the zero plan, which
+// builds everything, when it is no planner or cannot plan) and the fields
+// to build: the plan's, unless the whole input is logged.
+func (p *Pipeline) plan() (policy.Plan, *policy.InputFields) {
+	if p.planner == nil {
+		return policy.Plan{}, nil
 	}
-	return p.eval, nil
+	plan, err := p.planner.Plan()
+	if err != nil {
+		return policy.Plan{Decision: plan.Decision}, nil
+	}
+	if !p.prune {
+		return plan, nil
+	}
+	return plan, plan.Fields
 }
 
 // Request is what a front end says of one request, for the decision line
@@ -180,7 +164,7 @@ func (e *InputError) Unwrap() error { return e.Err }
 // then), or the evaluator's: the request must then be refused. The
 // outcome is what was counted.
 func (p *Pipeline) Decide(ctx context.Context, req *Request, build BuildFunc) (policy.Decision, Outcome, error) {
-	eval, fields := p.plan()
+	plan, fields := p.plan()
 	input, err := build(fields)
 	if err != nil {
 		return policy.Decision{}, OutcomeError, &InputError{Err: err}
@@ -193,7 +177,16 @@ func (p *Pipeline) Decide(ctx context.Context, req *Request, build BuildFunc) (p
 		dctx = WithEvalTrace(dctx, p.evalTrace)
 	}
 	start := time.Now()
-	d, err := eval.Eval(dctx, input)
+	d, err := p.eval.Eval(dctx, input)
+	if err == nil && fields != nil && d.Revision != plan.Revision && p.replanned(plan) {
+		// A reload came between the plan and the evaluation: the input
+		// was built for another revision's fields. Build it whole and ask
+		// again; the whole input is right for any revision.
+		if input, err = build(nil); err != nil {
+			return policy.Decision{}, OutcomeError, &InputError{Err: err}
+		}
+		d, err = p.eval.Eval(dctx, input)
+	}
 	elapsed := time.Since(start)
 	d.ID = p.ids.Next()
 	if span != nil {
@@ -202,8 +195,17 @@ func (p *Pipeline) Decide(ctx context.Context, req *Request, build BuildFunc) (p
 		}
 		endDecisionSpan(span, d, err)
 	}
-	outcome := p.record(ctx, req, input, d, err, start, elapsed)
+	outcome := p.record(ctx, req, plan.Decision, input, d, err, start, elapsed)
 	return d, outcome, err
+}
+
+// replanned reports whether the revision being served is no longer the
+// plan's. A decision may name another revision without any reload (a
+// fallback's secondary answered, a wrapper rewrote it): then the plan
+// still holds.
+func (p *Pipeline) replanned(plan policy.Plan) bool {
+	now, err := p.planner.Plan()
+	return err != nil || now.Revision != plan.Revision || now.Fields != plan.Fields
 }
 
 // outcome is what became of a decision.
@@ -220,7 +222,7 @@ func (p *Pipeline) outcome(ctx context.Context, d policy.Decision, err error) Ou
 }
 
 // record counts, logs and ships one decision.
-func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) Outcome {
+func (p *Pipeline) record(ctx context.Context, req *Request, path string, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) Outcome {
 	outcome := p.outcome(ctx, d, err)
 	if m := p.cfg.Metrics; m != nil {
 		m.Decision(outcome, elapsed)
@@ -256,7 +258,7 @@ func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d 
 		logger.LogAttrs(ctx, level, "decision", attrs...)
 	}
 	if p.cfg.DecisionLogger != nil {
-		ev := NewEvent(p.decisionRef, req, input, d, err, start, elapsed)
+		ev := NewEvent(path, req, input, d, err, start, elapsed)
 		if lerr := p.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 			logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", d.ID)
 		}
