@@ -76,15 +76,15 @@ type Config struct {
 // Engine evaluates one decision of a compiled [Policy] in-process. It is safe
 // for concurrent use; [Engine.Load] may run while evaluations are in flight.
 type Engine struct {
-	query   ast.Ref
+	query ast.Ref
 	// decision is query as text, for plans and decision logs.
 	decision string
-	caps    *ast.Capabilities
-	strict  bool
-	whole   bool
-	store   Store
-	logger  *slog.Logger
-	current atomic.Pointer[compiled]
+	caps     *ast.Capabilities
+	strict   bool
+	whole    bool
+	store    Store
+	logger   *slog.Logger
+	current  atomic.Pointer[compiled]
 	// noMetrics is built once: OPA otherwise makes a metrics recorder (and
 	// its timers) for every evaluation, which nobody reads here.
 	noMetrics rego.EvalOption
