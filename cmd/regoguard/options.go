@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/trace"
@@ -190,4 +191,12 @@ func (o *policyOptions) middlewareConfig() authz.Config {
 		cfg.Skip = append(cfg.Skip, authz.Skip{Path: s})
 	}
 	return cfg
+}
+
+// astRegoVersion is --rego-version as OPA names it.
+func (o *policyOptions) astRegoVersion() ast.RegoVersion {
+	if o.regoVersion == "v0" {
+		return ast.RegoV0
+	}
+	return ast.RegoV1
 }
