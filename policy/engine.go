@@ -71,6 +71,14 @@ type Config struct {
 	// Store selects how data documents are held: StoreReadOptimized (the
 	// default) or StoreCompact, lighter and faster to load. See [Store].
 	Store Store
+	// OnLoad, when set, is given every policy that compiled, once, before
+	// it serves: the first one, and every reload (Load, ReloadFiles,
+	// WatchFiles, a bundle activation). What must follow the policy (a
+	// decision logger's system.log.mask rules, bundles.DecisionLogger's
+	// UsePolicy) follows it here, from the one parse the engine made. An
+	// error refuses the policy: the previous revision, and what followed it,
+	// keep serving.
+	OnLoad func(ctx context.Context, p *Policy) error
 }
 
 // Engine evaluates one decision of a compiled [Policy] in-process. It is safe
@@ -84,6 +92,7 @@ type Engine struct {
 	whole    bool
 	store    Store
 	logger   *slog.Logger
+	onLoad   func(context.Context, *Policy) error
 	current  atomic.Pointer[compiled]
 	// noMetrics is built once: OPA otherwise makes a metrics recorder (and
 	// its timers) for every evaluation, which nobody reads here.
@@ -148,7 +157,7 @@ func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{query: query, decision: query.String(), caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, store: cfg.Store,
-		logger: logger, noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion()}
+		logger: logger, onLoad: cfg.OnLoad, noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion()}
 	if p != nil {
 		if err := e.Load(ctx, p); err != nil {
 			return nil, err
@@ -203,6 +212,13 @@ func (e *Engine) Load(ctx context.Context, p *Policy) error {
 	if err != nil {
 		e.recordFailure(err)
 		return err
+	}
+	if e.onLoad != nil {
+		if err := e.onLoad(ctx, p); err != nil {
+			err = fmt.Errorf("policy: %w", err)
+			e.recordFailure(err)
+			return err
+		}
 	}
 	e.current.Store(c)
 	e.statusMu.Lock()

@@ -111,6 +111,13 @@ func (o *policyOptions) storeOption() policy.Store {
 
 // loadEngine compiles the policy files into a new engine.
 func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *slog.Logger) (*policy.Engine, error) {
+	return o.loadEngineWith(ctx, paths, o.engineConfig(logger))
+}
+
+// loadEngineWith is loadEngine with the engine's configuration given: the
+// files are parsed once, and what follows the policy (cfg.OnLoad) follows
+// it from that parse.
+func (o *policyOptions) loadEngineWith(ctx context.Context, paths []string, cfg policy.Config) (*policy.Engine, error) {
 	for _, path := range paths {
 		if _, err := os.Stat(path); err != nil {
 			return nil, configErrorf("--policy: %w", err)
@@ -120,7 +127,7 @@ func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *
 	if err != nil {
 		return nil, sourceError("--policy", err)
 	}
-	e, err := policy.New(ctx, o.engineConfig(logger), p)
+	e, err := policy.New(ctx, cfg, p)
 	return e, sourceError("--policy", err)
 }
 

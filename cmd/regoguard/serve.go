@@ -189,9 +189,6 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
-	if err := o.maskFromPolicy(ctx, dl, logger); err != nil {
-		return err
-	}
 	eval, stopShadow, err := o.shadowed(ctx, eval, dl, reg, logger)
 	if err != nil {
 		return err
@@ -303,7 +300,15 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 			return nil, nil, err
 		}
 	case len(o.policies) > 0:
-		if engine, err = o.loadEngine(ctx, o.policies, logger); err != nil {
+		// The files are parsed once per load (at start, on SIGHUP, on a
+		// --watch change), and the decision log's masking and drop rules
+		// (system.log.mask, system.log.drop) follow every revision from
+		// that parse, as a bundle activation does for --bundle.
+		cfg := o.engineConfig(logger)
+		if dl != nil {
+			cfg.OnLoad = dl.UsePolicy
+		}
+		if engine, err = o.loadEngineWith(ctx, o.policies, cfg); err != nil {
 			return nil, nil, err
 		}
 		if o.watch {
