@@ -65,8 +65,12 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (*EnvConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authn: %s is not a URL", EnvAppURI)
 	}
-	out.Browser = &BrowserConfig{Issuer: wk, ClientID: id, ClientSecret: get(EnvClientSecret), AppURI: app, CookieKeys: keys,
-		InsecureCookies: u.Scheme == "http" && websession.IsLoopbackHost(u.Hostname())}
+	out.Browser = &BrowserConfig{
+		Issuer:        wk,
+		ClientID:      id,
+		ClientSecret:  get(EnvClientSecret),
+		SessionConfig: SessionConfig{AppURI: app, CookieKeys: keys, InsecureCookies: u.Scheme == "http" && websession.IsLoopbackHost(u.Hostname())},
+	}
 	return out, nil
 }
 

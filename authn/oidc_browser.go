@@ -25,6 +25,16 @@ const (
 
 // BrowserConfig configures a [Browser] authenticator.
 type BrowserConfig struct {
+	// SessionConfig is what the browser login shares with SAML's (package
+	// authn/saml): the application's URI (the redirect URI registered at
+	// the provider is AppURI + CallbackPath), the session cookie (default
+	// name "__Host-regoguard", or "regoguard" with InsecureCookies), the
+	// login timeout (between the redirect to the provider and the
+	// callback), the store of used logins and revoked sessions, the logger
+	// and the clock. A session too large for MaxCookies is trimmed (ID
+	// token, then refresh token dropped) before the login fails.
+	SessionConfig
+
 	// Issuer is the OpenID Provider's issuer URL or the full URL of its
 	// discovery document (OIDC_WELL_KNOWN).
 	Issuer string
@@ -33,10 +43,6 @@ type BrowserConfig struct {
 	// public client; PKCE is always used.
 	ClientID     string
 	ClientSecret string
-	// AppURI is the external base URL of the application (APP_URI), e.g.
-	// "https://app.example.com". The redirect URI registered at the provider
-	// is AppURI + CallbackPath.
-	AppURI string
 	// LoginPath starts a login: GET LoginPath?rd=/some/page. Default
 	// /oauth2/login.
 	LoginPath string
@@ -52,42 +58,15 @@ type BrowserConfig struct {
 	// email. Add "offline_access" when the provider needs it to issue the
 	// refresh tokens used to extend sessions.
 	Scopes []string
-	// CookieName names the session cookie. Default "__Host-regoguard" (or
-	// "regoguard" with InsecureCookies).
-	CookieName string
-	// CookieKeys are the secrets sealing cookies, each at least 32 bytes. The
-	// first seals new cookies, all open them (key rotation). Required.
-	CookieKeys [][]byte
-	// InsecureCookies drops the Secure attribute. Allowed only when AppURI is
-	// plain http on localhost, 127.0.0.1 or [::1] (development and tests).
-	InsecureCookies bool
-	// SessionLifetime bounds a session from login, refreshes included.
-	// Default 12h (as for SAML).
-	SessionLifetime time.Duration
-	// LoginTimeout bounds the time between the redirect to the provider and
-	// the callback. Default 10m.
-	LoginTimeout time.Duration
-	// MaxCookies is how many cookies a large session may be split across
-	// (name, name.1, ...). Default 4. Beyond it the session is trimmed (ID
-	// token, then refresh token dropped) and, if still too large, the login
-	// fails with a clear error page.
-	MaxCookies int
 	// Algorithms and ClockSkew as in [BearerConfig].
 	Algorithms []string
 	ClockSkew  time.Duration
-	// Store records used logins and sessions revoked by logout. Default: a
-	// [NewMemorySessionStore] (one process); replicas share one.
-	Store SessionStore
 	// SessionData, when set, keeps sessions on the server: the cookie holds
 	// only a reference, for providers whose tokens overflow cookies. See
 	// [SessionDataStore]. Default: sessions live in the cookies.
 	SessionData SessionDataStore
 	// HTTPClient talks to the provider. Default: 10s timeout.
 	HTTPClient *http.Client
-	// Logger. Default slog.Default(). Tokens and cookies are never logged.
-	Logger *slog.Logger
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
 }
 
 // Browser runs the OpenID Connect authorization code flow for browsers, with

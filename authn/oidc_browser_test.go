@@ -74,8 +74,12 @@ func newTestApp(t *testing.T, issuer, clientID, secret string, mod func(*Browser
 		t.Fatal(err)
 	}
 	app := &testApp{URL: "http://" + ln.Addr().String()}
-	cfg := BrowserConfig{Issuer: issuer, ClientID: clientID, ClientSecret: secret, AppURI: app.URL,
-		InsecureCookies: true, CookieKeys: [][]byte{testCookieKey}}
+	cfg := BrowserConfig{
+		Issuer:        issuer,
+		ClientID:      clientID,
+		ClientSecret:  secret,
+		SessionConfig: SessionConfig{AppURI: app.URL, InsecureCookies: true, CookieKeys: [][]byte{testCookieKey}},
+	}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -220,14 +224,20 @@ func TestBrowserFlow(t *testing.T) {
 	}
 
 	// A session from another deployment's key is refused; a rotated-in key still opens old cookies.
-	other, _ := NewBrowser(BrowserConfig{Issuer: m.Issuer(), ClientID: cfg.ClientID, AppURI: app.URL, InsecureCookies: true,
-		CookieKeys: [][]byte{[]byte("another-key-another-key-another-key!")}})
+	other, _ := NewBrowser(BrowserConfig{
+		Issuer:        m.Issuer(),
+		ClientID:      cfg.ClientID,
+		SessionConfig: SessionConfig{AppURI: app.URL, InsecureCookies: true, CookieKeys: [][]byte{[]byte("another-key-another-key-another-key!")}},
+	})
 	r = httptest.NewRequest(http.MethodGet, "/", nil)
 	r.AddCookie(sess)
 	_, err = other.Authenticate(r)
 	mustRefuse(t, nil, err)
-	rotated, _ := NewBrowser(BrowserConfig{Issuer: m.Issuer(), ClientID: cfg.ClientID, AppURI: app.URL, InsecureCookies: true, Now: m.Now,
-		CookieKeys: [][]byte{[]byte("the-new-key-the-new-key-the-new-key!"), testCookieKey}})
+	rotated, _ := NewBrowser(BrowserConfig{
+		Issuer:        m.Issuer(),
+		ClientID:      cfg.ClientID,
+		SessionConfig: SessionConfig{AppURI: app.URL, InsecureCookies: true, Now: m.Now, CookieKeys: [][]byte{[]byte("the-new-key-the-new-key-the-new-key!"), testCookieKey}},
+	})
 	if id, err := rotated.Authenticate(r); err != nil || id.Subject != "bob" {
 		t.Fatalf("rotated keys: %v %v", id, err)
 	}
@@ -574,7 +584,7 @@ func TestBrowserLargeSession(t *testing.T) {
 }
 
 func TestBrowserConfigChecks(t *testing.T) {
-	base := BrowserConfig{Issuer: "https://op.example", ClientID: "c", AppURI: "https://app.example", CookieKeys: [][]byte{testCookieKey}}
+	base := BrowserConfig{Issuer: "https://op.example", ClientID: "c", SessionConfig: SessionConfig{AppURI: "https://app.example", CookieKeys: [][]byte{testCookieKey}}}
 	bad := map[string]func(*BrowserConfig){
 		"http non-local":         func(c *BrowserConfig) { c.AppURI = "http://app.example"; c.InsecureCookies = true },
 		"insecure https":         func(c *BrowserConfig) { c.InsecureCookies = true },

@@ -12,8 +12,8 @@
 // request. [Remote] keeps fastapi-opa's remote OPA server mode, [Fallback]
 // combines two evaluators, [Cache] memoizes the decisions of a deterministic
 // policy, and [Shadow] tries a candidate policy beside the enforced one. Any
-// type with an Eval method is an [Evaluator]; the optional [Snapshotter] and
-// [DecisionNamer] let the middleware build only the input fields the policy
+// type with an Eval method is an [Evaluator]; the optional [Planner] lets
+// the middleware build only the input fields the policy
 // reads and name the decision in logs. Every path that cannot reach a
 // decision refuses the request: the middleware fails closed.
 //
@@ -58,8 +58,9 @@ import (
 // concurrent use, and must return an error, never an allow, when it cannot
 // decide.
 //
-// An Evaluator may also implement the optional [Snapshotter] (pruning of the
-// input, revision-exact caching) and [DecisionNamer] (decision logs).
+// An Evaluator may also implement the optional [Planner] (pruning of the
+// input, revision-exact caching, the decision's name in decision logs). The
+// middleware always calls the Eval of the evaluator it was given.
 type Evaluator interface {
 	Eval(ctx context.Context, input ast.Value) (policy.Decision, error)
 }
@@ -117,7 +118,7 @@ type Config struct {
 	InputHeaders []string
 	// Body adds the request body, parsed as JSON, to the input as body.
 	// When the input needs it (with the in-process engine, only if the
-	// policy reads input.body; see policy.Snapshot), a non-empty body that
+	// policy reads input.body; see policy.Plan), a non-empty body that
 	// is not unambiguous JSON is refused, never judged as absent: 415 when
 	// its Content-Type is not one application/json (or +json) in UTF-8 or
 	// it has a Content-Encoding, 400 when it is not valid JSON or repeats a

@@ -39,17 +39,17 @@ type CacheConfig struct {
 // deterministic: the same input gives the same decision.
 //
 // It keys each decision on the policy revision that made it and on the
-// input fields that revision reads (see [Snapshotter]): a field the policy
+// input fields that revision reads (see [Planner]): a field the policy
 // never reads, such as the client's address, never splits the cache, and a
 // field it reads always does. A new revision is never answered from an old
 // one's decisions. Only decisions of a known revision are kept: those of an
-// evaluator that is not a [Snapshotter], of a [Remote] (whose policy can
+// evaluator that is not a [Planner], of a [Remote] (whose policy can
 // change unseen), or of a [Fallback]'s Secondary are passed through
 // uncached. Errors are never cached. Decisions are bounded in number and
 // age.
 //
-// A Cache is itself a [Snapshotter] and a [DecisionNamer], so the middleware
-// builds only the fields the policy reads behind it.
+// A Cache is itself a [Planner], so the middleware builds only the fields
+// the policy reads behind it.
 //
 // Do not cache a policy that reads the time, calls http.send or reads data
 // that changes without a new revision.
@@ -94,15 +94,15 @@ func NewCache(eval Evaluator, cfg CacheConfig) (*Cache, error) {
 // serves reads. An evaluator with no known revision yet cannot be checked:
 // the key then follows each revision anyway.
 func checkKeyFields(eval Evaluator, keys []string) error {
-	s, err := SnapshotOf(eval)
-	if err != nil || s.Revision() == "" {
+	s, err := PlanOf(eval)
+	if err != nil || s.Revision == "" {
 		return nil
 	}
-	f := s.RevisionFields()
+	f := s.RevisionFields
 	if f == nil {
 		return fmt.Errorf("authz: decision cache key %s: the policy (revision %s) reads its input as a whole "+
 			"(input[k], walk(input), a function of input...): no list of fields covers it; leave the key out, "+
-			"and decisions are keyed on what the policy reads", strings.Join(keys, ","), s.Revision())
+			"and decisions are keyed on what the policy reads", strings.Join(keys, ","), s.Revision)
 	}
 	var missing []string
 	for _, k := range f.Keys() {
@@ -113,65 +113,29 @@ func checkKeyFields(eval Evaluator, keys []string) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("authz: decision cache key %s leaves out input fields the policy (revision %s) reads: %s; "+
 			"add them, or leave the key out and decisions are keyed on what the policy reads",
-			strings.Join(keys, ","), s.Revision(), strings.Join(missing, ","))
+			strings.Join(keys, ","), s.Revision, strings.Join(missing, ","))
 	}
 	return nil
 }
 
-// Eval implements [Evaluator].
+// Eval implements [Evaluator]: the decision kept for this input under the
+// revision being served, or the evaluator's, which is kept when that
+// revision made it.
 func (c *Cache) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
-	inner, err := SnapshotOf(c.eval)
+	plan, err := PlanOf(c.eval)
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	return c.evalOn(ctx, inner, input)
-}
-
-// Snapshot implements [Snapshotter]: the snapshot of the evaluator behind
-// the cache, whose decisions are looked up and kept in the cache.
-func (c *Cache) Snapshot() (policy.Snapshot, error) {
-	inner, err := SnapshotOf(c.eval)
-	if err != nil {
-		return nil, err
-	}
-	return &cacheSnapshot{c: c, inner: inner}, nil
-}
-
-// DecisionRef implements [DecisionNamer] when the evaluator behind the
-// cache does; it returns nil otherwise.
-func (c *Cache) DecisionRef() ast.Ref { return decisionRef(c.eval) }
-
-// Len returns the number of cached decisions. The first decision asked of a
-// new revision empties the cache.
-func (c *Cache) Len() int { return c.entries.Len() }
-
-// cacheSnapshot is a Cache in front of one snapshot.
-type cacheSnapshot struct {
-	c     *Cache
-	inner policy.Snapshot
-}
-
-func (s *cacheSnapshot) Revision() string                    { return s.inner.Revision() }
-func (s *cacheSnapshot) Fields() *policy.InputFields         { return s.inner.Fields() }
-func (s *cacheSnapshot) RevisionFields() *policy.InputFields { return s.inner.RevisionFields() }
-
-func (s *cacheSnapshot) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
-	return s.c.evalOn(ctx, s.inner, input)
-}
-
-// evalOn answers from the cache or from inner, and keeps inner's decision
-// when it is one of inner's revision.
-func (c *Cache) evalOn(ctx context.Context, inner policy.Snapshot, input ast.Value) (policy.Decision, error) {
-	rev := inner.Revision()
+	rev := plan.Revision
 	if rev == "" {
 		c.stats.misses.Add(1)
-		return evalFailClosed(ctx, inner, input)
+		return evalFailClosed(ctx, c.eval, input)
 	}
 	c.dropOnNewRevision(rev)
-	key, err := c.key(rev, input, inner.RevisionFields())
+	key, err := c.key(rev, input, plan.RevisionFields)
 	if err != nil {
 		c.stats.misses.Add(1)
-		return evalFailClosed(ctx, inner, input)
+		return evalFailClosed(ctx, c.eval, input)
 	}
 	now := time.Now()
 	if e, ok := c.entries.Get(key); ok && now.Before(e.expires) {
@@ -179,20 +143,30 @@ func (c *Cache) evalOn(ctx context.Context, inner policy.Snapshot, input ast.Val
 		return e.d, nil
 	}
 	c.stats.misses.Add(1)
-	d, err := evalFailClosed(ctx, inner, input)
+	d, err := evalFailClosed(ctx, c.eval, input)
 	if err != nil {
 		return d, err
 	}
 	// Only a decision of the revision the key names is kept: not one of a
-	// fallback that answered instead.
+	// fallback that answered instead, nor one of a revision loaded since
+	// the plan. The key holds what that revision reads of this very input,
+	// so the decision is right for every input with the same key.
 	if d.Revision == rev {
 		c.entries.Add(key, cached{d: d, expires: now.Add(c.ttl)})
 	}
 	return d, nil
 }
 
+// Plan implements [Planner]: the plan of the evaluator behind the cache,
+// whose decisions are looked up and kept in the cache.
+func (c *Cache) Plan() (policy.Plan, error) { return PlanOf(c.eval) }
+
+// Len returns the number of cached decisions. The first decision asked of a
+// new revision empties the cache.
+func (c *Cache) Len() int { return c.entries.Len() }
+
 // evalFailClosed asks s; a failed decision never carries an allow.
-func evalFailClosed(ctx context.Context, s policy.Snapshot, input ast.Value) (policy.Decision, error) {
+func evalFailClosed(ctx context.Context, s Evaluator, input ast.Value) (policy.Decision, error) {
 	d, err := s.Eval(ctx, input)
 	if err != nil {
 		return policy.Decision{Revision: d.Revision, Bundles: d.Bundles}, err

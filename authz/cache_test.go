@@ -21,7 +21,7 @@ import (
 
 // counting is a wrapper of the kind a user writes (a recorder): it counts
 // the decisions that reach the evaluator it wraps, and forwards
-// authz.Snapshotter as package authz documents, so that the middleware and a
+// authz.Planner as package authz documents, so that the middleware and a
 // cache in front still see the revision and the fields read. It keeps the
 // inputs it is given when keep is set.
 type counting struct {
@@ -37,13 +37,7 @@ func (c *counting) Eval(ctx context.Context, in ast.Value) (policy.Decision, err
 	return c.inner.Eval(ctx, in)
 }
 
-func (c *counting) Snapshot() (policy.Snapshot, error) {
-	s, err := authz.SnapshotOf(c.inner)
-	if err != nil {
-		return nil, err
-	}
-	return countingSnapshot{Snapshot: s, c: c}, nil
-}
+func (c *counting) Plan() (policy.Plan, error) { return authz.PlanOf(c.inner) }
 
 func (c *counting) count(in ast.Value) {
 	c.n.Add(1)
@@ -52,16 +46,6 @@ func (c *counting) count(in ast.Value) {
 		c.seen = append(c.seen, in)
 		c.mu.Unlock()
 	}
-}
-
-type countingSnapshot struct {
-	policy.Snapshot
-	c *counting
-}
-
-func (s countingSnapshot) Eval(ctx context.Context, in ast.Value) (policy.Decision, error) {
-	s.c.count(in)
-	return s.Snapshot.Eval(ctx, in)
 }
 
 func parse(t testing.TB, s string) ast.Value {
@@ -150,7 +134,7 @@ func TestCacheKeyLeavingOutWhatThePolicyReadsIsRefused(t *testing.T) {
 			t.Errorf("key %v: %v, want an error with %q", c.key, err, c.refused)
 		}
 	}
-	// Behind any wrapper that forwards Snapshotter, and behind a fallback.
+	// Behind any wrapper that forwards Planner, and behind a fallback.
 	for name, eval := range map[string]authz.Evaluator{
 		"wrapper":  &counting{inner: e},
 		"fallback": &authz.Fallback{Primary: e, Secondary: failing{}},
@@ -436,7 +420,7 @@ allow if input[k] == "GET"`, `allow if input.method == "GET"`},
 	for _, p := range policies {
 		before := policyOf(t, module(p.before))
 		after := policyOf(t, module(p.after))
-		beforeSnap, _ := before.Snapshot()
+		beforePlan, _ := before.Plan()
 		for _, a := range arrangements(t) {
 			for _, key := range keys {
 				putPolicy(t, opa.URL, module(p.before))
@@ -446,13 +430,13 @@ allow if input[k] == "GET"`, `allow if input.method == "GET"`},
 					c, err := authz.NewCache(eval, authz.CacheConfig{KeyFields: key, TTL: time.Hour})
 					if err != nil {
 						refused++
-						if coversReads(key, beforeSnap.RevisionFields()) {
+						if coversReads(key, beforePlan.RevisionFields) {
 							t.Errorf("%s, %s, key %v: refused a key that covers what the policy reads: %v", p.name, a.name, key, err)
 							wrong++
 						}
 						continue
 					}
-					if key != nil && !coversReads(key, beforeSnap.RevisionFields()) && a.truth == "engine" {
+					if key != nil && !coversReads(key, beforePlan.RevisionFields) && a.truth == "engine" {
 						missedRefusals++
 						t.Errorf("%s, %s, key %v: a key leaving out what the policy reads was accepted", p.name, a.name, key)
 					}
@@ -469,14 +453,14 @@ allow if input[k] == "GET"`, `allow if input.method == "GET"`},
 								t.Fatal(err)
 							}
 							var d policy.Decision
-							// The second pass goes the middleware's way: one
-							// snapshot, an input pruned to what it reads.
-							if s, ok := eval.(authz.Snapshotter); ok && pass == 1 {
-								snap, serr := s.Snapshot()
-								if serr != nil {
-									t.Fatal(serr)
+							// The second pass goes the middleware's way: a
+							// plan, an input pruned to what it reads.
+							if pl, ok := eval.(authz.Planner); ok && pass == 1 {
+								plan, perr := pl.Plan()
+								if perr != nil {
+									t.Fatal(perr)
 								}
-								d, err = snap.Eval(ctx, prune(in, snap.Fields()))
+								d, err = eval.Eval(ctx, prune(in, plan.Fields))
 							} else {
 								d, err = eval.Eval(ctx, in)
 							}

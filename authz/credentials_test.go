@@ -56,8 +56,11 @@ func TestDeclaredCredentialsNeverLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	browser, err := authn.NewBrowser(authn.BrowserConfig{Issuer: iss.URL, ClientID: iss.ClientID, AppURI: "https://app.example",
-		CookieName: "my-session", CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}})
+	browser, err := authn.NewBrowser(authn.BrowserConfig{
+		Issuer:        iss.URL,
+		ClientID:      iss.ClientID,
+		SessionConfig: authn.SessionConfig{AppURI: "https://app.example", CookieName: "my-session", CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func matchesWhole(re *regexp.Regexp, s string) bool {
 // innermost type of a list once. A body that is not JSON, or a query that is
 // not valid GraphQL, refuses the request with 400 when the enricher runs:
 // with the in-process engine, only if the policy reads input.<key> (see
-// policy.Snapshot). A body with no query string gives an empty list.
+// policy.Plan). A body with no query string gives an empty list.
 func GraphQLEnricher(key string) Enricher {
 	if key == "" {
 		key = "gql_info"

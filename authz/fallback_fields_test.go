@@ -18,12 +18,12 @@ func TestFallbackFieldsFollowReloads(t *testing.T) {
 	reads := func(want map[string]bool) {
 		t.Helper()
 		for range 2 { // the second time from what the Fallback kept
-			s, err := fb.Snapshot()
+			s, err := fb.Plan()
 			if err != nil {
 				t.Fatal(err)
 			}
 			for field, w := range want {
-				if got := s.Fields().Reads(field); got != w {
+				if got := s.Fields.Reads(field); got != w {
 					t.Errorf("Fields().Reads(%q) = %v, want %v", field, got, w)
 				}
 			}

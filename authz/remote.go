@@ -2,6 +2,7 @@ package authz
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,7 +57,7 @@ type RemoteConfig struct {
 // (POST /v1/data/{path} with {"input": ...}): the mode fastapi-opa users
 // know, kept for migrations and as a fallback.
 type Remote struct {
-	ref      ast.Ref
+	decision string // the decision document, data.httpapi.authz
 	endpoint string
 	host     string // of endpoint, for the span
 	timeout  time.Duration
@@ -93,7 +94,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		client = &http.Client{Transport: newPooledTransport(timeout)}
 	}
 	return &Remote{
-		ref:      ref,
+		decision: ref.String(),
 		endpoint: strings.TrimSuffix(u.String(), "/") + "/v1/data/" + strings.Join(segments, "/"),
 		host:     u.Host,
 		timeout:  timeout,
@@ -123,15 +124,10 @@ func newPooledTransport(timeout time.Duration) *http.Transport {
 // Endpoint returns the URL that decisions are posted to.
 func (c *Remote) Endpoint() string { return c.endpoint }
 
-// DecisionRef implements [DecisionNamer].
-func (c *Remote) DecisionRef() ast.Ref { return c.ref }
-
-// Snapshot implements [Snapshotter], to say what regoguard cannot know of a
-// remote OPA server: its snapshot has no revision (the server may load
-// another policy at any time, unseen) and may read the whole input. The
-// middleware therefore builds every input field for it, and a [Cache] keeps
-// none of its decisions.
-func (c *Remote) Snapshot() (policy.Snapshot, error) { return unpinned{c}, nil }
+// Plan implements [Planner], to say what regoguard cannot know of a remote
+// OPA: which revision decides (""), so that nothing is cached on its
+// account, and what it reads (everything). It names the decision.
+func (c *Remote) Plan() (policy.Plan, error) { return policy.Plan{Decision: c.decision}, nil }
 
 // Eval implements [Evaluator]. An absent result is an undefined decision (a
 // deny); a status other than 200, an answer that is not OPA's, or a timeout
@@ -240,10 +236,10 @@ func remoteError(endpoint string, status int, body []byte) error {
 // failure: it is never retried. With both failing the request is refused;
 // the error names both failures.
 //
-// A Fallback is a [Snapshotter]: its snapshot fixes both evaluators'
-// revisions, reads what either reads, and has the revision of the one
-// expected to answer (Primary, unless it cannot decide at all), so that a
-// [Cache] in front keeps Primary's decisions and passes Secondary's through.
+// A Fallback is a [Planner]: its plan reads what either evaluator reads, and
+// has the revision of the one expected to answer (Primary, unless it cannot
+// decide at all), so that a [Cache] in front keeps Primary's decisions and
+// passes Secondary's through.
 type Fallback struct {
 	Primary, Secondary Evaluator
 	// OnFallback, when set, is called each time Secondary is asked, with
@@ -299,70 +295,22 @@ func (f *Fallback) second(ctx context.Context, input ast.Value, err error,
 	return d, nil
 }
 
-// Snapshot implements [Snapshotter]. It fails only when neither evaluator
-// can decide at all.
-func (f *Fallback) Snapshot() (policy.Snapshot, error) {
-	p, perr := SnapshotOf(f.Primary)
-	s, serr := SnapshotOf(f.Secondary)
-	if perr != nil && serr != nil {
-		return nil, errors.Join(perr, serr)
-	}
-	return &fallbackSnapshot{f: f, primary: p, secondary: s, perr: perr, serr: serr}, nil
-}
-
-// DecisionRef implements [DecisionNamer]: Primary's decision, or
-// Secondary's when Primary does not name one.
-func (f *Fallback) DecisionRef() ast.Ref {
-	if ref := decisionRef(f.Primary); ref != nil {
-		return ref
-	}
-	return decisionRef(f.Secondary)
-}
-
-// fallbackSnapshot is a Fallback on one snapshot of each evaluator; a
-// snapshot that could not be taken is an evaluator that fails with its error.
-type fallbackSnapshot struct {
-	f                  *Fallback
-	primary, secondary policy.Snapshot
-	perr, serr         error
-}
-
-func (s *fallbackSnapshot) Revision() string {
-	if s.perr == nil {
-		return s.primary.Revision()
-	}
-	return s.secondary.Revision()
-}
-
-func (s *fallbackSnapshot) Fields() *policy.InputFields {
+// Plan implements [Planner]. It fails only when neither evaluator can
+// decide at all.
+func (f *Fallback) Plan() (policy.Plan, error) {
+	p, perr := PlanOf(f.Primary)
+	s, serr := PlanOf(f.Secondary)
 	switch {
-	case s.perr != nil:
-		return s.secondary.Fields()
-	case s.serr != nil:
-		return s.primary.Fields()
+	case perr != nil && serr != nil:
+		return policy.Plan{Decision: cmp.Or(p.Decision, s.Decision)}, errors.Join(perr, serr)
+	case perr != nil:
+		s.Decision = cmp.Or(p.Decision, s.Decision)
+		return s, nil
+	case serr != nil:
+		p.Decision = cmp.Or(p.Decision, s.Decision)
+		return p, nil
 	}
-	return s.f.unionFields(s.primary.Fields(), s.secondary.Fields())
-}
-
-func (s *fallbackSnapshot) RevisionFields() *policy.InputFields {
-	if s.perr == nil {
-		return s.primary.RevisionFields()
-	}
-	return s.secondary.RevisionFields()
-}
-
-func (s *fallbackSnapshot) Eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
-	err := s.perr
-	if err == nil {
-		var d policy.Decision
-		if d, err = s.primary.Eval(ctx, input); err == nil {
-			return d, nil
-		}
-	}
-	if s.serr != nil {
-		return s.f.second(ctx, input, err, func(context.Context, ast.Value) (policy.Decision, error) {
-			return policy.Decision{}, s.serr
-		})
-	}
-	return s.f.second(ctx, input, err, s.secondary.Eval)
+	p.Fields = f.unionFields(p.Fields, s.Fields)
+	p.Decision = cmp.Or(p.Decision, s.Decision)
+	return p, nil
 }

@@ -3,80 +3,54 @@ package authz
 import (
 	"context"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
 	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
-// A Snapshotter is an [Evaluator] that can fix the policy revision it serves:
-// its Snapshot evaluates with one revision and tells which input fields that
-// revision reads (see [policy.Snapshot]).
+// A Planner is an [Evaluator] that says, at one moment, which revision it
+// decides with and what its decisions read of the input (see [policy.Plan]).
 //
-// With a Snapshotter, the middleware builds for each request only the input
-// fields the snapshot reads and evaluates with that same snapshot, so that
-// the fields and the policy that judges them match even across a reload;
-// and a [Cache] keys each decision on those fields and on the revision, so
-// that a decision is never answered for a revision that did not make it.
+// With a Planner, the middleware builds for each request only the input
+// fields the plan reads, then asks the Planner's own Eval: a wrapper's Eval
+// is always what runs. Should a reload come in between (the decision names
+// another revision than the plan, and a new plan confirms the change), the
+// middleware builds the whole input and asks again, so that no revision
+// judges an input built for another's fields. A [Cache] keys each decision
+// on the plan's RevisionFields and on its revision, so that a decision is
+// never answered for a revision that did not make it.
 //
-// What a snapshot promises, and what relies on it:
+// What a plan promises, and what relies on it:
 //   - Fields: every input field an evaluation may read; the middleware
 //     builds no other.
 //   - Revision and RevisionFields: a decision whose Decision.Revision equals
-//     Revision() depends only on the RevisionFields() of the input; a Cache
-//     keys on both and keeps no other decision.
+//     Revision depends only on the RevisionFields of the input; a Cache keys
+//     on both and keeps no other decision.
 //   - Revision "": no known revision decides (a remote OPA), so no decision
 //     may be kept; a Cache keeps none.
+//   - Decision: the decision document named in decision logs.
 //
-// Snapshot returns an error when the evaluator cannot decide at all (such
-// as policy.ErrNoPolicy before an engine's first load); Eval then fails too.
+// Plan returns an error when the evaluator cannot decide at all (such as
+// policy.ErrNoPolicy before an engine's first load); Eval then fails too.
 //
-// *policy.Engine, [Cache], [Fallback] and [Remote] are Snapshotters; the
+// *policy.Engine, [Cache], [Fallback] and [Remote] are Planners; the
 // middleware and a Cache find this through the interface, never by looking
-// for a concrete type. A wrapper of your own (a recorder, a tracer, a
-// shadow evaluator) keeps pruning, revision checks and caching working when
-// its Snapshot wraps the inner evaluator's ([SnapshotOf]), as in the
-// example. Beware of embedding: a struct that embeds a *policy.Engine to
-// count or alter its evaluations inherits the engine's Snapshot, and the
-// middleware then evaluates with the engine's snapshots, past the wrapper's
-// own Eval.
-type Snapshotter interface {
+// for a concrete type. A wrapper of your own (a recorder, a tracer) that
+// embeds one, or forwards its Plan ([PlanOf]), keeps pruning and caching
+// working, and its own Eval still runs: embedding cannot skip it.
+type Planner interface {
 	Evaluator
-	Snapshot() (policy.Snapshot, error)
+	Plan() (policy.Plan, error)
 }
 
-// SnapshotOf returns eval's snapshot when eval is a [Snapshotter]; for any
-// other evaluator, a snapshot that evaluates with eval itself, has no known
-// revision ("") and may read the whole input, which is all that can be
-// assumed of it. Wrappers use it to forward [Snapshotter].
-func SnapshotOf(eval Evaluator) (policy.Snapshot, error) {
-	if s, ok := eval.(Snapshotter); ok {
-		return s.Snapshot()
+// PlanOf returns eval's plan when eval is a [Planner]; for any other
+// evaluator, a plan with no known revision ("") that may read the whole
+// input, which is all that can be assumed of it. Wrappers use it to forward
+// [Planner].
+func PlanOf(eval Evaluator) (policy.Plan, error) {
+	if p, ok := eval.(Planner); ok {
+		return p.Plan()
 	}
-	return unpinned{eval}, nil
-}
-
-// unpinned is the snapshot of an evaluator that cannot fix its revision.
-type unpinned struct{ Evaluator }
-
-func (unpinned) Revision() string                    { return "" }
-func (unpinned) Fields() *policy.InputFields         { return nil }
-func (unpinned) RevisionFields() *policy.InputFields { return nil }
-
-// A DecisionNamer tells which decision document it evaluates, such as
-// data.httpapi.authz. The middleware names it in decision logs
-// (policy.DecisionEvent.Path). *policy.Engine, [Remote], and a [Cache] or a
-// [Fallback] in front of one, are DecisionNamers.
-type DecisionNamer interface {
-	DecisionRef() ast.Ref
-}
-
-// decisionRef is eval's decision reference, or nil when it does not say.
-func decisionRef(eval Evaluator) ast.Ref {
-	if n, ok := eval.(DecisionNamer); ok {
-		return n.DecisionRef()
-	}
-	return nil
+	return policy.Plan{}, nil
 }
 
 // An EvalTrace holds hooks that evaluators call while they make one

@@ -19,8 +19,11 @@ import (
 func TestGuardMountsSessionRoutes(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close() // an identity provider that cannot be reached
-	browser, err := authn.NewBrowser(authn.BrowserConfig{Issuer: dead.URL, ClientID: "c", AppURI: "https://app.example",
-		CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}})
+	browser, err := authn.NewBrowser(authn.BrowserConfig{
+		Issuer:        dead.URL,
+		ClientID:      "c",
+		SessionConfig: authn.SessionConfig{AppURI: "https://app.example", CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

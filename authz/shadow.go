@@ -73,7 +73,7 @@ type ShadowConfig struct {
 	DecisionLogger                policy.DecisionLogger
 	KeepCredentialsInDecisionLogs bool
 	// Path is the decision path put in those events; default the live
-	// evaluator's decision ([DecisionNamer]), when it names one.
+	// evaluator's decision ([Planner]), when it names one.
 	Path string
 	// Logger gets one line per disagreement and candidate error at debug
 	// level (the first candidate error at warn); default slog.Default().
@@ -159,9 +159,8 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 		s.logger = slog.Default()
 	}
 	if s.path == "" {
-		if ref := decisionRef(live); ref != nil {
-			s.path = ref.String()
-		}
+		plan, _ := PlanOf(live)
+		s.path = plan.Decision
 	}
 	for range min(cmp.Or(cfg.Workers, 1), (runtime.GOMAXPROCS(0)+1)/2) {
 		s.workers.Add(1)
@@ -245,13 +244,15 @@ func valueBytes(v ast.Value, limit int64) int64 {
 	return n
 }
 
-// DecisionRef implements [DecisionNamer]: the live evaluator's decision
-// reference, when it has one, so that the middleware's logs name it.
-//
-// A Shadow is deliberately not a [Snapshotter]: the candidate may read
-// input fields the live policy does not, so the middleware builds the whole
-// input for it, and a [Cache] in front of a Shadow keeps nothing.
-func (s *Shadow) DecisionRef() ast.Ref { return decisionRef(s.live) }
+// Plan implements [Planner] only to name the live evaluator's decision in
+// the middleware's logs. It names no revision and no fields, deliberately:
+// the candidate may read input fields the live policy does not, so the
+// middleware builds the whole input for it, and a [Cache] in front of a
+// Shadow keeps nothing.
+func (s *Shadow) Plan() (policy.Plan, error) {
+	plan, err := PlanOf(s.live)
+	return policy.Plan{Decision: plan.Decision}, err
+}
 
 // shadowBatchDelay is how long a worker lets comparisons gather after it
 // has emptied the queue. Waking a parked worker for every request costs the

@@ -57,7 +57,7 @@ func newTracing(tp trace.TracerProvider, eval Evaluator) *tracing {
 // knows nothing of tracing, and to four authz types, to serve one span
 // attribute, and a String method would also change what %v prints for them
 // in callers' logs. What changes behaviour is found through interfaces
-// (Snapshotter, DecisionNamer, EvalTrace), never through this.
+// (Planner, EvalTrace), never through this.
 func describeEvaluator(e Evaluator) string {
 	switch e := e.(type) {
 	case nil:

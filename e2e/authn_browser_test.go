@@ -31,10 +31,13 @@ func TestLibraryBrowserLoginWithPolicy(t *testing.T) {
 	}
 	appURL := "http://" + ln.Addr().String()
 	op := testoidc.StartZitadel(t, appURL+authn.DefaultCallbackPath)
-	browser, err := authn.NewBrowser(authn.BrowserConfig{Issuer: op.Issuer + "/.well-known/openid-configuration",
-		ClientID: op.ClientID, ClientSecret: op.ClientSecret, AppURI: appURL, InsecureCookies: true,
-		CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef-e2e-key")},
-		Scopes:     []string{"profile", "email", "offline_access"}})
+	browser, err := authn.NewBrowser(authn.BrowserConfig{
+		Issuer:        op.Issuer + "/.well-known/openid-configuration",
+		ClientID:      op.ClientID,
+		ClientSecret:  op.ClientSecret,
+		Scopes:        []string{"profile", "email", "offline_access"},
+		SessionConfig: authn.SessionConfig{AppURI: appURL, InsecureCookies: true, CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef-e2e-key")}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

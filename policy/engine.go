@@ -79,6 +79,14 @@ type Config struct {
 	// see the same Allow as the front end. With one set, the decision
 	// package is always evaluated whole (see WholeDocument).
 	ResultParser ResultParser
+	// OnLoad, when set, is given every policy that compiled, once, before
+	// it serves: the first one, and every reload (Load, ReloadFiles,
+	// WatchFiles, a bundle activation). What must follow the policy (a
+	// decision logger's system.log.mask rules, bundles.DecisionLogger's
+	// UsePolicy) follows it here, from the one parse the engine made. An
+	// error refuses the policy: the previous revision, and what followed it,
+	// keep serving.
+	OnLoad func(ctx context.Context, p *Policy) error
 }
 
 // A ResultParser turns a decision document (what OPA returned: nil when
@@ -90,13 +98,16 @@ type ResultParser func(result any) (Decision, error)
 // Engine evaluates one decision of a compiled [Policy] in-process. It is safe
 // for concurrent use; [Engine.Load] may run while evaluations are in flight.
 type Engine struct {
-	query   ast.Ref
-	caps    *ast.Capabilities
-	strict  bool
-	whole   bool
-	store   Store
-	logger  *slog.Logger
-	current atomic.Pointer[compiled]
+	query ast.Ref
+	// decision is query as text, for plans and decision logs.
+	decision string
+	caps     *ast.Capabilities
+	strict   bool
+	whole    bool
+	store    Store
+	logger   *slog.Logger
+	onLoad   func(context.Context, *Policy) error
+	current  atomic.Pointer[compiled]
 	// noMetrics is built once: OPA otherwise makes a metrics recorder (and
 	// its timers) for every evaluation, which nobody reads here.
 	noMetrics rego.EvalOption
@@ -120,8 +131,8 @@ type compiled struct {
 	bundles     map[string]string
 	// view is what other queries of this revision (filters) share.
 	view *Compiled
-	// snapshot is this revision's Snapshot, made once rather than per request.
-	snapshot *snapshot
+	// plan is this revision's Plan, made once rather than per request.
+	plan Plan
 }
 
 // Status reports what an Engine is serving and how its last load went.
@@ -162,8 +173,8 @@ func New(ctx context.Context, cfg Config, p *Policy) (*Engine, error) {
 	if _, err := newStore(cfg.Store, nil, true); err != nil {
 		return nil, err
 	}
-	e := &Engine{query: query, caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, store: cfg.Store,
-		logger: logger, noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion(), parse: cfg.ResultParser}
+	e := &Engine{query: query, decision: query.String(), caps: caps, strict: !cfg.NonStrict, whole: cfg.WholeDocument, store: cfg.Store,
+		logger: logger, onLoad: cfg.OnLoad, noMetrics: rego.EvalMetrics(metrics.NoOp()), version: cfg.regoVersion(), parse: cfg.ResultParser}
 	if e.parse == nil {
 		e.parse = ParseResult
 	} else {
@@ -232,6 +243,13 @@ func (e *Engine) Load(ctx context.Context, p *Policy) error {
 		e.recordFailure(err)
 		return err
 	}
+	if e.onLoad != nil {
+		if err := e.onLoad(ctx, p); err != nil {
+			err = fmt.Errorf("policy: %w", err)
+			e.recordFailure(err)
+			return err
+		}
+	}
 	e.current.Store(c)
 	e.statusMu.Lock()
 	e.status.Revision, e.status.LoadedAt, e.status.LastError = c.revision, time.Now(), nil
@@ -292,9 +310,9 @@ func (e *Engine) compile(ctx context.Context, p *Policy) (*compiled, error) {
 		}
 		c.allow = &aq
 	}
-	c.snapshot = &snapshot{e: e, c: c}
 	c.view = &Compiled{revision: revision, bundles: c.bundles, compiler: compiler, setup: e.evalSetup(store),
 		inputFields: inputFields(compiler.Modules, ast.DefaultRootRef)}
+	c.plan = Plan{Revision: c.revision, Fields: c.inputFields, RevisionFields: c.inputFields, Decision: e.decision}
 	return c, nil
 }
 

@@ -73,9 +73,9 @@ func ExampleEngine_Load() {
 	// true
 }
 
-// A Snapshot tells a caller what to build of the input: only what the
-// revision it evaluates with reads, down to single claims.
-func ExampleEngine_Snapshot() {
+// A Plan tells a caller what to build of the input: only what the
+// revision being served reads, down to single claims.
+func ExampleEngine_Plan() {
 	engine, err := policy.New(context.Background(), policy.Config{}, policy.MustParse(map[string]string{"authz.rego": `
 package httpapi.authz
 
@@ -86,14 +86,14 @@ allow if "admin" in input.user.claims.groups
 	if err != nil {
 		log.Fatal(err)
 	}
-	s, err := engine.Snapshot()
+	s, err := engine.Plan()
 	if err != nil {
 		log.Fatal(err)
 	}
-	claims := s.Fields().Under("user").Under("claims")
-	fmt.Println(s.Fields().Reads("method"), s.Fields().Reads("headers"), claims.Reads("groups"), claims.Reads("email"))
+	claims := s.Fields.Under("user").Under("claims")
+	fmt.Println(s.Fields.Reads("method"), s.Fields.Reads("headers"), claims.Reads("groups"), claims.Reads("email"))
 
-	d, err := s.Eval(context.Background(), ast.NewObject(ast.Item(ast.StringTerm("method"), ast.StringTerm("GET"))))
+	d, err := engine.Eval(context.Background(), ast.NewObject(ast.Item(ast.StringTerm("method"), ast.StringTerm("GET"))))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -15,10 +15,11 @@
 // from files; [Engine.Status] reports the revision served and the last failed
 // load.
 //
-// [Engine.Snapshot] fixes one revision and tells which input fields it reads
-// ([Snapshot], [InputFields]), so that a caller builds only those and is
-// judged by that same revision: package authz builds its inputs this way,
-// and its decision cache keys on the revision and those fields.
+// [Engine.Plan] names the revision being served and tells which input fields
+// it reads ([Plan], [InputFields]), so that a caller builds only those:
+// package authz builds its inputs this way (and checks, by the revision a
+// decision names, that no reload came in between), and its decision cache
+// keys on the revision and those fields.
 // [Engine.DecisionRef] names the decision document, and a [DecisionLogger]
 // receives each decision as a [DecisionEvent] (package bundles writes them in
 // OPA's format).

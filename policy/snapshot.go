@@ -1,67 +1,53 @@
 package policy
 
 import (
-	"context"
 	"maps"
 	"slices"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// A Snapshot evaluates with one policy revision, fixed when it was taken,
-// and tells which fields of the input that revision reads, so that a caller
-// builds only those and evaluates with that same revision even if a new one
-// is loaded in between: the fields and the policy always match.
+// A Plan says, at one moment, which revision an evaluator decides with and
+// what its decisions read of their input, so that a caller builds only
+// those fields. [Engine.Plan] gives one; evaluators that wrap or combine
+// others (a decision cache, a fallback, a remote OPA) give their own (see
+// authz.Planner), so that what a plan promises survives the wrapping.
 //
-// [Engine.Snapshot] gives one; evaluators that wrap or combine others (a
-// decision cache, a fallback, a remote OPA) give their own, so that what a
-// snapshot promises survives the wrapping (see authz.Snapshotter).
-// A Snapshot is safe for concurrent use.
-type Snapshot interface {
-	// Eval decides on input with the snapshot's revision. The Decision's
-	// Revision names the revision that made it.
-	Eval(ctx context.Context, input ast.Value) (Decision, error)
-	// Revision names the revision every decision of the snapshot is made
-	// with. It is "" when no single, known revision decides (a remote OPA
-	// server, whose policy can change unseen): nothing may then be cached
-	// or compared across revisions on its account.
-	Revision() string
-	// Fields is what an evaluation of the snapshot may read of its input,
-	// key by key: the fields to build. It is nil when the whole input may
-	// be read (or the snapshot cannot tell).
-	Fields() *InputFields
+// A plan does not evaluate: whoever asks for it still calls the
+// evaluator's own Eval, so a wrapper's Eval always runs. A reload can come
+// between the plan and the evaluation; the decision then names another
+// revision (Decision.Revision), and a caller that built only the plan's
+// Fields builds the whole input and asks again (package authz does).
+type Plan struct {
+	// Revision names the revision decisions are made with. It is "" when
+	// no single, known revision decides (a remote OPA server, whose policy
+	// can change unseen): nothing may then be cached or compared across
+	// revisions on its account.
+	Revision string
+	// Fields is what an evaluation may read of its input, key by key: the
+	// fields to build. It is nil when the whole input may be read (or the
+	// evaluator cannot tell).
+	Fields *InputFields
 	// RevisionFields is what the revision named by Revision reads: a
 	// decision whose Revision is that revision depends on these fields
-	// only. It is Fields, unless the snapshot may also ask an evaluator of
-	// another revision (a fallback), whose fields Fields adds.
-	RevisionFields() *InputFields
+	// only. It is Fields, unless the evaluator may also ask an evaluator
+	// of another revision (a fallback), whose fields Fields adds.
+	RevisionFields *InputFields
+	// Decision names the decision document, such as data.httpapi.authz, for
+	// decision logs; "" when the evaluator does not say.
+	Decision string
 }
 
-// snapshot is an Engine's Snapshot of one compiled revision.
-type snapshot struct {
-	e *Engine
-	c *compiled
-}
-
-// Snapshot returns the revision being served, or ErrNoPolicy before the
-// first successful Load. The same revision always gives the same Snapshot,
-// made once at Load: taking one costs nothing per request.
-func (e *Engine) Snapshot() (Snapshot, error) {
+// Plan returns the plan of the revision being served. Before the first
+// successful Load it returns ErrNoPolicy, with a plan that names only the
+// decision document. Taking a plan costs nothing per request: it is made
+// once per revision.
+func (e *Engine) Plan() (Plan, error) {
 	c := e.current.Load()
 	if c == nil {
-		return nil, ErrNoPolicy
+		return Plan{Decision: e.decision}, ErrNoPolicy
 	}
-	return c.snapshot, nil
-}
-
-func (s *snapshot) Fields() *InputFields { return s.c.inputFields }
-
-func (s *snapshot) RevisionFields() *InputFields { return s.c.inputFields }
-
-func (s *snapshot) Revision() string { return s.c.revision }
-
-func (s *snapshot) Eval(ctx context.Context, input ast.Value) (Decision, error) {
-	return s.e.eval(ctx, s.c, input, nil)
+	return c.plan, nil
 }
 
 // InputFields is what a policy may read of an object in its input, as a

@@ -8,14 +8,14 @@ import (
 	"github.com/regoguard/regoguard/policy"
 )
 
-// snapshotOf compiles p and returns the snapshot of that revision.
-func snapshotOf(t *testing.T, cfg policy.Config, p *policy.Policy) policy.Snapshot {
+// snapshotOf compiles p and returns the plan of that revision.
+func snapshotOf(t *testing.T, cfg policy.Config, p *policy.Policy) policy.Plan {
 	t.Helper()
 	e, err := policy.New(context.Background(), cfg, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := e.Snapshot()
+	s, err := e.Plan()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +61,12 @@ allow if inner with input.method as "GET"`, []string{"method"}, []string{"header
 		t.Run(c.name, func(t *testing.T) {
 			s := snapshotOf(t, policy.Config{NonStrict: true}, policy.MustParse(map[string]string{"p.rego": c.src}, map[string]any{"field": "method"}))
 			for _, f := range c.reads {
-				if !s.Fields().Reads(f) {
+				if !s.Fields.Reads(f) {
 					t.Errorf("Reads(%q) false, want true", f)
 				}
 			}
 			for _, f := range c.doesntRead {
-				if s.Fields().Reads(f) {
+				if s.Fields.Reads(f) {
 					t.Errorf("Reads(%q) true, want false", f)
 				}
 			}
@@ -81,19 +81,19 @@ func TestSnapshotReadsTheFieldsOfTheDecisionPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := e.Snapshot()
+	s, err := e.Plan()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Fields().Reads("tenant") || s.Fields().Reads("headers") {
-		t.Errorf("Reads(tenant) %v, Reads(headers) %v; want true, false", s.Fields().Reads("tenant"), s.Fields().Reads("headers"))
+	if !s.Fields.Reads("tenant") || s.Fields.Reads("headers") {
+		t.Errorf("Reads(tenant) %v, Reads(headers) %v; want true, false", s.Fields.Reads("tenant"), s.Fields.Reads("headers"))
 	}
 	if d := mustEval(t, e, `{"tenant": "acme"}`); !d.Allow {
 		t.Errorf("tenant acme: %+v, want allow", d)
 	}
 }
 
-func TestSnapshotEvaluatesItsOwnRevision(t *testing.T) {
+func TestPlanAndDecisionNameTheirRevision(t *testing.T) {
 	ctx := context.Background()
 	v1 := policy.MustParse(map[string]string{"p.rego": "package httpapi.authz\nallow if input.method == \"GET\"\n"}, nil)
 	v2 := policy.MustParse(map[string]string{"p.rego": "package httpapi.authz\nallow if input.headers[\"x-ok\"] == \"yes\"\n"}, nil)
@@ -101,21 +101,23 @@ func TestSnapshotEvaluatesItsOwnRevision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := e.Snapshot()
+	s, err := e.Plan()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Load(ctx, v2); err != nil {
 		t.Fatal(err)
 	}
-	// An input built for the snapshot (method only) is judged by the
-	// snapshot's policy, not by v2, which reads a field it lacks.
-	d, err := s.Eval(ctx, input(t, `{"method": "GET"}`))
-	if err != nil || !d.Allow || d.Revision != s.Revision() || d.Revision == e.Revision() {
-		t.Errorf("snapshot eval: %+v, %v; want allow at the snapshot's revision %s (engine now %s)", d, err, s.Revision(), e.Revision())
+	// An input built for the plan (method only) is judged by v2, which
+	// reads a field it lacks: the decision names v2's revision, not the
+	// plan's, so that the caller sees the reload and builds again (package
+	// authz does, TestReloadBetweenPlanAndEval).
+	d, err := e.Eval(ctx, input(t, `{"method": "GET"}`))
+	if err != nil || d.Revision == s.Revision || d.Revision != e.Revision() {
+		t.Errorf("eval after a reload: %+v, %v; want the decision to name the new revision %s (planned %s)", d, err, e.Revision(), s.Revision)
 	}
-	if s2, _ := e.Snapshot(); !s2.Fields().Reads("headers") || s2.Fields().Reads("method") {
-		t.Error("a new snapshot does not follow the new revision's fields")
+	if s2, _ := e.Plan(); !s2.Fields.Reads("headers") || s2.Fields.Reads("method") || s2.Revision != e.Revision() {
+		t.Error("a new plan does not follow the new revision")
 	}
 }
 
@@ -124,8 +126,8 @@ func TestSnapshotBeforeTheFirstPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Snapshot(); err != policy.ErrNoPolicy {
-		t.Errorf("got %v, want ErrNoPolicy", err)
+	if p, err := e.Plan(); err != policy.ErrNoPolicy || p.Decision != "data.httpapi.authz" {
+		t.Errorf("got %+v, %v; want ErrNoPolicy and the decision named", p, err)
 	}
 }
 
@@ -172,7 +174,7 @@ allow if c.email == "a@example.com"`, []want{{[]string{"user", "claims"}, []stri
 		t.Run(c.name, func(t *testing.T) {
 			s := snapshotOf(t, policy.Config{}, policy.MustParse(map[string]string{"p.rego": c.src}, nil))
 			for _, w := range c.wants {
-				f := s.Fields()
+				f := s.Fields
 				for _, k := range w.path {
 					if !f.Reads(k) {
 						t.Fatalf("%v: %q not read", w.path, k)
@@ -197,7 +199,7 @@ allow if c.email == "a@example.com"`, []want{{[]string{"user", "claims"}, []stri
 // Union is what either of two policies reads; Keys lists a level's keys.
 func TestInputFieldsUnionAndKeys(t *testing.T) {
 	fieldsOf := func(src string) *policy.InputFields {
-		return snapshotOf(t, policy.Config{}, policy.MustParse(map[string]string{"p.rego": src}, nil)).Fields()
+		return snapshotOf(t, policy.Config{}, policy.MustParse(map[string]string{"p.rego": src}, nil)).Fields
 	}
 	a := fieldsOf("package httpapi.authz\nallow if input.method == \"GET\"\nallow if \"x\" in input.user.claims.groups\n")
 	b := fieldsOf("package httpapi.authz\nallow if input.path == \"/\"\nallow if input.user.sub == \"root\"\n")

@@ -72,10 +72,10 @@ func Example() {
 	// The store goes into the browser login (and saml.Config.Store);
 	// SessionData keeps the sessions themselves in Redis too.
 	_, err = authn.NewBrowser(authn.BrowserConfig{
-		Issuer: "https://idp.example", ClientID: "app", AppURI: "https://app.example",
-		CookieKeys:  [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
-		Store:       store,
-		SessionData: store,
+		Issuer:        "https://idp.example",
+		ClientID:      "app",
+		SessionData:   store,
+		SessionConfig: authn.SessionConfig{AppURI: "https://app.example", CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, Store: store},
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -36,10 +36,14 @@ func startReplica(t *testing.T, op *testop.OP, appURL string, store *redisstore.
 	if appURL == "" {
 		appURL = "http://" + ln.Addr().String()
 	}
-	b, err := authn.NewBrowser(authn.BrowserConfig{Issuer: op.Issuer(), ClientID: op.Config.ClientID,
-		ClientSecret: op.Config.ClientSecret, AppURI: appURL, InsecureCookies: true, Scopes: []string{"groups"},
-		CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, MaxCookies: 1,
-		Store: store, SessionData: store})
+	b, err := authn.NewBrowser(authn.BrowserConfig{
+		Issuer:        op.Issuer(),
+		ClientID:      op.Config.ClientID,
+		ClientSecret:  op.Config.ClientSecret,
+		Scopes:        []string{"groups"},
+		SessionData:   store,
+		SessionConfig: authn.SessionConfig{AppURI: appURL, InsecureCookies: true, CookieKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, MaxCookies: 1, Store: store},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,11 +49,10 @@ func Example() {
 	spKey, spCert := selfSigned("app.example")
 
 	sp, err := saml.New(saml.Config{
-		AppURI:      "https://app.example",
-		IDPMetadata: idpMetadata,
-		Key:         spKey,
-		Certificate: spCert,
-		CookieKeys:  [][]byte{[]byte("an example key of 32 bytes or more, from a secret store")},
+		IDPMetadata:   idpMetadata,
+		Key:           spKey,
+		Certificate:   spCert,
+		SessionConfig: authn.SessionConfig{AppURI: "https://app.example", CookieKeys: [][]byte{[]byte("an example key of 32 bytes or more, from a secret store")}},
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -50,9 +50,15 @@ const (
 
 // Config configures a [ServiceProvider].
 type Config struct {
-	// AppURI is the external base URL of the application, e.g.
-	// "https://app.example.com". The service provider's routes are below it.
-	AppURI string
+	// SessionConfig is what the service provider shares with the OpenID
+	// Connect browser login (authn.BrowserConfig): the application's URI
+	// (the service provider's routes are below it), the session cookie
+	// (default name "__Host-regoguard-saml", or "regoguard-saml" with
+	// InsecureCookies), the login timeout (between the redirect to the IdP
+	// and its response), the store of used assertions and revoked sessions,
+	// the logger and the clock.
+	authn.SessionConfig
+
 	// EntityID names this service provider at the IdP. Default: the URL of
 	// its metadata, AppURI + MetadataPath.
 	EntityID string
@@ -81,39 +87,12 @@ type Config struct {
 	// LogoutPath ends the local session: POST (GET shows a confirmation
 	// form). It does not log out of the IdP. Default /saml/logout.
 	LogoutPath string
-	// CookieName names the session cookie. Default "__Host-regoguard-saml"
-	// (or "regoguard-saml" with InsecureCookies).
-	CookieName string
-	// CookieKeys seal the session and login cookies, each at least 32
-	// bytes; the first seals, all open (rotation). Required.
-	CookieKeys [][]byte
-	// InsecureCookies drops the Secure attribute. Allowed only when AppURI
-	// is plain http on localhost, 127.0.0.1 or [::1].
-	InsecureCookies bool
-	// SessionLifetime bounds a session; the assertion's SessionNotOnOrAfter
-	// bounds it further. Default 12h (as for the OIDC browser flow).
-	SessionLifetime time.Duration
-	// MaxCookies is how many cookies a session may be split across (name,
-	// name.1, ...). Default 4. A session that does not fit fails the login
-	// with a clear error page.
-	MaxCookies int
-	// LoginTimeout bounds the time between the redirect to the IdP and its
-	// response. Default 10m.
-	LoginTimeout time.Duration
 	// FastAPIOPAClaims gives the identity fastapi-opa's SAML claims
 	// (samlUserdata, samlNameId, samlNameIdFormat, samlNameIdNameQualifier,
 	// samlNameIdSPNameQualifier, samlSessionIndex) instead of one claim per
 	// attribute, so that a fastapi-opa SAML policy runs unchanged under the
 	// fastapi-opa input layout.
 	FastAPIOPAClaims bool
-	// Store records used assertions (replay protection) and sessions
-	// revoked by logout. Default: an [authn.NewMemorySessionStore] (one
-	// process); replicas share one.
-	Store authn.SessionStore
-	// Logger. Default slog.Default(). Assertions and cookies are never logged.
-	Logger *slog.Logger
-	// Now is the clock of sessions. Default time.Now.
-	Now func() time.Time
 }
 
 // ServiceProvider is a SAML 2.0 service provider for browsers, built on

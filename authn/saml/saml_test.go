@@ -52,8 +52,12 @@ func startSAMLAppWith(t *testing.T, key crypto.Signer, cert *x509.Certificate, m
 		t.Fatal(err)
 	}
 	app := &samlApp{URL: "http://" + ln.Addr().String(), IdP: idp}
-	cfg := saml.Config{AppURI: app.URL, IDPMetadata: idp.Metadata, Key: key, Certificate: cert,
-		CookieKeys: [][]byte{bytes.Repeat([]byte("k"), 32)}, InsecureCookies: true}
+	cfg := saml.Config{
+		IDPMetadata:   idp.Metadata,
+		Key:           key,
+		Certificate:   cert,
+		SessionConfig: authn.SessionConfig{AppURI: app.URL, CookieKeys: [][]byte{bytes.Repeat([]byte("k"), 32)}, InsecureCookies: true},
+	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -340,8 +344,12 @@ func TestNewRefusesUnsafeConfigurations(t *testing.T) {
     <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example/sso"/>
   </IDPSSODescriptor>
 </EntityDescriptor>`)
-	ok := saml.Config{AppURI: "https://app.example.com", IDPMetadata: md, Key: key, Certificate: cert,
-		CookieKeys: [][]byte{bytes.Repeat([]byte("k"), 32)}}
+	ok := saml.Config{
+		IDPMetadata:   md,
+		Key:           key,
+		Certificate:   cert,
+		SessionConfig: authn.SessionConfig{AppURI: "https://app.example.com", CookieKeys: [][]byte{bytes.Repeat([]byte("k"), 32)}},
+	}
 	if _, err := saml.New(ok); err != nil {
 		t.Fatalf("the base configuration is refused, so the cases below prove nothing: %v", err)
 	}

@@ -179,9 +179,13 @@ func (o *authOptions) browser(cookieKeys func() ([][]byte, error), logger *slog.
 		return nil, err
 	}
 	b, err := authn.NewBrowser(authn.BrowserConfig{
-		Issuer: o.oidcIssuer, ClientID: o.oidcClientID, ClientSecret: o.oidcSecret, AppURI: o.appURI,
-		CookieKeys: keys, InsecureCookies: o.insecureCookie, ClockSkew: o.oidcSkew, Logger: logger, Scopes: o.oidcScopes,
-		Store: o.sessionStore.store, SessionData: o.sessionStore.data,
+		Issuer:        o.oidcIssuer,
+		ClientID:      o.oidcClientID,
+		ClientSecret:  o.oidcSecret,
+		ClockSkew:     o.oidcSkew,
+		Scopes:        o.oidcScopes,
+		SessionData:   o.sessionStore.data,
+		SessionConfig: authn.SessionConfig{AppURI: o.appURI, CookieKeys: keys, InsecureCookies: o.insecureCookie, Logger: logger, Store: o.sessionStore.store},
 	})
 	if err != nil {
 		return nil, configErrorf("--app-uri: %w", err)

@@ -57,9 +57,14 @@ func (o *samlOptions) serviceProvider(ctx context.Context, a *authOptions, cooki
 	if err != nil {
 		return nil, err
 	}
-	sp, err := saml.New(saml.Config{AppURI: a.appURI, EntityID: o.entityID, IDPMetadata: md, Key: key, Certificate: cert,
-		CookieKeys: keys, InsecureCookies: a.insecureCookie, FastAPIOPAClaims: o.fastAPIOPA, Logger: logger,
-		Store: a.sessionStore.store})
+	sp, err := saml.New(saml.Config{
+		EntityID:         o.entityID,
+		IDPMetadata:      md,
+		Key:              key,
+		Certificate:      cert,
+		FastAPIOPAClaims: o.fastAPIOPA,
+		SessionConfig:    authn.SessionConfig{AppURI: a.appURI, CookieKeys: keys, InsecureCookies: a.insecureCookie, Logger: logger, Store: a.sessionStore.store},
+	})
 	if err != nil {
 		return nil, configErrorf("--saml-idp-metadata: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/regoguard/regoguard/authz"
 )
 
 type checkOptions struct {
@@ -464,3 +468,51 @@ func junitReport(w io.Writer, results []checkResult, cov *coverageReport) error 
 	}
 	return suite.write(w)
 }
+
+// checkExtras are check's flags for replaying decision logs, failing on
+// changed decisions and measuring coverage.
+type checkExtras struct {
+	replay       string
+	failOnChange bool
+	cov          *cover.Cover // with --coverage
+}
+
+func (o *checkExtras) registerExtras(fs *pflag.FlagSet) {
+	fs.StringVar(&o.replay, "replay", "", "re-decide the decision events of FILE (serve --decision-log-file, OPA console decision logs or a collector upload; gzip or not) with --policy and report what changes")
+	fs.BoolVar(&o.failOnChange, "fail-on-change", false, "with --diff or --replay: exit 1 when a decision changes")
+}
+
+// checkEvaluator is what judges the cases: the policy in paths, or, with
+// --opa-url and no --policy, the remote OPA (as serve would ask it).
+// With cov, the policy's evaluations are traced for --coverage.
+func (o *checkOptions) checkEvaluator(ctx context.Context, paths []string, logger *slog.Logger, cov *cover.Cover) (authz.Evaluator, error) {
+	if len(paths) == 0 {
+		r, err := o.remote()
+		if err != nil {
+			return nil, err
+		}
+		if r != nil {
+			return r, nil
+		}
+	}
+	e, err := o.loadEngine(ctx, paths, logger)
+	if err != nil || cov == nil {
+		return e, err
+	}
+	return coverageEvaluator{e: e, cov: cov}, nil
+}
+
+// changes counts the results whose decision --diff changes.
+func changes(results []checkResult) int {
+	n := 0
+	for _, r := range results {
+		if r.Changed {
+			n++
+		}
+	}
+	return n
+}
+
+// junitSeconds formats a duration in decimal seconds, as JUnit readers
+// expect: never Go's exponent form (1.2e-05).
+func junitSeconds(s float64) string { return strconv.FormatFloat(s, 'f', 6, 64) }

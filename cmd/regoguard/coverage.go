@@ -57,8 +57,11 @@ func (c coverageEvaluator) Eval(ctx context.Context, input ast.Value) (policy.De
 	return c.e.EvalWith(ctx, input, rego.EvalQueryTracer(c.cov))
 }
 
-// DecisionRef forwards the engine's, so that the middleware names it.
-func (c coverageEvaluator) DecisionRef() ast.Ref { return c.e.DecisionRef() }
+// Plan names the engine's decision, so that the middleware names it, and
+// nothing else: the whole input is built, as coverage wants every field.
+func (c coverageEvaluator) Plan() (policy.Plan, error) {
+	return policy.Plan{Decision: c.e.DecisionRef().String()}, nil
+}
 
 // loadRegoTests runs the policy's *_test.rego tests in its Rego version,
 // recording coverage into cov when it is not nil.

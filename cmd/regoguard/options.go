@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/trace"
@@ -116,6 +117,13 @@ func (o *policyOptions) storeOption() policy.Store {
 
 // loadEngine compiles the policy files into a new engine.
 func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *slog.Logger) (*policy.Engine, error) {
+	return o.loadEngineWith(ctx, paths, o.engineConfig(logger))
+}
+
+// loadEngineWith is loadEngine with the engine's configuration given: the
+// files are parsed once, and what follows the policy (cfg.OnLoad) follows
+// it from that parse.
+func (o *policyOptions) loadEngineWith(ctx context.Context, paths []string, cfg policy.Config) (*policy.Engine, error) {
 	for _, path := range paths {
 		if _, err := os.Stat(path); err != nil {
 			return nil, configErrorf("--policy: %w", err)
@@ -125,7 +133,7 @@ func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *
 	if err != nil {
 		return nil, sourceError("--policy", err)
 	}
-	e, err := policy.New(ctx, o.engineConfig(logger), p)
+	e, err := policy.New(ctx, cfg, p)
 	return e, sourceError("--policy", err)
 }
 
@@ -172,7 +180,7 @@ func (o *policyOptions) cached(eval authz.Evaluator, logger *slog.Logger, reg pr
 	if err != nil {
 		return nil, configErrorf("--decision-cache: %w", err)
 	}
-	if s, err := authz.SnapshotOf(eval); err == nil && s.Revision() == "" {
+	if s, err := authz.PlanOf(eval); err == nil && s.Revision == "" {
 		logger.Warn("the decision cache keeps no decision of a remote OPA asked first or alone: regoguard cannot see when its policy changes")
 	}
 	if reg != nil {
@@ -196,4 +204,12 @@ func (o *policyOptions) middlewareConfig() authz.Config {
 		cfg.Skip = append(cfg.Skip, authz.Skip{Path: s})
 	}
 	return cfg
+}
+
+// astRegoVersion is --rego-version as OPA names it.
+func (o *policyOptions) astRegoVersion() ast.RegoVersion {
+	if o.regoVersion == "v0" {
+		return ast.RegoV0
+	}
+	return ast.RegoV1
 }

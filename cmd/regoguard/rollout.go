@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -33,27 +32,6 @@ func (o *rolloutOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.shadowQueue, "shadow-queue", 1024, "decisions waiting for the shadow policy; beyond it comparisons are skipped (counted), never waited for")
 	fs.Int64Var(&o.shadowBytes, "shadow-queue-bytes", authz.DefaultShadowQueueBytes, "memory the inputs waiting for the shadow policy may hold together (estimated); beyond it comparisons are skipped (counted)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "let through every request the policy would refuse, logging and counting it as \"would have refused\" (authentication is still enforced)")
-}
-
-// maskFromPolicy gives the decision logger the masking and drop rules
-// (system.log.mask, system.log.drop) of the --policy files, at start and on
-// every SIGHUP, as a bundle activation does for --bundle.
-func (o *serveOptions) maskFromPolicy(ctx context.Context, dl *bundles.DecisionLogger, logger *slog.Logger) error {
-	if dl == nil || len(o.policies) == 0 || len(o.bundles) > 0 {
-		return nil
-	}
-	use := func(ctx context.Context) error {
-		p, err := policy.Loader{RegoVersion: o.astRegoVersion()}.LoadFiles(o.policies...)
-		if err != nil {
-			return err
-		}
-		return dl.UsePolicy(ctx, p)
-	}
-	if err := use(ctx); err != nil {
-		return fmt.Errorf("decision-log masking rules: %w", err)
-	}
-	onHangup(ctx, logger, "decision-log masking rules", use, false)
-	return nil
 }
 
 func (o *rolloutOptions) shadowing() bool {

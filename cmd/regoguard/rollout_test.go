@@ -395,3 +395,54 @@ func TestServeShadowBundle(t *testing.T) {
 		t.Errorf("shadow bundle metrics %v, want %v", counts, want)
 	}
 }
+
+// Issue #24 item 5: serve parsed --policy twice (the engine, then the
+// decision log's masks) and a --watch reload updated the engine only: the
+// decision log kept masking by the old rules. The masks now follow every
+// revision the engine serves, from its one parse.
+func TestServeWatchUpdatesDecisionLogMasks(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("policy.rego", policyA)
+	write("mask.rego", "package system.log\n\nmask contains \"/input/user/claims\"\n")
+	up := newUpstream(t)
+	keys := writeFile(t, "keys.yaml", keysFile)
+	logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", dir, "--api-keys", keys,
+		"--watch", "--decision-log-file", logFile)
+	if status, _, _ := s.get(t, "GET", "/docs/1", map[string]string{"X-API-Key": rolloutKeys["alice"]}); status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	write("mask.rego", "package system.log\n\nmask contains \"/input/path\"\n")
+	for deadline := time.Now().Add(15 * time.Second); strings.Count(s.logs.String(), "policy loaded") < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("--watch did not reload the policy:\n%s", s.logs)
+		}
+	}
+	if status, _, _ := s.get(t, "GET", "/docs/2", map[string]string{"X-API-Key": rolloutKeys["alice"]}); status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	data, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d decision events, want 2:\n%s", len(lines), data)
+	}
+	if !strings.Contains(lines[0], `"erased":["/input/user/claims"]`) {
+		t.Errorf("before the reload, not masked by the first rules:\n%s", lines[0])
+	}
+	if !strings.Contains(lines[1], `"erased":["/input/path"]`) || strings.Contains(lines[1], `"/docs/2"`) {
+		t.Errorf("after the --watch reload, the decision log still masks by the old rules:\n%s", lines[1])
+	}
+}

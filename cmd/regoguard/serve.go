@@ -116,7 +116,9 @@ API keys and a built-in upstream that answers with what it was told.`,
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may finish after SIGTERM")
 	fs.BoolVar(&o.forwardCredentials, "forward-credentials", false, "pass the credentials regoguard verified (Authorization, the API-key header, a trusted proxy's access-token headers) on to the upstream; by default they are removed")
 	fs.IntVar(&o.gcFloorMiB, "gc-heap-floor", 32, "MiB the heap may grow to before Go's garbage collector runs (0: Go's default; ignored when GOGC is set)")
-	return withLayers(cmd)
+	cmd = withLayers(cmd)
+	groupedUsage(cmd, serveFlagGroups)
+	return cmd
 }
 
 // demoMode reports whether serve was started with nothing to protect and no
@@ -197,9 +199,6 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 	if err := o.checkCompileAPI(o.adminListen); err != nil {
 		return err
 	}
-	if err := o.maskFromPolicy(ctx, dl, logger); err != nil {
-		return err
-	}
 	eval, stopShadow, err := o.shadowed(ctx, eval, dl, reg, logger)
 	if err != nil {
 		return err
@@ -241,7 +240,7 @@ func (o *serveOptions) run(ctx context.Context, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		next = forwardIdentity(next, authn.ForwardOptions{AllowUnverifiedEmail: o.allowUnverifiedEmail}, logger)
+		next = authz.ForwardIdentity(next, authn.ForwardOptions{AllowUnverifiedEmail: o.allowUnverifiedEmail}, logger)
 		next = o.compileRoute(next, dl, logger)
 		handler = guard.Handler(next)
 	}
@@ -333,7 +332,15 @@ func (o *serveOptions) evaluator(ctx context.Context, demoing bool, dl *bundles.
 			return nil, nil, err
 		}
 	case len(o.policies) > 0:
-		if engine, err = o.loadEngine(ctx, o.policies, logger); err != nil {
+		// The files are parsed once per load (at start, on SIGHUP, on a
+		// --watch change), and the decision log's masking and drop rules
+		// (system.log.mask, system.log.drop) follow every revision from
+		// that parse, as a bundle activation does for --bundle.
+		cfg := o.engineConfig(logger)
+		if dl != nil {
+			cfg.OnLoad = dl.UsePolicy
+		}
+		if engine, err = o.loadEngineWith(ctx, o.policies, cfg); err != nil {
 			return nil, nil, err
 		}
 		if o.watch {
@@ -477,7 +484,8 @@ func newProxy(upstream *url.URL, logger *slog.Logger, met *observer) http.Handle
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host
-			setIdentityHeaders(pr.Out, pr.In)
+			// The identity headers are those authz.ForwardIdentity set: the
+			// guard removed every spelling a client or proxy sent.
 		},
 		ModifyResponse: met.upstreamResponse,
 		Transport: tracedTransport(&http.Transport{
@@ -513,44 +521,6 @@ func (c *copyBuffers) Get() []byte {
 }
 
 func (c *copyBuffers) Put(b []byte) { c.pool.Put(&b) }
-
-// setIdentityHeaders removes every identity header from out, in every
-// spelling (the guard already did; this keeps the proxy safe on its own),
-// and sets those that forwardIdentity computed for the request.
-func setIdentityHeaders(out, in *http.Request) {
-	authn.StripIdentityHeaders(out)
-	if fwd, ok := in.Context().Value(forwardedKey{}).(http.Header); ok {
-		for k, v := range fwd {
-			out.Header[k] = v
-		}
-	}
-}
-
-type forwardedKey struct{}
-
-// forwardIdentity computes the identity headers of every allowed request
-// before it is proxied, and refuses (403) a request whose identity no
-// header can carry faithfully: a group holding the "," separator would read
-// back as two groups, in a second regoguard as in any upstream.
-func forwardIdentity(next http.Handler, opts authn.ForwardOptions, logger *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, ok := authz.FromContext(r.Context())
-		if !ok || res.Identity == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		h, err := authn.ForwardedIdentity(res.Identity, opts)
-		if err != nil {
-			logger.WarnContext(r.Context(), "request refused: its identity cannot be passed on in headers", "error", err,
-				"subject", res.Identity.String(), "path", r.URL.Path)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = io.WriteString(w, `{"error":"forbidden","message":"the caller's identity cannot be passed on faithfully"}`+"\n")
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardedKey{}, h)))
-	})
-}
 
 func adminHandler(reg *prometheus.Registry, ready func() error, withPprof bool) http.Handler {
 	mux := http.NewServeMux()

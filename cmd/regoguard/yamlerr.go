@@ -91,3 +91,113 @@ func yamlFields(t reflect.Type) []string {
 	}
 	return names
 }
+
+// yamlFieldsOf lists every value of a YAML document with its path in the
+// file (cases[0].expect.allow), so that an error can name the field.
+func yamlFieldsOf(root *yaml.Node) []yamlField {
+	var fields []yamlField
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				fields = append(fields, yamlField{path: p, key: k.Value, keyLine: k.Line, value: v})
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				fields = append(fields, yamlField{path: p, keyLine: -1, value: c})
+				walk(c, p)
+			}
+		}
+	}
+	if root != nil {
+		walk(root, "")
+	}
+	return fields
+}
+
+// yamlField is one value of a cases file, with its path.
+type yamlField struct {
+	path    string
+	key     string
+	keyLine int
+	value   *yaml.Node
+}
+
+// yamlKindTags are the tags the decoder names a node's kind by.
+var yamlKindTags = map[yaml.Kind]string{yaml.SequenceNode: "seq", yaml.MappingNode: "map"}
+
+// find returns the path of the field on line that fits: the key named key,
+// or the value of that tag (and text).
+func findYAMLField(fields []yamlField, line int, key, tag, text string) string {
+	for _, f := range fields {
+		switch {
+		case key != "":
+			if f.keyLine == line && f.key == key {
+				return f.path
+			}
+		case f.value.Line == line:
+			v := f.value
+			if (v.Kind == yaml.ScalarNode && strings.TrimPrefix(v.Tag, "!!") == tag && (text == "" || v.Value == text)) ||
+				yamlKindTags[v.Kind] == tag {
+				return f.path
+			}
+		}
+	}
+	return ""
+}
+
+var (
+	yamlLine     = regexp.MustCompile(`^line (\d+): (.*)$`)
+	yamlMismatch = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
+	yamlKinds    = map[string]string{"str": "a string", "seq": "a list", "map": "a mapping", "int": "a number",
+		"float": "a number", "bool": "a boolean", "null": "empty"}
+)
+
+// yamlWants says in YAML's words what a Go type of the cases file takes.
+func yamlWants(goType string) string {
+	switch {
+	case goType == "bool":
+		return "a boolean (true or false)"
+	case strings.HasPrefix(goType, "int"):
+		return "a whole number"
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "main."):
+		return "a mapping (key: value)"
+	}
+	return "another kind of value"
+}
+
+// friendlyYAML rewrites one of yaml.v3's messages other than an unknown
+// field (explainYAML handles those, with a hint): a value of the wrong kind
+// names its field and what was wanted.
+func friendlyYAML(msg string, fields []yamlField) string {
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	line, rest := m[1], m[2]
+	n, _ := strconv.Atoi(line)
+	if u := yamlMismatch.FindStringSubmatch(rest); u != nil {
+		got := yamlKinds[u[1]]
+		if u[2] != "" {
+			got = fmt.Sprintf("%q", u[2])
+		}
+		return fmt.Sprintf("line %s: %s: %s is not %s", line, dash(findYAMLField(fields, n, "", u[1], u[2])), got, yamlWants(u[3]))
+	}
+	return fmt.Sprintf("line %s: %s", line, rest)
+}

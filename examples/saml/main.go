@@ -35,6 +35,7 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authn/saml"
 	"github.com/regoguard/regoguard/authz"
 	"github.com/regoguard/regoguard/policy"
@@ -130,13 +131,15 @@ func newHandler(ctx context.Context, cfg config) (http.Handler, error) {
 		return nil, fmt.Errorf("APP_URI: %w", err)
 	}
 	sp, err := saml.New(saml.Config{
-		AppURI:      cfg.AppURI,
 		IDPMetadata: cfg.IDPMetadata,
 		Key:         cfg.Key,
 		Certificate: cfg.Certificate,
-		CookieKeys:  [][]byte{cfg.SessionKey},
-		// Refused by saml.New unless APP_URI is http on a loopback host.
-		InsecureCookies: u.Scheme == "http",
+		SessionConfig: authn.SessionConfig{
+			AppURI:     cfg.AppURI,
+			CookieKeys: [][]byte{cfg.SessionKey},
+			// Refused by saml.New unless APP_URI is http on a loopback host.
+			InsecureCookies: u.Scheme == "http",
+		},
 	})
 	if err != nil {
 		return nil, err

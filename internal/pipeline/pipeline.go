@@ -37,15 +37,10 @@ type Evaluator interface {
 	Eval(ctx context.Context, input ast.Value) (policy.Decision, error)
 }
 
-// snapshotter is authz.Snapshotter's method set.
-type snapshotter interface {
+// planner is authz.Planner's method set.
+type planner interface {
 	Evaluator
-	Snapshot() (policy.Snapshot, error)
-}
-
-// decisionNamer is authz.DecisionNamer's method set.
-type decisionNamer interface {
-	DecisionRef() ast.Ref
+	Plan() (policy.Plan, error)
 }
 
 // Config configures a [Pipeline]. Only Evaluator is required.
@@ -84,14 +79,13 @@ type Config struct {
 
 // Pipeline decides and records. It is safe for concurrent use.
 type Pipeline struct {
-	cfg         Config
-	eval        Evaluator
-	snap        snapshotter
-	prune       bool
-	ids         *IDs
-	decisionRef string
-	evalTrace   *EvalTrace
-	abandoned   func(context.Context) bool
+	cfg       Config
+	eval      Evaluator
+	planner   planner
+	prune     bool
+	ids       *IDs
+	evalTrace *EvalTrace
+	abandoned func(context.Context) bool
 }
 
 // New returns the pipeline of cfg.
@@ -103,15 +97,10 @@ func New(cfg Config) *Pipeline {
 	if p.cfg.Logger == nil {
 		p.cfg.Logger = slog.Default()
 	}
-	p.snap, _ = cfg.Evaluator.(snapshotter)
+	p.planner, _ = cfg.Evaluator.(planner)
 	// The input holds only what the policy reads, unless it is logged
 	// whole (the decision line's input, a decision log).
 	p.prune = !cfg.LogInput && cfg.DecisionLogger == nil
-	if n, ok := cfg.Evaluator.(decisionNamer); ok {
-		if ref := n.DecisionRef(); ref != nil {
-			p.decisionRef = ref.String()
-		}
-	}
 	if cfg.Metrics != nil {
 		p.evalTrace = &EvalTrace{Fallback: func(error) { cfg.Metrics.Fallback() }}
 	}
@@ -129,26 +118,21 @@ func (p *Pipeline) Count(o Outcome) {
 	}
 }
 
-// DecisionRef is the decision document the evaluator names (such as
-// data.httpapi.authz), or "".
-func (p *Pipeline) DecisionRef() string { return p.decisionRef }
-
-// plan returns the evaluator for one request and the input fields to build
-// for it (nil: all). With a snapshotter (the engine, or a Cache or Fallback
-// in front of it) that is a snapshot of the revision being served, so that
-// the fields built and the policy that judges them always match, even
-// across a reload; the input then costs nothing for what the policy never
-// reads.
-func (p *Pipeline) plan() (Evaluator, *policy.InputFields) {
-	if p.snap != nil {
-		if s, err := p.snap.Snapshot(); err == nil {
-			if !p.prune {
-				return s, nil
-			}
-			return s, s.Fields()
-		}
+// plan returns the evaluator's plan for one request (the zero plan, which
+// builds everything, when it is no planner or cannot plan) and the fields
+// to build: the plan's, unless the whole input is logged.
+func (p *Pipeline) plan() (policy.Plan, *policy.InputFields) {
+	if p.planner == nil {
+		return policy.Plan{}, nil
 	}
-	return p.eval, nil
+	plan, err := p.planner.Plan()
+	if err != nil {
+		return policy.Plan{Decision: plan.Decision}, nil
+	}
+	if !p.prune {
+		return plan, nil
+	}
+	return plan, plan.Fields
 }
 
 // Request is what a front end says of one request, for the decision line
@@ -190,32 +174,27 @@ func (e *InputError) Unwrap() error { return e.Err }
 // then), or the evaluator's: the request must then be refused. The
 // outcome is what was counted.
 func (p *Pipeline) Decide(ctx context.Context, req *Request, build BuildFunc) (policy.Decision, Outcome, error) {
-	eval, fields := p.plan()
+	plan, fields := p.plan()
 	input, err := build(fields)
 	if err != nil {
 		return policy.Decision{}, OutcomeError, &InputError{Err: err}
 	}
-	return p.decide(ctx, eval, req, input)
+	return p.decide(ctx, req, plan, fields, input, build)
 }
 
-// DecideBatch makes one decision per input, in order, for one caller, with
-// one revision of the policy (the whole input is given: nothing is
-// pruned), each recorded as its own decision, linked by a batch ID it
-// returns (none for a single input). After each decision, next (when not
-// nil) is told it, and ends the batch by returning false.
+// DecideBatch makes one decision per input, in order, for one caller (the
+// whole input is given: nothing is pruned), each recorded as its own
+// decision, linked by a batch ID it returns (none for a single input).
+// After each decision, next (when not nil) is told it, and ends the batch
+// by returning false.
 func (p *Pipeline) DecideBatch(ctx context.Context, req *Request, inputs []ast.Value, next func(d policy.Decision, o Outcome, err error) bool) string {
 	r := *req
 	if len(inputs) > 1 {
 		r.BatchID = p.ids.Next()
 	}
-	eval := p.eval
-	if p.snap != nil {
-		if s, err := p.snap.Snapshot(); err == nil {
-			eval = s
-		}
-	}
+	plan, _ := p.plan()
 	for _, in := range inputs {
-		d, o, err := p.decide(ctx, eval, &r, in)
+		d, o, err := p.decide(ctx, &r, plan, nil, in, nil)
 		if next != nil && !next(d, o, err) {
 			break
 		}
@@ -223,8 +202,11 @@ func (p *Pipeline) DecideBatch(ctx context.Context, req *Request, inputs []ast.V
 	return r.BatchID
 }
 
-// decide evaluates input with eval and records the decision.
-func (p *Pipeline) decide(ctx context.Context, eval Evaluator, req *Request, input ast.Value) (policy.Decision, Outcome, error) {
+// decide evaluates input, built for fields (nil: the whole input) under
+// plan, and records the decision. build rebuilds the input whole when a
+// reload came between the plan and the evaluation (only needed when fields
+// is not nil).
+func (p *Pipeline) decide(ctx context.Context, req *Request, plan policy.Plan, fields *policy.InputFields, input ast.Value, build BuildFunc) (policy.Decision, Outcome, error) {
 	dctx, span := ctx, trace.Span(nil)
 	if p.cfg.Tracer != nil {
 		dctx, span = p.cfg.Tracer.Start(ctx, spanDecision)
@@ -233,7 +215,17 @@ func (p *Pipeline) decide(ctx context.Context, eval Evaluator, req *Request, inp
 		dctx = WithEvalTrace(dctx, p.evalTrace)
 	}
 	start := time.Now()
-	d, err := eval.Eval(dctx, input)
+	d, err := p.eval.Eval(dctx, input)
+	if err == nil && fields != nil && d.Revision != plan.Revision && p.replanned(plan) {
+		// A reload came between the plan and the evaluation: the input
+		// was built for another revision's fields. Build it whole and ask
+		// again; the whole input is right for any revision.
+		var berr error
+		if input, berr = build(nil); berr != nil {
+			return policy.Decision{}, OutcomeError, &InputError{Err: berr}
+		}
+		d, err = p.eval.Eval(dctx, input)
+	}
 	elapsed := time.Since(start)
 	d.ID = p.ids.Next()
 	if span != nil {
@@ -242,8 +234,17 @@ func (p *Pipeline) decide(ctx context.Context, eval Evaluator, req *Request, inp
 		}
 		endDecisionSpan(span, d, err)
 	}
-	outcome := p.record(ctx, req, input, d, err, start, elapsed)
+	outcome := p.record(ctx, req, plan.Decision, input, d, err, start, elapsed)
 	return d, outcome, err
+}
+
+// replanned reports whether the revision being served is no longer the
+// plan's. A decision may name another revision without any reload (a
+// fallback's secondary answered, a wrapper rewrote it): then the plan
+// still holds.
+func (p *Pipeline) replanned(plan policy.Plan) bool {
+	now, err := p.planner.Plan()
+	return err != nil || now.Revision != plan.Revision || now.Fields != plan.Fields
 }
 
 // outcome is what became of a decision.
@@ -260,7 +261,7 @@ func (p *Pipeline) outcome(ctx context.Context, d policy.Decision, err error) Ou
 }
 
 // record counts, logs and ships one decision.
-func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) Outcome {
+func (p *Pipeline) record(ctx context.Context, req *Request, path string, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) Outcome {
 	outcome := p.outcome(ctx, d, err)
 	if m := p.cfg.Metrics; m != nil {
 		m.Decision(outcome, elapsed)
@@ -303,7 +304,7 @@ func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d 
 		if p.cfg.EventInput != nil {
 			logged = p.cfg.EventInput(input)
 		}
-		ev := NewEvent(p.decisionRef, req, logged, d, err, start, elapsed, p.cfg.KeepCredentials)
+		ev := NewEvent(path, req, logged, d, err, start, elapsed, p.cfg.KeepCredentials)
 		if lerr := p.cfg.DecisionLogger.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 			logger.WarnContext(ctx, "decision log", "error", lerr, "decision_id", d.ID)
 		}
