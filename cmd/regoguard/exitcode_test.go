@@ -62,7 +62,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"config value of the wrong type", nil, []string{"check", "--config", badInt, "testdata/cases.yaml"}, 2, []string{`key "deny-status": want a value of type int`}},
 		{"cases file field misspelt and of the wrong type", nil, []string{"check", "--policy", "testdata/policy", badCases}, 2, []string{
 			`cases.yaml:2: cases\[0\]\.request\.methd: unknown field "methd" \(did you mean "method"\?\)`, `(?m)^.*cases.yaml:3: cases\[0\]\.expect\.allow: "maybe" is not a boolean`}},
-		{"API key file field misspelt", nil, append(withKeys(typoKeys), "--policy", "testdata/policy"), 2, []string{`--api-keys: .*keys.yaml:2: .*unknown field "subjet" \(did you mean "subject"\?\)`}},
+		{"API key file field misspelt", nil, append(withKeys(typoKeys), "--policy", "testdata/policy"), 2, []string{`--api-keys: .*keys.yaml:3: unknown field "subjet" \(did you mean "subject"\?\)`}},
 		{"missing --policy directory", nil, append(serve, "--policy", filepath.Join(dir, "nonexistent")), 2, []string{`--policy: stat .*nonexistent: no such file`}},
 		{"missing --policy directory in check", nil, []string{"check", "--policy", filepath.Join(dir, "nonexistent"), "testdata/cases.yaml"}, 2, []string{`--policy: stat`}},
 		{"decision nothing defines", nil, append(serve, "--policy", "testdata/policy", "--decision", "httpapi/authx"), 2, []string{`--decision: .*data.httpapi.authx.*packages: httpapi.authz`}},
