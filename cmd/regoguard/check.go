@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -228,6 +229,9 @@ func (o *checkOptions) runCase(ctx context.Context, c testCase, j, other *judge)
 	}
 	res.Got = &got
 	res.Failure = c.Expect.mismatch(got)
+	if res.Failure != "" && c.Identity == nil && c.GRPC == nil && got.Status == http.StatusUnauthorized && !o.allowAnonymous {
+		res.Failure += " (a caller without credentials is refused before the policy is asked; --allow-anonymous lets it reach the policy, as serve's demo does)"
+	}
 	if other != nil {
 		theirs, err := judgeCase(ctx, other, c)
 		if err != nil {

@@ -54,6 +54,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"unknown command", nil, []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
 		{"misspelt command", nil, []string{"serv"}, 2, []string{`unknown command "serv".*did you mean serve\?`}},
 		{"misspelt flag", nil, []string{"check", "--polcy", "x"}, 2, []string{`unknown flag: --polcy \(did you mean --policy\?\)`}},
+		{"misspelt --version", nil, []string{"--verison"}, 2, []string{`unknown flag: --verison \(did you mean --version\?\)`}},
+		{"misspelt --version after a command", nil, []string{"serve", "--verison"}, 2, []string{`unknown flag: --verison \(did you mean 'regoguard version'\?\)`}},
 		{"missing flag value", nil, []string{"check", "--policy"}, 2, []string{`flag needs an argument: --policy`}},
 		{"misspelt config key", nil, []string{"check", "--config", typoConf, "testdata/cases.yaml"}, 2, []string{`unknown key "polcy".*did you mean "policy"\?`}},
 		{"misspelt environment variable", []string{"REGOGUARD_POLCY=x"}, []string{"check", "--policy", "testdata/policy", "testdata/cases.yaml"}, 2, []string{`REGOGUARD_POLCY.*did you mean REGOGUARD_POLICY\?`}},
