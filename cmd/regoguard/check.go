@@ -28,7 +28,13 @@ type checkOptions struct {
 	skipTests bool
 	checkExtras
 	coverageOptions
+	// changed reports whether a flag was given (on the command line, in
+	// the environment or the config file); nil: none was.
+	changed func(name string) bool
 }
+
+// explicit reports whether the flag name was given rather than defaulted.
+func (o *checkOptions) explicit(name string) bool { return o.changed != nil && o.changed(name) }
 
 func newCheckCommand() *cobra.Command {
 	o := &checkOptions{}
@@ -67,6 +73,7 @@ A case may describe a gRPC call instead, judged by the gRPC interceptors
   regoguard check --replay decisions.jsonl --policy new-policy/ --fail-on-change   # serve --decision-log-file`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.changed = func(name string) bool { return cmd.Flags().Changed(name) }
 			return o.run(cmd.Context(), cmd.OutOrStdout(), args)
 		},
 	}
