@@ -16,6 +16,8 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/regoguard/regoguard/internal/headers"
 )
 
 // DefaultAPIKeyHeader is the header an [APIKeys] authenticator reads by default.
@@ -48,7 +50,7 @@ type APIKeyConfig struct {
 // timing reveals neither whether nor which key matched.
 type APIKeys struct {
 	header  string
-	names   HeaderSet
+	names   headers.Set
 	digests [][sha256.Size]byte
 	ids     []Identity
 }
@@ -59,7 +61,7 @@ func NewAPIKeys(cfg APIKeyConfig) (*APIKeys, error) {
 	if a.header == "" {
 		a.header = DefaultAPIKeyHeader
 	}
-	a.names = NewHeaderSet(a.header)
+	a.names = headers.NewSet(a.header)
 	if len(cfg.Keys) == 0 {
 		return nil, errors.New("authn: apikey: no keys configured")
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/regoguard/regoguard/internal/headers"
 )
 
 // Identity headers set by authenticating proxies: the generic X-Forwarded-*
@@ -15,7 +17,7 @@ var (
 	emailHeaders    = []string{"X-Auth-Request-Email", "X-Forwarded-Email"}
 	groupsHeaders   = []string{"X-Auth-Request-Groups", "X-Forwarded-Groups"}
 	usernameHeaders = []string{"X-Auth-Request-Preferred-Username", "X-Forwarded-Preferred-Username"}
-	tokenHeaders    = []string{"X-Auth-Request-Access-Token", "X-Forwarded-Access-Token"}
+	tokenHeaders    = headers.TokenHeaders
 	// Headers that other authenticating proxies set and that services
 	// behind them believe (Apache's REMOTE_USER, the Kubernetes API
 	// server's request-header authentication): never read here, but a

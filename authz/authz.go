@@ -21,9 +21,15 @@
 // a [Metrics] (package prommetrics implements it for Prometheus),
 // [Config.DecisionLogger] a policy.DecisionLogger, [Config.AccessLog] a
 // logger, and [Config.TracerProvider] an OpenTelemetry provider. Evaluators
-// report to the middleware through an [EvalTrace] in the context, and every
-// front end (this middleware, a Shadow, package grpcauthz) makes its
-// decision IDs with [DecisionIDs].
+// report to the middleware through an [EvalTrace] in the context. Every
+// front end (this middleware, package grpcauthz) decides and records
+// through one pipeline, and counts through the one [Metrics] interface:
+// docs/architecture.md follows a request through it.
+//
+// The credentials the middleware keeps out of the input, the logs and the
+// handler's request are those the Authenticator declares
+// (authn.CredentialsOf), besides Authorization, Proxy-Authorization,
+// Cookie and a trusted proxy's access-token headers.
 package authz
 
 import (
@@ -36,12 +42,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/headers"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -93,15 +100,20 @@ type Config struct {
 	// Layout is the input layout; default LayoutRegoguard.
 	Layout Layout
 	// InputHeaders names credential headers (Authorization, Cookie,
-	// Proxy-Authorization, APIKeyHeader, X-Forwarded-Access-Token, or any
-	// header whose name holds token, secret, password, api-key, credential,
-	// session) that may reach the input anyway. Identity headers never do:
-	// the identity is in input.user.
+	// Proxy-Authorization, the headers the Authenticator declares,
+	// X-Forwarded-Access-Token, or any header whose name holds token,
+	// secret, password, api-key, credential, session) that may reach the
+	// input anyway. Identity headers never do: the identity is in
+	// input.user. Even then, the cookies and query parameters the
+	// Authenticator declares stay out.
+	//
+	// Where the Authenticator reads its credentials is its own to say
+	// (authn.CredentialsOf): the API-key header, a session cookie, under
+	// whatever name. Those headers are left out of the input, refused when
+	// repeated, and removed before the handler unless ForwardCredentials,
+	// in any spelling; those cookies and query parameters are left out of
+	// the input and removed before the handler unless ForwardCredentials.
 	InputHeaders []string
-	// APIKeyHeader names the API-key header (default X-API-Key): left out
-	// of the input headers, refused when repeated, and removed before the
-	// handler unless ForwardCredentials, in any spelling.
-	APIKeyHeader string
 	// Body adds the request body, parsed as JSON, to the input as body.
 	// When the input needs it (with the in-process engine, only if the
 	// policy reads input.body; see policy.Snapshot), a non-empty body that
@@ -120,8 +132,8 @@ type Config struct {
 	// never reach a policy, a log or a decision log.
 	PreserveTokens bool
 	// ForwardCredentials hands the credentials the middleware consumed
-	// (Authorization, Proxy-Authorization and the API-key header) on to the
-	// handler. Off by default: they are removed, in any spelling, from the
+	// (Authorization, Proxy-Authorization and what the Authenticator
+	// declares: the API-key header, a session cookie) on to the handler. Off by default: they are removed, in any spelling, from the
 	// request the handler gets, so that an upstream never sees (and never
 	// believes) a credential it did not have to check. A proxy's access-token
 	// headers (X-Forwarded-Access-Token, X-Auth-Request-Access-Token) are
@@ -187,30 +199,25 @@ type Config struct {
 // Middleware authenticates and authorizes requests. Make one with [New] and
 // wrap handlers with [Middleware.Handler].
 type Middleware struct {
-	auth        authn.Authenticator
-	eval        Evaluator
-	input       *inputBuilder
-	skips       []compiledSkip
-	cfg         Config
-	logger      *slog.Logger
-	metrics     Metrics
-	ids         *DecisionIDs
-	trace       *tracing
-	accessLog   *slog.Logger
-	denyStatus  int
-	maxBody     int64
-	readsBody   bool
-	decisionRef string
-	logLevel    slog.Level
+	auth       authn.Authenticator
+	eval       Evaluator
+	input      *inputBuilder
+	skips      []compiledSkip
+	cfg        Config
+	logger     *slog.Logger
+	trace      *tracing
+	accessLog  *slog.Logger
+	denyStatus int
+	maxBody    int64
+	readsBody  bool
 	// credentials are the headers that carry a credential, in any spelling.
-	credentials authn.HeaderSet
-	// snapshotter is the Evaluator when it is a Snapshotter: each request
-	// is then judged by one snapshot, for which the input holds only the
-	// fields it reads unless the whole input is logged (prune false).
-	snapshotter Snapshotter
-	prune       bool
-	// evalTrace is attached to each evaluation's context to count fallbacks.
-	evalTrace *EvalTrace
+	credentials headers.Set
+	// creds is where the authenticator reads credentials; credQuery its
+	// query parameters as a set.
+	creds     authn.Credentials
+	credQuery map[string]bool
+	// pipe decides and records: the step every front end shares.
+	pipe *pipeline.Pipeline
 }
 
 type compiledSkip struct {
@@ -235,24 +242,32 @@ func New(cfg Config) (*Middleware, error) {
 		eval:       cfg.Evaluator,
 		cfg:        cfg,
 		logger:     logger,
-		ids:        NewDecisionIDs(),
 		trace:      newTracing(cfg.TracerProvider, cfg.Evaluator),
 		accessLog:  cfg.AccessLog,
 		denyStatus: cmp.Or(cfg.DenyStatus, http.StatusForbidden),
 		maxBody:    cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 	}
-	m.credentials = credentialSet(cfg)
+	m.creds = authn.CredentialsOf(cfg.Authenticator)
+	m.credentials = credentialSet(m.creds)
+	if len(m.creds.Query) > 0 {
+		m.credQuery = make(map[string]bool, len(m.creds.Query))
+		for _, q := range m.creds.Query {
+			m.credQuery[q] = true
+		}
+	}
 	layout := cmp.Or(cfg.Layout, LayoutRegoguard)
 	if layout != LayoutRegoguard && layout != LayoutFastAPIOPA {
 		return nil, fmt.Errorf("authz: unknown input layout %q (want %q or %q)", layout, LayoutRegoguard, LayoutFastAPIOPA)
 	}
 	m.input = &inputBuilder{
 		layout:        layout,
-		dropHeaders:   authn.NewHeaderSet(append(slices.Clone(credentialHeaders), m.credentials.Names()...)...),
-		keepHeaders:   authn.NewHeaderSet(cfg.InputHeaders...),
+		dropHeaders:   headers.NewSet(append(slices.Clone(credentialHeaders), m.credentials.Names()...)...),
+		keepHeaders:   headers.NewSet(cfg.InputHeaders...),
 		withBody:      cfg.Body,
 		enrichers:     cfg.Enrichers,
 		preserveToken: cfg.PreserveTokens,
+		dropCookies:   m.creds.Cookies,
+		dropQuery:     m.credQuery,
 	}
 	m.readsBody = cfg.Body || slices.ContainsFunc(cfg.Enrichers, func(e Enricher) bool { return e.NeedsBody })
 	for _, e := range cfg.Enrichers {
@@ -271,19 +286,26 @@ func New(cfg Config) (*Middleware, error) {
 		}
 		m.skips = append(m.skips, compiledSkip{path: re, methods: methods})
 	}
-	if cfg.Metrics != nil {
-		m.metrics = cfg.Metrics
-		m.evalTrace = &EvalTrace{Fallback: func(error) { cfg.Metrics.Fallback() }}
-	}
-	if ref := decisionRef(cfg.Evaluator); ref != nil {
-		m.decisionRef = ref.String()
-	}
-	m.logLevel = slog.LevelDebug
+	logLevel := slog.LevelDebug
 	if cfg.DecisionLogLevel != nil {
-		m.logLevel = cfg.DecisionLogLevel.Level()
+		logLevel = cfg.DecisionLogLevel.Level()
 	}
-	m.snapshotter, _ = cfg.Evaluator.(Snapshotter)
-	m.prune = !cfg.LogInput && cfg.DecisionLogger == nil
+	pcfg := pipeline.Config{
+		Evaluator:      cfg.Evaluator,
+		Logger:         logger,
+		LogLevel:       logLevel,
+		LogInput:       cfg.LogInput,
+		LogInputMask:   cfg.LogInputMask,
+		DecisionLogger: cfg.DecisionLogger,
+		Abandoned:      ctxDone,
+	}
+	if cfg.Metrics != nil {
+		pcfg.Metrics = cfg.Metrics
+	}
+	if m.trace != nil {
+		pcfg.Tracer, pcfg.EvaluatorName = m.trace.tracer, m.trace.evaluator
+	}
+	m.pipe = pipeline.New(pcfg)
 	m.warn()
 	return m, nil
 }
@@ -400,24 +422,22 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 // decide builds the input and evaluates it. When it cannot (a bad body, an
 // evaluator error) it writes the refusal and reports false.
 func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Identity) (policy.Decision, bool) {
-	eval, fields := m.plan()
-	_, span := m.trace.start(r.Context(), spanInput)
-	input, err := m.buildInput(r, id, fields)
-	endInput(span, err)
+	req := decisionRequest(r, id)
+	d, _, err := m.pipe.Decide(r.Context(), &req, func(fields *policy.InputFields) (ast.Value, error) {
+		_, span := m.trace.start(r.Context(), spanInput)
+		input, err := m.buildInput(r, id, fields)
+		endInput(span, err)
+		return input, err
+	})
 	if err != nil {
-		m.refuseInput(w, r, err)
-		return policy.Decision{}, false
+		if ie := (*pipeline.InputError)(nil); errors.As(err, &ie) {
+			m.refuseInput(w, r, ie.Err)
+			return policy.Decision{}, false
+		}
 	}
-	ctx, span := m.trace.start(r.Context(), spanDecision)
-	if m.evalTrace != nil {
-		ctx = WithEvalTrace(ctx, m.evalTrace)
+	if m.accessLog != nil {
+		noteDecision(r.Context(), id, d.ID)
 	}
-	start := time.Now()
-	d, err := eval.Eval(ctx, input)
-	elapsed := time.Since(start)
-	d.ID = m.ids.Next()
-	m.trace.endDecision(span, d, err)
-	m.record(r, id, input, d, err, start, elapsed)
 	if err != nil && m.cfg.DryRun && !abandoned(r) {
 		d.Allow, d.Reason = false, "no policy decision could be made: "+err.Error()
 		return d, true
@@ -430,24 +450,6 @@ func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Id
 		return d, false
 	}
 	return d, true
-}
-
-// plan returns the evaluator for one request and the input fields to build
-// for it (nil: all). With a Snapshotter (the engine, or a Cache or Fallback
-// in front of it) that is a snapshot of the revision being served, so that
-// the fields built and the policy that judges them always match, even
-// across a reload; the input then costs nothing for what the policy never
-// reads (headers, query, a body to parse, an enricher's call).
-func (m *Middleware) plan() (Evaluator, *policy.InputFields) {
-	if m.snapshotter != nil {
-		if s, err := m.snapshotter.Snapshot(); err == nil {
-			if !m.prune {
-				return s, nil
-			}
-			return s, s.Fields()
-		}
-	}
-	return m.eval, nil
 }
 
 // Input returns the policy input the middleware builds for r made by id (nil

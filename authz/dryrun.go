@@ -11,8 +11,8 @@ import (
 // letThrough logs and counts a refusal that Config.DryRun sets aside. The
 // status is the one the request would have been answered with.
 func (m *Middleware) letThrough(r *http.Request, id *authn.Identity, d policy.Decision) {
-	if m.metrics != nil {
-		m.metrics.WouldRefuse()
+	if mt := m.pipe.Metrics(); mt != nil {
+		mt.WouldRefuse()
 	}
 	status := cmp.Or(d.Status, m.denyStatus)
 	if id == nil && d.Status == 0 {

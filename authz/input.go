@@ -14,6 +14,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/headers"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -55,11 +57,15 @@ var errBodyTooLarge = errors.New("request body too large for policy input")
 // so no request pays for a JSON round trip.
 type inputBuilder struct {
 	layout        Layout
-	dropHeaders   authn.HeaderSet
-	keepHeaders   authn.HeaderSet // the credential headers Config.InputHeaders lets in
+	dropHeaders   headers.Set
+	keepHeaders   headers.Set // the credential headers Config.InputHeaders lets in
 	withBody      bool
 	enrichers     []Enricher
 	preserveToken bool
+	// dropCookies and dropQuery are the cookies and query parameters the
+	// authenticator reads credentials from: never in the input.
+	dropCookies []string
+	dropQuery   map[string]bool
 }
 
 // Pre-built keys: the same *ast.Term for every request.
@@ -73,11 +79,7 @@ var (
 	keyScheme        = ast.StringTerm("scheme")
 	keyRemoteAddr    = ast.StringTerm("remote_addr")
 	keyUser          = ast.StringTerm("user")
-	keyAuthenticated = ast.StringTerm("authenticated")
-	keySub           = ast.StringTerm("sub")
-	keyClaims        = ast.StringTerm("claims")
 	keyBody          = ast.StringTerm("body")
-	keyToken         = ast.StringTerm("token")
 	keyRequestMethod = ast.StringTerm("request_method")
 	keyRequestPath   = ast.StringTerm("request_path")
 )
@@ -115,7 +117,7 @@ func (b *inputBuilder) build(r *http.Request, id *authn.Identity, body []byte, f
 		if err != nil {
 			return nil, fmt.Errorf("input enricher %q: %w", e.Key, err)
 		}
-		val, err := toValue(v)
+		val, err := pipeline.ToValue(v)
 		if err != nil {
 			return nil, fmt.Errorf("input enricher %q: %w", e.Key, err)
 		}
@@ -143,7 +145,7 @@ func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity, field
 		items = append(items, [2]*ast.Term{keyPathSegments, &v[2]})
 	}
 	if fields.Reads("query") {
-		v[3].Value = queryObject(r)
+		v[3].Value = queryObject(r, b.dropQuery)
 		items = append(items, [2]*ast.Term{keyQuery, &v[3]})
 	}
 	if fields.Reads("headers") {
@@ -162,7 +164,7 @@ func (b *inputBuilder) regoguardInput(r *http.Request, id *authn.Identity, field
 		items = append(items, [2]*ast.Term{keyRemoteAddr, &v[6]})
 	}
 	if fields.Reads("user") {
-		user, err := b.userObject(id, fields.Under("user"))
+		user, err := pipeline.UserObject(id, fields.Under("user"), b.preserveToken)
 		if err != nil {
 			return nil, err
 		}
@@ -183,29 +185,12 @@ var (
 		return m
 	}()
 	httpTerm, httpsTerm = ast.StringTerm("http"), ast.StringTerm("https")
-	authMethodTerms     = func() map[string]*ast.Term {
-		m := map[string]*ast.Term{}
-		for _, meth := range []string{authn.MethodOIDC, authn.MethodAPIKey, authn.MethodHeader, authn.MethodNone, authn.MethodSAML} {
-			m[meth] = ast.StringTerm(meth)
-		}
-		return m
-	}()
-	trueTerm, falseTerm = ast.BooleanTerm(true), ast.BooleanTerm(false)
 )
 
 // methodTerm returns the shared term of a standard HTTP method, or spare
 // holding any other.
 func methodTerm(method string, spare *ast.Term) *ast.Term {
-	return sharedTerm(methodTerms, method, spare)
-}
-
-// sharedTerm returns the term of s in shared, or spare holding s.
-func sharedTerm(shared map[string]*ast.Term, s string, spare *ast.Term) *ast.Term {
-	if t, ok := shared[s]; ok {
-		return t
-	}
-	spare.Value = ast.String(s)
-	return spare
+	return pipeline.SharedTerm(methodTerms, method, spare)
 }
 
 func schemeTerm(r *http.Request) *ast.Term {
@@ -215,56 +200,18 @@ func schemeTerm(r *http.Request) *ast.Term {
 	return httpTerm
 }
 
-// userObject builds input.user, holding only what fields reads of it (all
-// when nil): a token's many claims cost nothing when the policy reads one.
-func (b *inputBuilder) userObject(id *authn.Identity, fields *policy.InputFields) (ast.Object, error) {
-	anonymous := id == nil
-	if anonymous {
-		id = &authn.Identity{Method: authn.MethodNone}
-	}
-	v := make([]ast.Term, 4)
-	items := make([][2]*ast.Term, 0, 5)
-	if fields.Reads("authenticated") {
-		authenticated := trueTerm
-		if id.Method == authn.MethodNone {
-			authenticated = falseTerm
-		}
-		items = append(items, [2]*ast.Term{keyAuthenticated, authenticated})
-	}
-	if fields.Reads("method") {
-		items = append(items, [2]*ast.Term{keyMethod, sharedTerm(authMethodTerms, id.Method, &v[0])})
-	}
-	if !anonymous && fields.Reads("sub") {
-		v[1].Value = ast.String(id.Subject)
-		items = append(items, [2]*ast.Term{keySub, &v[1]})
-	}
-	if fields.Reads("claims") {
-		claims, err := claimsObject(id.Claims, fields.Under("claims"))
-		if err != nil {
-			return nil, err
-		}
-		v[2].Value = claims
-		items = append(items, [2]*ast.Term{keyClaims, &v[2]})
-	}
-	if b.preserveToken && id.Token != "" && fields.Reads("token") {
-		v[3].Value = ast.String(id.Token)
-		items = append(items, [2]*ast.Term{keyToken, &v[3]})
-	}
-	return ast.NewObject(items...), nil
-}
-
 // fastAPIInput is the input fastapi-opa sends: claims at the top level, then
 // request_method and request_path, which win over claims of the same name.
 func (b *inputBuilder) fastAPIInput(r *http.Request, id *authn.Identity, fields *policy.InputFields) (ast.Object, error) {
 	in := ast.NewObject()
 	if id != nil {
-		claims, err := claimsObject(id.Claims, fields)
+		claims, err := pipeline.ClaimsObject(id.Claims, fields)
 		if err != nil {
 			return nil, err
 		}
 		in = claims
 		if b.preserveToken && id.Token != "" && fields.Reads("token") {
-			in.Insert(keyToken, ast.StringTerm(id.Token))
+			in.Insert(pipeline.KeyToken, ast.StringTerm(id.Token))
 		}
 	}
 	if fields.Reads("request_method") {
@@ -274,28 +221,6 @@ func (b *inputBuilder) fastAPIInput(r *http.Request, id *authn.Identity, fields 
 		in.Insert(keyRequestPath, ast.NewTerm(fastAPIPath(r.URL.Path)))
 	}
 	return in, nil
-}
-
-// claimsObject converts the claims that fields reads (all when nil).
-func claimsObject(claims map[string]any, fields *policy.InputFields) (ast.Object, error) {
-	if len(claims) == 0 {
-		return ast.NewObject(), nil
-	}
-	items := make([][2]*ast.Term, 0, len(claims))
-	terms := make([]ast.Term, 2*len(claims))
-	for k, v := range claims {
-		if !fields.Reads(k) {
-			continue
-		}
-		val, err := toValue(v)
-		if err != nil {
-			return nil, fmt.Errorf("identity claim %q: %w", k, err)
-		}
-		i := 2 * len(items)
-		terms[i].Value, terms[i+1].Value = ast.String(k), val
-		items = append(items, [2]*ast.Term{&terms[i], &terms[i+1]})
-	}
-	return ast.NewObject(items...), nil
 }
 
 // pathSegments splits /a/b/ into ["a", "b", ""]: the leading slash gives no
@@ -330,13 +255,17 @@ func fastAPIPath(path string) *ast.Array {
 	return stringArray(path, strings.Count(path, "/")+1)
 }
 
-func queryObject(r *http.Request) ast.Object {
+// queryObject is input.query: every parameter but those in drop.
+func queryObject(r *http.Request, drop map[string]bool) ast.Object {
 	if r.URL.RawQuery == "" {
 		return ast.NewObject()
 	}
 	q := r.URL.Query()
 	items := make([][2]*ast.Term, 0, len(q))
 	for k, vs := range q {
+		if drop[k] {
+			continue
+		}
 		terms := make([]*ast.Term, len(vs))
 		for i, v := range vs {
 			terms[i] = ast.StringTerm(v)
@@ -393,6 +322,12 @@ func (b *inputBuilder) headersObject(h http.Header) ast.Object {
 			val.Value = ast.String(vs[0])
 		} else {
 			val.Value = ast.String(strings.Join(vs, ", "))
+		}
+		if len(b.dropCookies) > 0 && name == "Cookie" {
+			// Only when Config.InputHeaders lets Cookie in: the
+			// authenticator's own cookies stay out all the same.
+			c, _ := withoutCookies(string(val.Value.(ast.String)), b.dropCookies)
+			val.Value = ast.String(c)
 		}
 		items = append(items, [2]*ast.Term{key, val})
 	}
@@ -518,48 +453,4 @@ func noDuplicateKeys(dec *json.Decoder) error {
 	}
 	_, err = dec.Token() // the closing delimiter
 	return err
-}
-
-// toValue converts the JSON-like values that claims and enrichers hold
-// straight into OPA values; ast.InterfaceToValue, the fallback for any other
-// type, goes through reflection, which costs more than the policy on small
-// policies.
-func toValue(v any) (ast.Value, error) {
-	switch x := v.(type) {
-	case nil:
-		return ast.Null{}, nil
-	case ast.Value:
-		return x, nil
-	case string:
-		return ast.String(x), nil
-	case bool:
-		return ast.Boolean(x), nil
-	case json.Number:
-		return ast.Number(x), nil
-	case float64:
-		return ast.FloatNumberTerm(x).Value, nil
-	case int:
-		return ast.IntNumberTerm(x).Value, nil
-	case []string:
-		terms := make([]*ast.Term, len(x))
-		for i, s := range x {
-			terms[i] = ast.StringTerm(s)
-		}
-		return ast.NewArray(terms...), nil
-	case []any:
-		// One block for the terms, as in stringArray.
-		terms := make([]ast.Term, len(x))
-		ptrs := make([]*ast.Term, len(x))
-		for i, e := range x {
-			val, err := toValue(e)
-			if err != nil {
-				return nil, err
-			}
-			terms[i].Value, ptrs[i] = val, &terms[i]
-		}
-		return ast.NewArray(ptrs...), nil
-	case map[string]any:
-		return claimsObject(x, nil)
-	}
-	return ast.InterfaceToValue(v)
 }

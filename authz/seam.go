@@ -5,6 +5,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -80,25 +81,18 @@ func decisionRef(eval Evaluator) ast.Ref {
 
 // An EvalTrace holds hooks that evaluators call while they make one
 // decision, for metrics and traces, in the manner of net/http/httptrace:
-// attach one to the context given to Eval with [WithEvalTrace]. The
-// middleware attaches its own when it has metrics (counting fallbacks),
-// so that it never needs to modify the evaluator it was given.
-type EvalTrace struct {
-	// Fallback is called each time a [Fallback] asks its Secondary, with
-	// the Primary's error.
-	Fallback func(primaryErr error)
-}
-
-type evalTraceKey struct{}
+// attach one to the context given to Eval with [WithEvalTrace]. Every front
+// end attaches its own when it has metrics (counting fallbacks), so that it
+// never needs to modify the evaluator it was given. Its one hook,
+// Fallback(primaryErr error), is called each time a [Fallback] asks its
+// Secondary, with the Primary's error.
+type EvalTrace = pipeline.EvalTrace
 
 // WithEvalTrace returns a copy of ctx that carries trace. It replaces any
 // trace ctx already carries.
 func WithEvalTrace(ctx context.Context, trace *EvalTrace) context.Context {
-	return context.WithValue(ctx, evalTraceKey{}, trace)
+	return pipeline.WithEvalTrace(ctx, trace)
 }
 
 // ContextEvalTrace returns the trace ctx carries, or nil.
-func ContextEvalTrace(ctx context.Context) *EvalTrace {
-	t, _ := ctx.Value(evalTraceKey{}).(*EvalTrace)
-	return t
-}
+func ContextEvalTrace(ctx context.Context) *EvalTrace { return pipeline.ContextEvalTrace(ctx) }

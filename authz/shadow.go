@@ -13,6 +13,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -79,7 +80,7 @@ type Shadow struct {
 	path            string
 	dl              policy.DecisionLogger
 	logger          *slog.Logger
-	ids             *DecisionIDs
+	ids             *pipeline.IDs
 
 	queue   chan shadowJob
 	closeMu sync.RWMutex
@@ -111,7 +112,7 @@ func NewShadow(live Evaluator, cfg ShadowConfig) (*Shadow, error) {
 	s := &Shadow{
 		live: live, candidate: cfg.Candidate, sample: cmp.Or(cfg.Sample, 1),
 		timeout: cmp.Or(cfg.Timeout, time.Second), path: cfg.Path, dl: cfg.DecisionLogger,
-		logger: cfg.Logger, ids: NewDecisionIDs(),
+		logger: cfg.Logger, ids: pipeline.NewIDs(),
 		queue: make(chan shadowJob, cmp.Or(cfg.Queue, 1024)),
 	}
 	if s.logger == nil {
@@ -222,16 +223,14 @@ func (s *Shadow) compare(job shadowJob) {
 	if s.dl == nil {
 		return
 	}
-	ev := policy.DecisionEvent{
-		ID: id, Path: s.path, Input: job.input, Result: cd.Result, Revision: cd.Revision, Bundles: cd.Bundles,
-		Timestamp: job.at, Duration: elapsed, Err: err,
-		Custom: map[string]any{ShadowCustomKey: map[string]any{
-			"result":        shadowResults[result],
-			"live_result":   job.live.Result,
-			"live_revision": job.live.Revision,
-			"live_bundles":  job.live.Bundles,
-		}},
-	}
+	cd.ID = id
+	ev := pipeline.NewEvent(s.path, nil, job.input, cd, err, job.at, elapsed)
+	ev.Custom = map[string]any{ShadowCustomKey: map[string]any{
+		"result":        shadowResults[result],
+		"live_result":   job.live.Result,
+		"live_revision": job.live.Revision,
+		"live_bundles":  job.live.Bundles,
+	}}
 	if lerr := s.dl.LogDecision(ctx, ev); lerr != nil && !errors.Is(lerr, policy.ErrDecisionDropped) {
 		s.logger.Warn("shadow decision log", "error", lerr, "shadow_decision_id", id)
 	}

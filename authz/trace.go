@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -24,13 +24,8 @@ const (
 	spanRequest      = "regoguard.request"
 	spanAuthenticate = "regoguard.authenticate"
 	spanInput        = "regoguard.input"
-	spanDecision     = "regoguard.decision"
 	spanRemote       = "regoguard.remote_opa"
 
-	attrRevision   = attribute.Key("regoguard.revision")
-	attrAllowed    = attribute.Key("regoguard.allowed")
-	attrDecisionID = attribute.Key("regoguard.decision_id")
-	attrEvaluator  = attribute.Key("regoguard.evaluator")
 	attrFallback   = attribute.Key("regoguard.fallback")
 	attrAuthMethod = attribute.Key("regoguard.auth.method")
 	attrAuthResult = attribute.Key("regoguard.auth.result")
@@ -106,21 +101,11 @@ func (t *tracing) startRequest(r *http.Request) (context.Context, trace.Span) {
 	))
 }
 
-// traceText is s made valid UTF-8 for a span. A client chooses the bytes of
-// its path (/docs/%ff decodes to a lone 0xff) and of what an error may quote,
-// and OTLP refuses to marshal a string that is not UTF-8: one such value
-// made the exporter drop its whole batch, every other request's spans
-// with it.
-func traceText(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+// traceText is s made valid UTF-8 for a span (see pipeline.TraceText).
+func traceText(s string) string { return pipeline.TraceText(s) }
 
-// recordError records err on span as Span.RecordError does, with its
-// message made valid UTF-8 ([traceText]).
-func recordError(span trace.Span, err error) {
-	span.AddEvent("exception", trace.WithAttributes(
-		attribute.String("exception.type", fmt.Sprintf("%T", err)),
-		attribute.String("exception.message", traceText(err.Error())),
-	))
-}
+// recordError records err on span, its message made valid UTF-8.
+func recordError(span trace.Span, err error) { pipeline.RecordError(span, err) }
 
 // endRequest closes the request's span with the status the client got.
 func endRequest(span trace.Span, status int) {
@@ -163,38 +148,6 @@ func endInput(span trace.Span, err error) {
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, "the policy input could not be built")
-	}
-	span.End()
-}
-
-// endDecision closes the decision span with what was decided, by which
-// evaluator, under which revision and decision ID.
-func (t *tracing) endDecision(span trace.Span, d policy.Decision, err error) {
-	if span == nil {
-		return
-	}
-	span.SetAttributes(attrEvaluator.String(t.evaluator))
-	EndDecisionSpan(span, d, err)
-}
-
-// EndDecisionSpan ends span, the span of one decision, with what the
-// middleware records on its own: the decision ID, the revision, whether it
-// allowed (regoguard.decision_id, regoguard.revision, regoguard.allowed),
-// and err, if any, as an exception event and an error status. Other front
-// ends (package grpcauthz) end theirs with it, so that one dashboard reads
-// both. A nil span is left alone.
-func EndDecisionSpan(span trace.Span, d policy.Decision, err error) {
-	if span == nil {
-		return
-	}
-	span.SetAttributes(
-		attrDecisionID.String(d.ID),
-		attrRevision.String(d.Revision),
-		attrAllowed.Bool(err == nil && d.Allow),
-	)
-	if err != nil {
-		recordError(span, err)
-		span.SetStatus(codes.Error, "no policy decision could be made")
 	}
 	span.End()
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/download"
 	"github.com/open-policy-agent/opa/v1/keys"
 	"github.com/open-policy-agent/opa/v1/plugins"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regoguard/regoguard/policy"
 )
@@ -39,9 +38,6 @@ type Config struct {
 	// server is down still serves it. Persisted bundles are verified again
 	// when they are read back.
 	PersistDir string
-	// Registerer, when set, receives the Manager's Prometheus metrics
-	// (see [Manager.Collector]).
-	Registerer prometheus.Registerer
 	// DecisionLogger, when set, is given every activated policy so that the
 	// system.log.mask and system.log.drop rules in the bundles apply to
 	// decision logs, as they do in OPA.

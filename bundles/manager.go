@@ -131,11 +131,6 @@ func New(cfg Config) (*Manager, error) {
 		}
 		m.sources = append(m.sources, s)
 	}
-	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(m.Collector()); err != nil {
-			return nil, fmt.Errorf("bundles: register metrics: %w", err)
-		}
-	}
 	return m, nil
 }
 

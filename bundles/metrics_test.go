@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/regoguard/regoguard/bundles"
+	"github.com/regoguard/regoguard/prommetrics/prombundles"
 )
 
 func TestMetrics(t *testing.T) {
@@ -16,11 +17,11 @@ func TestMetrics(t *testing.T) {
 	srv := newBundleServer(t, authzBundle(t, "rev1", authzV1, nil), `"e1"`)
 	reg := prometheus.NewPedanticRegistry()
 	cfg := remote(t, newEngine(t), srv, "", nil, nil)
-	cfg.Registerer = reg
 	m, err := bundles.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg.MustRegister(prombundles.NewCollector(m))
 	const names = "regoguard_bundles_ready regoguard_bundle_info regoguard_bundle_activations_total regoguard_bundle_failures_total regoguard_bundle_not_modified_total regoguard_bundle_failing"
 	before := `
 # HELP regoguard_bundles_ready 1 once every bundle has been activated.

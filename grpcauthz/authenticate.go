@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/authz"
 )
 
 // Refusals of authentication. Their messages never hold a credential.
@@ -86,10 +87,10 @@ func (i *Interceptor) authenticate(ctx context.Context, call Call) (*authn.Ident
 // answer: Unavailable when the credential could not be checked.
 func (i *Interceptor) refuseAuth(err error) error {
 	if errors.Is(err, authn.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		i.metrics.count("error")
+		i.pipe.Count(authz.OutcomeError)
 		return errIdPDown
 	}
-	i.metrics.count("unauthenticated")
+	i.pipe.Count(authz.OutcomeUnauthenticated)
 	return errInvalid
 }
 
@@ -165,9 +166,9 @@ func (i *Interceptor) apiKey(ctx context.Context, vals []string) (*authn.Identit
 	id, err := i.cfg.APIKeys.Authenticate(r)
 	switch {
 	case errors.Is(err, authn.ErrNoCredential):
-		// The store reads another header than APIKeyMetadata: the key
-		// was not checked, so it is refused.
-		return nil, errors.New("the API key store did not read the key: its header differs from APIKeyMetadata")
+		// The store reads another header than it declares: the key was
+		// not checked, so it is refused.
+		return nil, errors.New("the API key store did not read the key: it reads another header than it declares")
 	case err != nil:
 		return nil, err
 	case id == nil:

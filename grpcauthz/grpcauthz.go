@@ -36,7 +36,8 @@
 //
 //   - "authorization: Bearer <token>" metadata, verified by Config.Tokens
 //     (an *authn.Bearer: go-oidc against the issuer's keys).
-//   - an API key in metadata Config.APIKeyMetadata (default x-api-key),
+//   - an API key in the metadata key that Config.APIKeys reads (its header,
+//     lower-cased; default x-api-key),
 //     checked by Config.APIKeys (an *authn.APIKeys).
 //   - with Config.ClientCertificates, the peer's TLS client certificate,
 //     trusted only when the TLS handshake verified its chain.
@@ -80,7 +81,6 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -91,6 +91,7 @@ import (
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -98,8 +99,9 @@ import (
 // certificate.
 const MethodMTLS = "mtls"
 
-// DefaultAPIKeyMetadata is the metadata key that carries an API key by
-// default: authn.DefaultAPIKeyHeader as gRPC spells it.
+// DefaultAPIKeyMetadata is the metadata key that carries an API key when
+// Config.APIKeys declares no header: authn.DefaultAPIKeyHeader as gRPC
+// spells it.
 const DefaultAPIKeyMetadata = "x-api-key"
 
 // DefaultMaxMessageBytes bounds the request message put into the input
@@ -139,12 +141,12 @@ type Config struct {
 	// Tokens verifies "authorization: Bearer" tokens; nil refuses every
 	// call that carries authorization metadata.
 	Tokens TokenVerifier
-	// APIKeys checks API keys: usually an *authn.APIKeys whose header is
-	// APIKeyMetadata. It is asked with a request that holds only that
+	// APIKeys checks API keys: usually an *authn.APIKeys. The metadata key
+	// of API keys is the header it declares (authn.CredentialsOf: the
+	// APIKeyConfig.Header, lower-cased), DefaultAPIKeyMetadata when it
+	// declares none; it is asked with a request that holds only that
 	// header. Nil refuses every call that carries an API key.
 	APIKeys authn.Authenticator
-	// APIKeyMetadata is the metadata key of API keys; default x-api-key.
-	APIKeyMetadata string
 	// ClientCertificates identifies callers by their TLS client certificate
 	// when they present no other credential. A certificate whose chain the
 	// TLS handshake did not verify (tls.RequestClientCert) refuses the call.
@@ -202,32 +204,29 @@ type Config struct {
 	// (revision, allowed, decision ID), named as the HTTP middleware's.
 	// Nil traces nothing and costs a nil check.
 	TracerProvider trace.TracerProvider
-	// Registerer, when set, receives the interceptors' Prometheus metrics
-	// (regoguard_grpc_*), apart from the HTTP middleware's, as
-	// bundles.Config.Registerer receives a bundle manager's. (An
-	// authz.Config's Metrics is an authz.Metrics, not a registry.)
-	Registerer prometheus.Registerer
+	// Metrics, when set, counts each call by outcome (authz.OutcomeInvalid
+	// for a bad method name or message), each decision's duration and
+	// each fallback: the same interface as the HTTP middleware's
+	// (authz.Config.Metrics). prommetrics.NewMiddleware with
+	// MiddlewareOptions.GRPC exports it as regoguard_grpc_*. Nil counts
+	// nothing, at no cost.
+	Metrics authz.Metrics
 }
 
 // Interceptor holds the unary and stream server interceptors. Make one with
 // [New]; install both with grpc.ChainUnaryInterceptor(i.Unary()) and
 // grpc.ChainStreamInterceptor(i.Stream()).
 type Interceptor struct {
-	cfg         Config
-	eval        authz.Evaluator
-	snap        authz.Snapshotter
-	prune       bool
-	exempt      map[string]bool
-	apiKeyMD    string
-	keys        keySets
-	maxMessage  int
-	timeout     time.Duration
-	logger      *slog.Logger
-	logLevel    slog.Level
-	metrics     *metrics
-	ids         *authz.DecisionIDs
-	trace       *tracing
-	decisionRef string
+	cfg        Config
+	exempt     map[string]bool
+	apiKeyMD   string
+	keys       keySets
+	maxMessage int
+	timeout    time.Duration
+	logger     *slog.Logger
+	trace      *tracing
+	// pipe decides and records: the step every front end shares.
+	pipe *pipeline.Pipeline
 }
 
 // New checks cfg and returns the interceptors.
@@ -240,21 +239,20 @@ func New(cfg Config) (*Interceptor, error) {
 	}
 	i := &Interceptor{
 		cfg:        cfg,
-		eval:       cfg.Evaluator,
 		exempt:     map[string]bool{},
-		apiKeyMD:   strings.ToLower(cmp.Or(cfg.APIKeyMetadata, DefaultAPIKeyMetadata)),
 		maxMessage: cmp.Or(cfg.MaxMessageBytes, DefaultMaxMessageBytes),
 		timeout:    cmp.Or(cfg.Timeout, DefaultTimeout),
 		logger:     cfg.Logger,
-		ids:        authz.NewDecisionIDs(),
 		trace:      newTracing(cfg.TracerProvider),
 	}
 	if i.logger == nil {
 		i.logger = slog.Default()
 	}
-	if strings.HasSuffix(i.apiKeyMD, "-bin") || strings.HasPrefix(i.apiKeyMD, ":") {
-		return nil, fmt.Errorf("grpcauthz: APIKeyMetadata %q is not a text metadata key", i.apiKeyMD)
+	md, err := apiKeyMetadata(cfg.APIKeys)
+	if err != nil {
+		return nil, err
 	}
+	i.apiKeyMD = md
 	i.keys = newKeySets(i.apiKeyMD)
 	for _, m := range cfg.Exempt {
 		if !canonicalMethod(m) {
@@ -262,39 +260,55 @@ func New(cfg Config) (*Interceptor, error) {
 		}
 		i.exempt[m] = true
 	}
-	if s, ok := cfg.Evaluator.(authz.Snapshotter); ok {
-		i.snap = s
-		// The input then holds only what the policy reads. A decision log
-		// gets the whole input, as for HTTP.
-		i.prune = cfg.DecisionLogger == nil
-	}
-	if n, ok := cfg.Evaluator.(authz.DecisionNamer); ok {
-		if ref := n.DecisionRef(); ref != nil {
-			i.decisionRef = ref.String()
-		}
-	}
-	i.logLevel = slog.LevelDebug
+	logLevel := slog.LevelDebug
 	if cfg.DecisionLogLevel != nil {
-		i.logLevel = cfg.DecisionLogLevel.Level()
+		logLevel = cfg.DecisionLogLevel.Level()
 	}
-	if cfg.Registerer != nil {
-		m, err := newMetrics(cfg.Registerer)
-		if err != nil {
-			return nil, err
-		}
-		i.metrics = m
+	pcfg := pipeline.Config{
+		Evaluator:      cfg.Evaluator,
+		Logger:         i.logger,
+		LogLevel:       logLevel,
+		DecisionLogger: cfg.DecisionLogger,
 	}
+	if cfg.Metrics != nil {
+		pcfg.Metrics = cfg.Metrics
+	}
+	if i.trace != nil {
+		pcfg.Tracer = i.trace.tracer
+	}
+	i.pipe = pipeline.New(pcfg)
 	if cfg.PreserveTokens {
 		i.logger.Warn("raw tokens are added to the gRPC policy input (PreserveTokens): they may reach decision logs")
 	}
 	return i, nil
 }
 
+// apiKeyMetadata is the metadata key of API keys: the one header keys
+// declares it reads, lower-cased.
+func apiKeyMetadata(keys authn.Authenticator) (string, error) {
+	if keys == nil {
+		return DefaultAPIKeyMetadata, nil
+	}
+	hs := authn.CredentialsOf(keys).Headers
+	switch len(hs) {
+	case 0:
+		return DefaultAPIKeyMetadata, nil
+	case 1:
+	default:
+		return "", fmt.Errorf("grpcauthz: the API key store reads %d headers (%s): give one that reads one", len(hs), strings.Join(hs, ", "))
+	}
+	md := strings.ToLower(hs[0])
+	if strings.HasSuffix(md, "-bin") || strings.HasPrefix(md, ":") || md == "authorization" {
+		return "", fmt.Errorf("grpcauthz: the API key header %q is not a text metadata key of its own", hs[0])
+	}
+	return md, nil
+}
+
 // Unary returns the unary server interceptor.
 func (i *Interceptor) Unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if i.exempt[info.FullMethod] {
-			i.metrics.count("skipped")
+			i.pipe.Count(authz.OutcomeSkipped)
 			return handler(ctx, req)
 		}
 		call := Call{FullMethod: info.FullMethod, Request: req}
@@ -314,7 +328,7 @@ func (i *Interceptor) Unary() grpc.UnaryServerInterceptor {
 func (i *Interceptor) Stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if i.exempt[info.FullMethod] {
-			i.metrics.count("skipped")
+			i.pipe.Count(authz.OutcomeSkipped)
 			return handler(srv, ss)
 		}
 		ctx := ss.Context()
@@ -357,7 +371,7 @@ type Call struct {
 // check authenticates and authorizes call within the configured time.
 func (i *Interceptor) check(ctx context.Context, call Call) (authz.Result, error) {
 	if !canonicalMethod(call.FullMethod) {
-		i.metrics.count("invalid")
+		i.pipe.Count(authz.OutcomeInvalid)
 		return authz.Result{}, errMethod
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
@@ -388,7 +402,7 @@ var errMethod = status.Error(codes.InvalidArgument, "the method name is not in c
 // check command calls it with a given identity.
 func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identity) (authz.Result, error) {
 	if !canonicalMethod(call.FullMethod) {
-		i.metrics.count("invalid")
+		i.pipe.Count(authz.OutcomeInvalid)
 		return authz.Result{}, errMethod
 	}
 	return i.authorize(ctx, call, id)
@@ -398,24 +412,22 @@ func (i *Interceptor) Authorize(ctx context.Context, call Call, id *authn.Identi
 // canonical: check tests it before authenticating, once per call.
 func (i *Interceptor) authorize(ctx context.Context, call Call, id *authn.Identity) (authz.Result, error) {
 	if id == nil && !i.cfg.AllowAnonymous {
-		i.metrics.count("unauthenticated")
+		i.pipe.Count(authz.OutcomeUnauthenticated)
 		return authz.Result{}, errNoCredential
 	}
-	eval, fields := i.plan()
-	_, span := i.trace.start(ctx, spanInput)
-	input, err := i.input(call, id, fields)
-	end(span, err)
+	req := pipeline.Request{Identity: id, Attrs: [2]slog.Attr{slog.String("grpc_method", call.FullMethod)}}
+	d, _, err := i.pipe.Decide(ctx, &req, func(fields *policy.InputFields) (ast.Value, error) {
+		_, span := i.trace.start(ctx, spanInput)
+		input, err := i.input(call, id, fields)
+		end(span, err)
+		return input, err
+	})
 	if err != nil {
-		i.metrics.count("invalid")
-		return authz.Result{}, err
+		if ie := (*pipeline.InputError)(nil); errors.As(err, &ie) {
+			i.pipe.Count(authz.OutcomeInvalid)
+			return authz.Result{}, ie.Err
+		}
 	}
-	dctx, span := i.trace.start(ctx, spanDecision)
-	start := time.Now()
-	d, err := eval.Eval(dctx, input)
-	elapsed := time.Since(start)
-	d.ID = i.ids.Next()
-	authz.EndDecisionSpan(span, d, err)
-	i.record(ctx, call, id, input, d, err, start, elapsed)
 	switch {
 	case err != nil:
 		return authz.Result{}, refusal(codes.Unavailable, "no policy decision could be made", d.ID)
@@ -463,22 +475,6 @@ func strcase(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// plan returns the evaluator for one call and the input fields to build for
-// it (nil: all): with the in-process engine, a snapshot of the revision
-// being served, so that the fields built and the policy that judges them
-// match even across a reload.
-func (i *Interceptor) plan() (authz.Evaluator, *policy.InputFields) {
-	if i.snap != nil {
-		if s, err := i.snap.Snapshot(); err == nil {
-			if !i.prune {
-				return s, nil
-			}
-			return s, s.Fields()
-		}
-	}
-	return i.eval, nil
 }
 
 // Input returns the policy input the interceptors build for call made by id

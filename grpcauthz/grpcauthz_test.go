@@ -37,6 +37,7 @@ import (
 	"github.com/regoguard/regoguard/grpcauthz"
 	"github.com/regoguard/regoguard/internal/testissuer"
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics"
 )
 
 func metadataContext(ctx context.Context, kv ...string) context.Context {
@@ -253,8 +254,10 @@ func TestInputFieldsBuilt(t *testing.T) {
 		return nil
 	})
 	reg := prometheus.NewRegistry()
+	metrics := prommetrics.NewMiddleware(prommetrics.MiddlewareOptions{GRPC: true})
+	reg.MustRegister(metrics)
 	conn, _ := serve(t, grpcauthz.Config{Tokens: op.bearer(t), APIKeys: apiKeys(t), Evaluator: engine(t, ownerPolicy),
-		DecisionLogger: logger, Registerer: reg})
+		DecisionLogger: logger, Metrics: metrics})
 	_, err := call(conn, "/test.Docs/Owned", map[string]any{"owner": "alice"},
 		"authorization", "Bearer "+op.token(t, "alice"), "x-tenant", "acme", "x-tenant", "beta", "cookie", "c=1")
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/regoguard/regoguard/authn"
-	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
 
@@ -55,7 +55,7 @@ func (i *Interceptor) input(call Call, id *authn.Identity, fields *policy.InputF
 		items = append(items, [2]*ast.Term{keyPeer, ast.NewTerm(peerObject(call))})
 	}
 	if fields.Reads("user") {
-		user, err := authz.UserInput(id, fields.Under("user"), i.cfg.PreserveTokens)
+		user, err := pipeline.UserObject(id, fields.Under("user"), i.cfg.PreserveTokens)
 		if err != nil {
 			return nil, status.Error(codes.Unavailable, "the policy input could not be built")
 		}

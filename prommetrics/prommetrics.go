@@ -29,6 +29,13 @@ type MiddlewareOptions struct {
 	// whose authz.Config.DryRun is set. Without it, Middleware.WouldRefuse
 	// counts nothing.
 	DryRun bool
+	// GRPC names the metrics for the gRPC interceptors (give the Middleware
+	// as grpcauthz.Config.Metrics): regoguard_grpc_calls_total{outcome},
+	// regoguard_grpc_decision_duration_seconds,
+	// regoguard_grpc_evaluator_errors_total and regoguard_grpc_fallbacks_total,
+	// apart from the HTTP middleware's, with the outcome "invalid" (a bad
+	// method name or message) besides the HTTP outcomes.
+	GRPC bool
 }
 
 // Middleware is an [authz.Metrics] that keeps the middleware's metrics
@@ -57,29 +64,41 @@ var _ authz.Metrics = (*Middleware)(nil)
 
 // NewMiddleware returns the middleware's metrics, all at zero.
 func NewMiddleware(opts MiddlewareOptions) *Middleware {
+	n := names{
+		requests: "regoguard_requests_total", requestsHelp: "Requests seen by the middleware, by outcome: allow, deny, error, canceled (the client went away during the decision), unauthenticated, skipped.",
+		latency: "regoguard_decision_duration_seconds", latencyHelp: "Time to evaluate one policy decision.",
+		errors: "regoguard_evaluator_errors_total", errorsHelp: "Decisions that failed (the request was refused with 503).",
+		fallbacks: "regoguard_fallbacks_total",
+	}
+	if opts.GRPC {
+		n = names{
+			requests: "regoguard_grpc_calls_total", requestsHelp: "gRPC calls seen by the interceptors, by outcome: allow, deny, error, canceled (the client went away during the decision), unauthenticated, invalid (bad method name or message), skipped.",
+			latency: "regoguard_grpc_decision_duration_seconds", latencyHelp: "Time to evaluate one policy decision for a gRPC call.",
+			errors: "regoguard_grpc_evaluator_errors_total", errorsHelp: "Decisions for gRPC calls that failed (the call was refused with Unavailable).",
+			fallbacks: "regoguard_grpc_fallbacks_total",
+		}
+	}
 	m := &Middleware{
-		requestsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "regoguard_requests_total",
-			Help: "Requests seen by the middleware, by outcome: allow, deny, error, canceled (the client went away during the decision), unauthenticated, skipped.",
-		}, []string{"outcome"}),
+		requestsVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: n.requests, Help: n.requestsHelp}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "regoguard_decision_duration_seconds",
-			Help:    "Time to evaluate one policy decision.",
+			Name:    n.latency,
+			Help:    n.latencyHelp,
 			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 0.1, 1},
 		}),
-		errors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "regoguard_evaluator_errors_total",
-			Help: "Decisions that failed (the request was refused with 503).",
-		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: n.errors, Help: n.errorsHelp}),
 		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "regoguard_fallbacks_total",
+			Name: n.fallbacks,
 			Help: "Decisions asked of the secondary evaluator because the primary failed.",
 		}),
 	}
-	// Resolve the labelled counters once, not per request.
+	// Resolve the labelled counters once, not per request. The HTTP
+	// middleware never reports OutcomeInvalid: it has no series.
 	outcomes := authz.Outcomes() // every outcome, in order: 0, 1, 2...
 	m.requests = make([]prometheus.Counter, len(outcomes))
 	for _, o := range outcomes {
+		if o == authz.OutcomeInvalid && !opts.GRPC {
+			continue
+		}
 		m.requests[o] = m.requestsVec.WithLabelValues(o.String())
 	}
 	if opts.DryRun {
@@ -91,9 +110,14 @@ func NewMiddleware(opts MiddlewareOptions) *Middleware {
 	return m
 }
 
+// names are the metric names and help texts of one front end.
+type names struct {
+	requests, requestsHelp, latency, latencyHelp, errors, errorsHelp, fallbacks string
+}
+
 // Request implements [authz.Metrics].
 func (m *Middleware) Request(o authz.Outcome) {
-	if int(o) < len(m.requests) {
+	if int(o) < len(m.requests) && m.requests[o] != nil {
 		m.requests[o].Inc()
 	}
 }

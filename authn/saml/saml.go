@@ -317,6 +317,12 @@ func (s *ServiceProvider) Authenticate(r *http.Request) (*authn.Identity, error)
 	return s.readSession(r)
 }
 
+// Credentials implements [authn.CredentialReader]: the session cookie
+// (Config.CookieName).
+func (s *ServiceProvider) Credentials() authn.Credentials {
+	return authn.Credentials{Cookies: []string{s.cfg.CookieName}}
+}
+
 // Challenge implements [authn.Challenger]: a GET or HEAD that accepts text/html is
 // sent to the IdP to log in and comes back to the same path and query.
 func (s *ServiceProvider) Challenge(w http.ResponseWriter, r *http.Request) bool {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/regoguard/regoguard/bundles"
 	"github.com/regoguard/regoguard/policy"
+	"github.com/regoguard/regoguard/prommetrics/prombundles"
 )
 
 // bundleOptions are the flags for policy delivered as OPA bundles, and for
@@ -92,7 +93,7 @@ func (o *bundleOptions) decisionLogger(ctx context.Context, logger *slog.Logger)
 
 // manager sets up the bundles' activation into engine.
 func (o *bundleOptions) manager(engine *policy.Engine, dl *bundles.DecisionLogger, reg prometheus.Registerer, logger *slog.Logger) (*bundles.Manager, error) {
-	cfg := bundles.Config{Engine: engine, PersistDir: o.persistDir, Registerer: reg, DecisionLogger: dl, Logger: logger,
+	cfg := bundles.Config{Engine: engine, PersistDir: o.persistDir, DecisionLogger: dl, Logger: logger,
 		Services: map[string]bundles.Service{}}
 	if o.publicKey != "" {
 		cfg.Keys = map[string]bundles.Key{"default": {Algorithm: o.keyAlgorithm, Key: o.publicKey}}
@@ -123,6 +124,11 @@ func (o *bundleOptions) manager(engine *policy.Engine, dl *bundles.DecisionLogge
 	m, err := bundles.New(cfg)
 	if err != nil {
 		return nil, configErrorf("--bundle: %w", err)
+	}
+	if reg != nil {
+		if err := reg.Register(prombundles.NewCollector(m)); err != nil {
+			return nil, fmt.Errorf("bundle metrics: %w", err)
+		}
 	}
 	return m, nil
 }

@@ -21,6 +21,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/regoguard/regoguard/authn"
+	"github.com/regoguard/regoguard/internal/headers"
 	"github.com/regoguard/regoguard/internal/testissuer"
 )
 
@@ -158,7 +159,7 @@ func TestSecurityIdentityHeaderSpellingsNeverReachTheUpstream(t *testing.T) {
 	if st := send(t, s.addr, get("/public/x", "X-API-Key", readerKey, "X_Auth_Request_User", "admin", "X_Auth_Request_Groups", "admins")); st != 200 {
 		t.Fatalf("the reader's request: %d", st)
 	}
-	identity := authn.NewHeaderSet(authn.IdentityHeaders()...)
+	identity := headers.NewSet(authn.IdentityHeaders()...)
 	check := func(what string) []string {
 		var leaks []string
 		for _, g := range up.take() {
@@ -291,7 +292,7 @@ func TestSecurityEveryCredentialIsVerifiedAndNoneForwarded(t *testing.T) {
 			through = append(through, fmt.Sprintf("%s: %d, want %d", c.name, st, c.want))
 		}
 	}
-	consumed := authn.NewHeaderSet("Authorization", "X-API-Key", "Proxy-Authorization")
+	consumed := headers.NewSet("Authorization", "X-API-Key", "Proxy-Authorization")
 	for _, g := range up.take() {
 		for k := range g.header {
 			if consumed.Has(k) {

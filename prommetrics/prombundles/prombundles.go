@@ -1,13 +1,21 @@
-package bundles
+// Package prombundles exports a bundles.Manager's status as Prometheus
+// metrics, read when scraped, as package prommetrics does for an engine, a
+// cache and a shadow policy. It lives apart from prommetrics so that a
+// program using prommetrics without bundles does not link OPA's bundle
+// plugins, and apart from bundles so that bundles imports no Prometheus
+// package: only prommetrics (and its sub-packages) and the CLI do.
+package prombundles
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regoguard/regoguard/bundles"
 )
 
 // collector exports a Manager's status as Prometheus metrics, read at
-// scrape time so they never disagree with [Manager.Status].
+// scrape time so they never disagree with bundles.Manager.Status.
 type collector struct {
-	m *Manager
+	m *bundles.Manager
 }
 
 var (
@@ -31,11 +39,15 @@ var (
 		"1 once every bundle has been activated.", nil, nil)
 )
 
-// Collector returns a Prometheus collector of the Manager's status: active
-// revision per bundle, activation and error times, counts, and readiness.
-// [New] registers it with Config.Registerer when one is set.
-func (m *Manager) Collector() prometheus.Collector { return collector{m} }
+// NewCollector returns a Prometheus collector of m's status
+// (bundles.Manager.Status): the active revision per bundle
+// (regoguard_bundle_info), activation, check and error times, activation,
+// failure and not-modified counts, whether each bundle is failing, and
+// readiness (regoguard_bundles_ready). Register it with the registry the
+// rest of the process uses.
+func NewCollector(m *bundles.Manager) prometheus.Collector { return collector{m} }
 
+// Describe implements [prometheus.Collector].
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInfo, descActivated, descLastCheck, descLastError,
 		descFailing, descActivations, descFailures, descNotModified, descReady} {
@@ -43,6 +55,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Collect implements [prometheus.Collector].
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.m.Status()
 	ready := 0.0
