@@ -152,6 +152,11 @@ type Request struct {
 	// Attrs are the front end's own attributes on the decision line (the
 	// HTTP method and path, the gRPC method); unused ones are left zero.
 	Attrs [2]slog.Attr
+	// InputLayout and DenyStatus are the front end's configuration that
+	// decided the answer, recorded on the decision event (see
+	// policy.DecisionEvent); left empty by a front end without them.
+	InputLayout string
+	DenyStatus  int
 }
 
 // BuildFunc builds the policy input of one request, holding only what
@@ -271,8 +276,19 @@ func (p *Pipeline) record(ctx context.Context, req *Request, input ast.Value, d 
 // front end's description of the request (nil when there is none, as for a
 // shadow evaluation); d.ID is the event's ID.
 func NewEvent(path string, req *Request, input ast.Value, d policy.Decision, err error, start time.Time, elapsed time.Duration) policy.DecisionEvent {
-	return policy.DecisionEvent{
+	ev := policy.DecisionEvent{
 		ID: d.ID, Path: path, Input: input, Result: d.Result, Revision: d.Revision, Bundles: d.Bundles,
 		Timestamp: start, Duration: elapsed, Err: err,
 	}
+	if req != nil {
+		// What decided the answer beside the policy, for a replay: the
+		// layout, the deny status, and the caller, whom the fastapi-opa
+		// layout's input does not name.
+		ev.InputLayout, ev.DenyStatus = req.InputLayout, req.DenyStatus
+		ev.Caller = &policy.EventCaller{Anonymous: true}
+		if req.Identity != nil {
+			ev.Caller = &policy.EventCaller{Subject: req.Identity.Subject, Method: req.Identity.Method}
+		}
+	}
+	return ev
 }
