@@ -87,6 +87,10 @@ func TestREADMEGoSnippetsCompile(t *testing.T) {
 		dir := filepath.Join(consumer, "snippet"+string(rune('a'+i)))
 		src := b[1]
 		if !strings.HasPrefix(src, "package ") {
+			lines := strings.Split(strings.TrimSpace(src), "\n")
+			if !strings.HasPrefix(lines[len(lines)-1], "return ") {
+				src += "return nil\n"
+			}
 			src = snippetPrelude + src + "}\n"
 		} else if strings.Contains(src, "res.Identity.Subject") && !strings.Contains(src, "res.Identity != nil") {
 			t.Errorf("snippet %d reads res.Identity.Subject without checking for an anonymous caller (nil Identity)", i+1)
