@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -190,14 +193,17 @@ func ParseAPIKeys(name string, data []byte) ([]APIKey, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
+		if line, msg, ok := yamlLine(err); ok {
+			return nil, fmt.Errorf("authn: apikey: %s:%d: %s", name, line, msg)
+		}
 		return nil, fmt.Errorf("authn: apikey: %s: %w", name, err)
 	}
 	var keys []APIKey
 	for _, n := range doc.Keys {
 		var k APIKey
 		// Decode through a helper struct that rejects unknown fields.
-		if err := decodeStrict(&n, &k); err != nil {
-			return nil, fmt.Errorf("authn: apikey: %s:%d: %w", name, n.Line, err)
+		if line, err := decodeStrict(&n, &k); err != nil {
+			return nil, fmt.Errorf("authn: apikey: %s:%d: %w", name, line, err)
 		}
 		if k.Subject == "" {
 			return nil, fmt.Errorf("authn: apikey: %s:%d: subject is required", name, n.Line)
@@ -213,19 +219,54 @@ func ParseAPIKeys(name string, data []byte) ([]APIKey, error) {
 	return keys, nil
 }
 
-func decodeStrict(n *yaml.Node, v any) error {
+func decodeStrict(n *yaml.Node, v any) (line int, err error) {
 	if n.Kind != yaml.MappingNode {
-		return errors.New("each key must be a mapping with key, subject and claims")
+		return n.Line, errors.New("each key must be a mapping with key, subject and claims")
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		switch f := n.Content[i].Value; f {
 		case "key", "subject", "claims":
 		default:
-			return fmt.Errorf("line %d: unknown field %q", n.Content[i].Line, f)
+			return n.Content[i].Line, fmt.Errorf("unknown field %q", f)
 		}
 	}
-	return n.Decode(v)
+	if err := n.Decode(v); err != nil {
+		if line, msg, ok := yamlLine(err); ok {
+			return line, errors.New(msg)
+		}
+		return n.Line, err
+	}
+	return n.Line, nil
 }
+
+// yamlLine splits one of yaml.v3's errors into the line it names and the
+// rest of its message, so that the error is reported as file:line once
+// (never "keys.yaml:2: line 3: ..."). Of several type errors, the first
+// names the line.
+func yamlLine(err error) (line int, msg string, ok bool) {
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msgs = slices.Clone(te.Errors)
+	}
+	m := yamlLinePrefix.FindStringSubmatch(msgs[0])
+	if m == nil {
+		return 0, "", false
+	}
+	line, _ = strconv.Atoi(m[1])
+	msgs[0] = msgs[0][len(m[0]):]
+	for i, msg := range msgs {
+		// Go's type names mean nothing to the file's author.
+		msgs[i] = yamlNotFound.ReplaceAllString(msg, `unknown field "$1"`)
+	}
+	return line, strings.Join(msgs, "; "), true
+}
+
+// yamlLinePrefix is the "line N: " yaml.v3 starts its messages with.
+var yamlLinePrefix = regexp.MustCompile(`^line (\d+): `)
+
+// yamlNotFound is yaml.v3's message for an unknown field.
+var yamlNotFound = regexp.MustCompile(`field (\S+) not found in type .*$`)
 
 // APIKeysFromEnv reads API keys from the environment variable name through
 // lookup (os.LookupEnv in production), in the same YAML form as

@@ -93,13 +93,14 @@ func TestAPIKeys(t *testing.T) {
 
 func TestAPIKeyFileErrors(t *testing.T) {
 	cases := map[string]struct{ text, want string }{
-		"syntax":        {"keys:\n  - key: [unclosed\n", "yaml: line"},
+		"syntax":        {"keys:\n  - key: [unclosed\n", ": did not find expected"},
 		"no subject":    {"keys:\n  - key: plain-key-0123456789\n  - key: other-key-0123456789\n    subject: x\n", ":2: subject is required"},
 		"bad hash":      {"keys:\n  - subject: a\n    key: sha256:zz\n", ":2: \"sha256:\" must be followed"},
 		"short":         {"keys:\n  - subject: a\n    key: short\n", ":2: key is shorter"},
-		"unknown field": {"keys:\n  - subject: a\n    key: plain-key-0123456789\n    role: x\n", "line 4: unknown field \"role\""},
+		"unknown field": {"keys:\n  - subject: a\n    key: plain-key-0123456789\n    role: x\n", ":4: unknown field \"role\""},
+		"wrong type":    {"keys:\n  - subject: a\n    key: plain-key-0123456789\n    claims: [x]\n", ":4: cannot unmarshal"},
 		"empty":         {"keys: []\n", "no keys"},
-		"top level":     {"kyes: []\n", "line 1"},
+		"top level":     {"kyes: []\n", ":1: unknown field \"kyes\""},
 		"too large":     {"keys:\n" + strings.Repeat("# padding\n", MaxAPIKeyFileBytes/10+1), "more than the 1048576"},
 	}
 	for name, c := range cases {
@@ -108,6 +109,10 @@ func TestAPIKeyFileErrors(t *testing.T) {
 			_, err := LoadAPIKeys(p)
 			if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want file name and %q", err, c.want)
+			}
+			// One line number, after the file name: never "keys.yaml:2: line 3:".
+			if strings.Contains(err.Error(), ": line ") {
+				t.Errorf("error %v names a second line", err)
 			}
 		})
 	}

@@ -448,7 +448,7 @@ func (m *Middleware) serveWith(w http.ResponseWriter, r *http.Request, next http
 // decide builds the input and evaluates it. When it cannot (a bad body, an
 // evaluator error) it writes the refusal and reports false.
 func (m *Middleware) decide(w http.ResponseWriter, r *http.Request, id *authn.Identity) (policy.Decision, bool) {
-	req := decisionRequest(r, id)
+	req := m.decisionRequest(r, id)
 	d, _, err := m.pipe.Decide(r.Context(), &req, func(fields *policy.InputFields) (ast.Value, error) {
 		_, span := m.trace.start(r.Context(), spanInput)
 		input, err := m.buildInput(r, id, fields)

@@ -55,7 +55,7 @@ func (m *Middleware) Decide(r *http.Request, id *authn.Identity, input ast.Value
 // last one being the item that decided. See [BatchInputs] to share the
 // common part of the inputs.
 func (m *Middleware) DecideBatch(r *http.Request, id *authn.Identity, inputs []ast.Value, stop func(BatchItem) bool) ([]BatchItem, string) {
-	req := decisionRequest(r, id)
+	req := m.decisionRequest(r, id)
 	out := make([]BatchItem, 0, len(inputs))
 	batch := m.pipe.DecideBatch(r.Context(), &req, inputs, func(d policy.Decision, _ pipeline.Outcome, err error) bool {
 		if m.accessLog != nil {

@@ -17,7 +17,9 @@ func abandoned(r *http.Request) bool { return r.Context().Err() != nil }
 func ctxDone(ctx context.Context) bool { return ctx.Err() != nil }
 
 // decisionRequest describes r, made by id, for the pipeline's decision line
-// and decision event.
-func decisionRequest(r *http.Request, id *authn.Identity) pipeline.Request {
-	return pipeline.Request{Identity: id, Attrs: [2]slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path)}}
+// and decision event: the event records the layout and the deny status, so
+// that `regoguard check --replay` re-decides it as it was decided.
+func (m *Middleware) decisionRequest(r *http.Request, id *authn.Identity) pipeline.Request {
+	return pipeline.Request{Identity: id, Attrs: [2]slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path)},
+		InputLayout: string(m.input.layout), DenyStatus: m.denyStatus}
 }

@@ -55,3 +55,29 @@ func TestRefusalCodes(t *testing.T) {
 		}
 	}
 }
+
+// A deny answered with 401 (DenyStatus 401, fastapi-opa's answer, or the
+// policy's status) carries WWW-Authenticate as every 401 must; a policy's
+// own challenge wins, and a 403 carries none.
+func TestDenyAnsweredWith401CarriesAChallenge(t *testing.T) {
+	own := policyOf(t, `package httpapi.authz
+allow := false
+status := 401
+headers := {"WWW-Authenticate": "APIKey realm=\"shop\""}
+`)
+	cases := []struct {
+		name string
+		cfg  authz.Config
+		want string
+	}{
+		{"deny status 401", authz.Config{DenyStatus: http.StatusUnauthorized}, `Bearer realm="regoguard"`},
+		{"policy's status and header", authz.Config{Evaluator: own}, `APIKey realm="shop"`},
+		{"deny status 403", authz.Config{}, ""},
+	}
+	for _, c := range cases {
+		res := do(t, newMiddleware(t, c.cfg), request("DELETE", "/api/x", "alice"))
+		if got := res.header.Get("WWW-Authenticate"); got != c.want || res.body["error"] != authz.CodeForbidden {
+			t.Errorf("%s: %d %v, WWW-Authenticate %q, want %q", c.name, res.status, res.body["error"], got, c.want)
+		}
+	}
+}

@@ -74,6 +74,12 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, ref Refusal)
 	if ref.Status == http.StatusServiceUnavailable && ref.Decision == nil && !abandoned(r) {
 		m.logger.ErrorContext(r.Context(), "request refused: no decision", "error", ref.Err, "path", r.URL.Path)
 	}
+	// A 401 must carry a challenge (RFC 9110, 15.5.2), also when it is a
+	// deny answered with 401 (DenyStatus 401, as fastapi-opa answered, or
+	// the policy's status): the policy's own header wins.
+	if ref.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", wwwAuthenticate(nil))
+	}
 	if m.cfg.OnRefuse != nil {
 		m.cfg.OnRefuse(w, r, ref)
 		return

@@ -167,3 +167,51 @@ func TestDecisionLogFileAlreadyThereIsMadeOwnerOnly(t *testing.T) {
 		t.Errorf("let through: %d (must be 0)", through)
 	}
 }
+
+// What decided an event besides the policy (layout, deny status, caller)
+// is written under custom.regoguard, beside the event's own custom fields,
+// which are not written to.
+func TestDecisionEventRecordsWhatDecidedIt(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	dl, err := bundles.NewDecisionLogger(ctx, bundles.DecisionLogConfig{File: path, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := map[string]any{"k": "v"}
+	in := ast.MustParseTerm(`{"request_method": "GET", "request_path": ["finance"], "user": "alice"}`).Value
+	for _, ev := range []policy.DecisionEvent{
+		{ID: "alice", Input: in, Result: true, InputLayout: "fastapi-opa", DenyStatus: 401,
+			Caller: &policy.EventCaller{Subject: "alice", Method: "apikey"}, Custom: own},
+		{ID: "anon", Input: in, Result: false, InputLayout: "regoguard", DenyStatus: 403, Caller: &policy.EventCaller{Anonymous: true}},
+		{ID: "bare", Input: in, Result: false},
+	} {
+		if err := dl.LogDecision(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dl.Stop(ctx)
+	events := fileLines(t, path)
+	if len(events) != 3 {
+		t.Fatalf("%d events", len(events))
+	}
+	rec := func(ev map[string]any) map[string]any {
+		custom, _ := ev["custom"].(map[string]any)
+		r, _ := custom[policy.EventCustomKey].(map[string]any)
+		return r
+	}
+	a := rec(events[0])
+	if a["input_layout"] != "fastapi-opa" || a["deny_status"] != float64(401) || a["sub"] != "alice" || a["auth_method"] != "apikey" ||
+		a["anonymous"] != nil || events[0]["custom"].(map[string]any)["k"] != "v" {
+		t.Errorf("alice's event: %v", events[0]["custom"])
+	}
+	if b := rec(events[1]); b["anonymous"] != true || b["sub"] != nil || b["deny_status"] != float64(403) {
+		t.Errorf("the anonymous event: %v", b)
+	}
+	if events[2]["custom"] != nil {
+		t.Errorf("an event that records nothing has custom %v", events[2]["custom"])
+	}
+	if len(own) != 1 {
+		t.Errorf("the event's own Custom map was written to: %v", own)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -343,7 +344,7 @@ func (d *DecisionLogger) log(ctx context.Context, ev policy.DecisionEvent) error
 		Path:       ev.Path,
 		Timestamp:  ev.Timestamp,
 		InputAST:   ev.Input,
-		Custom:     ev.Custom,
+		Custom:     eventCustom(ev),
 
 		BatchDecisionID: ev.BatchID,
 	}
@@ -383,6 +384,36 @@ func (d *DecisionLogger) log(ctx context.Context, ev policy.DecisionEvent) error
 		return fmt.Errorf("bundles: decision log: %w", err)
 	}
 	return nil
+}
+
+// eventCustom is the event's "custom" object: ev.Custom, and what the
+// event records of the decision's making under policy.EventCustomKey.
+// ev.Custom is copied, never written to.
+func eventCustom(ev policy.DecisionEvent) map[string]any {
+	rec := map[string]any{}
+	if ev.InputLayout != "" {
+		rec["input_layout"] = ev.InputLayout
+	}
+	if ev.DenyStatus != 0 {
+		rec["deny_status"] = ev.DenyStatus
+	}
+	switch c := ev.Caller; {
+	case c == nil:
+	case c.Anonymous:
+		rec["anonymous"] = true
+	default:
+		rec["sub"] = c.Subject
+		if c.Method != "" {
+			rec["auth_method"] = c.Method
+		}
+	}
+	if len(rec) == 0 {
+		return ev.Custom
+	}
+	custom := make(map[string]any, len(ev.Custom)+1)
+	maps.Copy(custom, ev.Custom)
+	custom[policy.EventCustomKey] = rec
+	return custom
 }
 
 // Flush uploads the buffered events now and waits for the upload. Events

@@ -39,6 +39,36 @@ type DecisionEvent struct {
 	// Custom holds fields of the logger's own, written under "custom" in
 	// OPA's event format (for example a shadow policy's comparison).
 	Custom map[string]any
+	// InputLayout names the layout Input was built in ("regoguard",
+	// "fastapi-opa"); "" when unknown. With DenyStatus and Caller it lets
+	// `regoguard check --replay` re-decide the event as it was decided,
+	// whatever flags serve ran with. OPA's event format writes the three
+	// under "custom" (see [EventCustomKey]).
+	InputLayout string
+	// DenyStatus is the HTTP status a refusal without the policy's own
+	// status was answered with (authz.Config.DenyStatus); 0 for a front
+	// end that answers no HTTP status.
+	DenyStatus int
+	// Caller is who asked; nil when the front end does not say.
+	Caller *EventCaller
+}
+
+// EventCustomKey is the key under "custom", in OPA's event format, of the
+// object that holds a [DecisionEvent]'s InputLayout ("input_layout"),
+// DenyStatus ("deny_status") and Caller ("sub" and "auth_method", or
+// "anonymous": true). OPA's mask policy does not reach "custom": the
+// subject is recorded there as the decision line records it.
+const EventCustomKey = "regoguard"
+
+// EventCaller is the caller of a [DecisionEvent]. In the fastapi-opa layout
+// the input holds the identity's claims only, so the subject is recorded
+// beside it.
+type EventCaller struct {
+	// Anonymous is true for a caller without credentials.
+	Anonymous bool
+	// Subject and Method are the authenticated caller's subject and
+	// authentication method ("oidc", "apikey", ...).
+	Subject, Method string
 }
 
 // A DecisionLogger records decisions, for example in OPA's decision-log

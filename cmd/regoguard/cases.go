@@ -81,6 +81,12 @@ func readCases(path string) ([]testCase, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCases(path, data)
+}
+
+// parseCases reads the cases of data, which came from path (a file name,
+// or a name for embedded cases).
+func parseCases(path string, data []byte) ([]testCase, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -31,7 +32,13 @@ type checkOptions struct {
 	skipTests bool
 	checkExtras
 	coverageOptions
+	// changed reports whether a flag was given (on the command line, in
+	// the environment or the config file); nil: none was.
+	changed func(name string) bool
 }
+
+// explicit reports whether the flag name was given rather than defaulted.
+func (o *checkOptions) explicit(name string) bool { return o.changed != nil && o.changed(name) }
 
 func newCheckCommand() *cobra.Command {
 	o := &checkOptions{}
@@ -78,6 +85,7 @@ compared row for row with full evaluation and with the rows expected:
   regoguard check --replay decisions.jsonl --policy new-policy/ --fail-on-change   # serve --decision-log-file`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.changed = func(name string) bool { return cmd.Flags().Changed(name) }
 			return o.run(cmd.Context(), cmd.OutOrStdout(), args)
 		},
 	}
@@ -251,6 +259,9 @@ func (o *checkOptions) runCase(ctx context.Context, c testCase, j, other *judge)
 	}
 	res.Got = &got
 	res.Failure = c.Expect.mismatch(got)
+	if res.Failure != "" && c.Identity == nil && c.GRPC == nil && got.Status == http.StatusUnauthorized && !o.allowAnonymous {
+		res.Failure += " (a caller without credentials is refused before the policy is asked; --allow-anonymous lets it reach the policy, as serve's demo does)"
+	}
 	if other != nil {
 		theirs, err := judgeCase(ctx, other, c)
 		if err != nil {

@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -77,5 +79,30 @@ func TestCheckYAMLErrorsNameFieldAndLine(t *testing.T) {
 		if strings.Contains(res.stderr, goName) {
 			t.Errorf("error speaks Go (%q):\n%s", goName, res.stderr)
 		}
+	}
+}
+
+// The demo's cases, checked on a copy of the demo policy: the demo lets
+// anonymous callers reach the policy, so its public case needs
+// --allow-anonymous; without it the failure says so.
+func TestCheckDemoCasesOnACopyOfTheDemoPolicy(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"authz.rego", "cases.yaml"} {
+		data, err := os.ReadFile(filepath.Join("demo", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policyFile, cases := filepath.Join(dir, "authz.rego"), filepath.Join(dir, "cases.yaml")
+	res := run(t, nil, "check", "--policy", policyFile, "--allow-anonymous", cases)
+	if res.code != 0 || !strings.Contains(res.stdout, "5 passed, 0 failed") {
+		t.Errorf("with --allow-anonymous: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = run(t, nil, "check", "--policy", policyFile, cases)
+	if res.code != 1 || !strings.Contains(res.stdout, `FAIL anyone reads the public part`) || !strings.Contains(res.stdout, "--allow-anonymous lets it reach the policy") {
+		t.Errorf("without --allow-anonymous: exit %d, want the public case to fail naming --allow-anonymous\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }

@@ -116,17 +116,38 @@ func (o *checkOptions) coverageOf(cov *cover.Cover) (*coverageReport, error) {
 		if f.CoveredLines+f.NotCoveredLines == 0 {
 			cf.Coverage = 100
 		}
-		for _, rng := range f.NotCovered {
-			if rng.Start.Row == rng.End.Row {
-				cf.NotCovered = append(cf.NotCovered, fmt.Sprint(rng.Start.Row))
-			} else {
-				cf.NotCovered = append(cf.NotCovered, fmt.Sprintf("%d-%d", rng.Start.Row, rng.End.Row))
-			}
-		}
+		cf.NotCovered = lineRanges(f.NotCovered)
 		rep.Files[name] = cf
 	}
 	rep.BelowMinimum = rep.Coverage < o.minCoverage
 	return rep, nil
+}
+
+// lineRanges lists the lines of OPA's ranges once each, in order, with
+// consecutive lines joined ("12-14"): OPA gives a range per expression, so
+// two expressions on one line would otherwise list it twice.
+func lineRanges(ranges []cover.Range) []string {
+	rows := map[int]bool{}
+	for _, rng := range ranges {
+		for row := rng.Start.Row; row <= rng.End.Row; row++ {
+			rows[row] = true
+		}
+	}
+	var out []string
+	sorted := slices.Sorted(maps.Keys(rows))
+	for i := 0; i < len(sorted); {
+		j := i
+		for j+1 < len(sorted) && sorted[j+1] == sorted[j]+1 {
+			j++
+		}
+		if i == j {
+			out = append(out, fmt.Sprint(sorted[i]))
+		} else {
+			out = append(out, fmt.Sprintf("%d-%d", sorted[i], sorted[j]))
+		}
+		i = j + 1
+	}
+	return out
 }
 
 func (c *coverageReport) writeText(w io.Writer) {

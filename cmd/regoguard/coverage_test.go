@@ -35,7 +35,7 @@ func TestCheckCoverageNamesTheLinesNoCaseReached(t *testing.T) {
 	file := filepath.Join(dir, "authz.rego")
 	// The GET is allowed by the first rule: the second (lines 7-9) is never
 	// evaluated (OPA stops at the first rule that decides a complete rule).
-	if res.code != 1 || !strings.Contains(res.stdout, file+": 40.0%, not covered: lines 7, 8, 9") ||
+	if res.code != 1 || !strings.Contains(res.stdout, file+": 40.0%, not covered: lines 7-9") ||
 		!strings.Contains(res.stderr, "below --min-coverage 90.0%") {
 		t.Errorf("exit %d, want 1 naming the uncovered line 9\n%s%s", res.code, res.stdout, res.stderr)
 	}

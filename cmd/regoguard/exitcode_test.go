@@ -54,6 +54,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"unknown command", nil, []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
 		{"misspelt command", nil, []string{"serv"}, 2, []string{`unknown command "serv".*did you mean serve\?`}},
 		{"misspelt flag", nil, []string{"check", "--polcy", "x"}, 2, []string{`unknown flag: --polcy \(did you mean --policy\?\)`}},
+		{"misspelt --version", nil, []string{"--verison"}, 2, []string{`unknown flag: --verison \(did you mean --version\?\)`}},
+		{"misspelt --version after a command", nil, []string{"serve", "--verison"}, 2, []string{`unknown flag: --verison \(did you mean 'regoguard version'\?\)`}},
 		{"missing flag value", nil, []string{"check", "--policy"}, 2, []string{`flag needs an argument: --policy`}},
 		{"misspelt config key", nil, []string{"check", "--config", typoConf, "testdata/cases.yaml"}, 2, []string{`unknown key "polcy".*did you mean "policy"\?`}},
 		{"misspelt environment variable", []string{"REGOGUARD_POLCY=x"}, []string{"check", "--policy", "testdata/policy", "testdata/cases.yaml"}, 2, []string{`REGOGUARD_POLCY.*did you mean REGOGUARD_POLICY\?`}},
@@ -62,7 +64,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"config value of the wrong type", nil, []string{"check", "--config", badInt, "testdata/cases.yaml"}, 2, []string{`key "deny-status": want a value of type int`}},
 		{"cases file field misspelt and of the wrong type", nil, []string{"check", "--policy", "testdata/policy", badCases}, 2, []string{
 			`cases.yaml:2: cases\[0\]\.request\.methd: unknown field "methd" \(did you mean "method"\?\)`, `(?m)^.*cases.yaml:3: cases\[0\]\.expect\.allow: "maybe" is not a boolean`}},
-		{"API key file field misspelt", nil, append(withKeys(typoKeys), "--policy", "testdata/policy"), 2, []string{`--api-keys: .*keys.yaml:2: .*unknown field "subjet" \(did you mean "subject"\?\)`}},
+		{"API key file field misspelt", nil, append(withKeys(typoKeys), "--policy", "testdata/policy"), 2, []string{`--api-keys: .*keys.yaml:3: unknown field "subjet" \(did you mean "subject"\?\)`}},
 		{"missing --policy directory", nil, append(serve, "--policy", filepath.Join(dir, "nonexistent")), 2, []string{`--policy: stat .*nonexistent: no such file`}},
 		{"missing --policy directory in check", nil, []string{"check", "--policy", filepath.Join(dir, "nonexistent"), "testdata/cases.yaml"}, 2, []string{`--policy: stat`}},
 		{"decision nothing defines", nil, append(serve, "--policy", "testdata/policy", "--decision", "httpapi/authx"), 2, []string{`--decision: .*data.httpapi.authx.*packages: httpapi.authz`}},

@@ -252,24 +252,62 @@ func TestBenchInProcess(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
-	var results []struct {
-		Mode      string  `json:"mode"`
-		Decisions int     `json:"decisions"`
-		Errors    int     `json:"errors"`
-		P50       int64   `json:"p50_ns"`
-		Max       int64   `json:"max_ns"`
-		Allocs    float64 `json:"allocs_per_decision"`
-	}
-	if err := json.Unmarshal([]byte(res.stdout), &results); err != nil {
+	var rep benchJSON
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, res.stdout)
 	}
+	results := rep.Results
 	if len(results) != 1 || results[0].Mode != "in-process" || results[0].Decisions == 0 || results[0].Errors != 0 ||
-		results[0].P50 <= 0 || results[0].Max < results[0].P50 || results[0].Allocs <= 0 {
-		t.Errorf("bench results %+v", results)
+		results[0].P50 <= 0 || results[0].Max < results[0].P50 || results[0].Allocs <= 0 || rep.Demo || len(rep.Tuning) == 0 {
+		t.Errorf("bench results %+v", rep)
 	}
 	prof := run(t, nil, "bench", "--policy", "testdata/policy", "--duration", "50ms", "--profile", "testdata/cases.yaml")
-	if prof.code != 0 || !strings.Contains(prof.stdout, "most expensive expressions") || !strings.Contains(prof.stdout, "authz.rego:") {
-		t.Errorf("profile: exit %d\n%s%s", prof.code, prof.stdout, prof.stderr)
+	if prof.code != 0 || !strings.Contains(prof.stdout, "most expensive expressions") || !strings.Contains(prof.stdout, "authz.rego:") ||
+		!regexp.MustCompile(`(?m)^TIME\s+PER EVAL\s+EVALS`).MatchString(prof.stdout) || !strings.Contains(prof.stdout, "\ntuning:\n  - ") {
+		t.Errorf("profile: exit %d, want a per-evaluation column and a tuning section\n%s%s", prof.code, prof.stdout, prof.stderr)
+	}
+}
+
+type benchJSON struct {
+	Demo    bool `json:"demo"`
+	Cases   int  `json:"cases"`
+	Results []struct {
+		Mode      string   `json:"mode"`
+		Decisions int      `json:"decisions"`
+		Errors    int      `json:"errors"`
+		P50       int64    `json:"p50_ns"`
+		Max       int64    `json:"max_ns"`
+		Allocs    float64  `json:"allocs_per_decision"`
+		HitRatio  *float64 `json:"cache_hit_ratio"`
+	} `json:"results"`
+	Tuning []string `json:"tuning"`
+}
+
+// bench with no argument measures the demo, as serve with no flags runs it
+// (anonymous callers reach the policy), and advises from what it measured;
+// with --decision-cache it measures the cache beside and gives its hit ratio.
+func TestBenchWithNoArgumentMeasuresTheDemo(t *testing.T) {
+	res := run(t, nil, "bench", "--duration", "100ms", "--decision-cache", "100", "--json")
+	var rep benchJSON
+	if err := json.Unmarshal([]byte(res.stdout), &rep); res.code != 0 || err != nil {
+		t.Fatalf("exit %d, %v\n%s%s", res.code, err, res.stdout, res.stderr)
+	}
+	if !rep.Demo || rep.Cases != 5 || len(rep.Results) != 2 || rep.Results[0].Errors != 0 || rep.Results[1].Mode != "cached" ||
+		rep.Results[1].HitRatio == nil || *rep.Results[1].HitRatio < 0.9 {
+		t.Errorf("demo bench: %+v", rep)
+	}
+	tips := strings.Join(rep.Tuning, "\n")
+	for _, want := range []string{"decision cache (--decision-cache 100): 100% of decisions were hits", "--store: makes no difference here", "garbage collector", "latency: "} {
+		if !strings.Contains(tips, want) {
+			t.Errorf("tuning lacks %q:\n%s", want, tips)
+		}
+	}
+	text := run(t, nil, "bench", "--duration", "50ms")
+	if text.code != 0 || !strings.Contains(text.stdout, "the demo: the embedded policy") || !strings.Contains(text.stdout, "\ntuning:\n  - decision cache: a hit costs") {
+		t.Errorf("exit %d\n%s%s", text.code, text.stdout, text.stderr)
+	}
+	if res := run(t, nil, "bench", "--policy", "testdata/policy"); res.code != 2 || !strings.Contains(res.stderr, "give the CASES.yaml") {
+		t.Errorf("--policy without cases: exit %d %s", res.code, res.stderr)
 	}
 }
 

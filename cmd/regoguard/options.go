@@ -124,17 +124,23 @@ func (o *policyOptions) loadEngine(ctx context.Context, paths []string, logger *
 // files are parsed once, and what follows the policy (cfg.OnLoad) follows
 // it from that parse.
 func (o *policyOptions) loadEngineWith(ctx context.Context, paths []string, cfg policy.Config) (*policy.Engine, error) {
+	p, err := o.loadPolicy(paths)
+	if err != nil {
+		return nil, err
+	}
+	e, err := policy.New(ctx, cfg, p)
+	return e, sourceError("--policy", err)
+}
+
+// loadPolicy reads the policy files, not compiled yet.
+func (o *policyOptions) loadPolicy(paths []string) (*policy.Policy, error) {
 	for _, path := range paths {
 		if _, err := os.Stat(path); err != nil {
 			return nil, configErrorf("--policy: %w", err)
 		}
 	}
 	p, err := policy.Loader{RegoVersion: o.astRegoVersion()}.LoadFiles(paths...)
-	if err != nil {
-		return nil, sourceError("--policy", err)
-	}
-	e, err := policy.New(ctx, cfg, p)
-	return e, sourceError("--policy", err)
+	return p, sourceError("--policy", err)
 }
 
 // remote returns the remote OPA evaluator, or nil without --opa-url.

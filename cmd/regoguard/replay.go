@@ -51,7 +51,10 @@ type replayReport struct {
 	ByRoute     []replayGroup   `json:"by_route"`
 	ByIdentity  []replayGroup   `json:"by_identity"`
 	Examples    []replayExample `json:"examples"`
-	Duration    float64         `json:"duration_seconds"`
+	// Notes say where a flag given on the command line disagrees with what
+	// the events recorded, and which one the replay followed.
+	Notes    []string `json:"notes,omitempty"`
+	Duration float64  `json:"duration_seconds"`
 }
 
 // replayGroup counts the decisions of one route (method and path pattern)
@@ -81,19 +84,20 @@ func (o *checkOptions) runReplay(ctx context.Context, out io.Writer) error {
 	if o.har != "" || len(o.diff) > 0 || o.coverage {
 		return configErrorf("--replay cannot be combined with --har, --diff or --coverage")
 	}
-	eval, err := o.replayEvaluator(ctx)
-	if err != nil {
-		return err
+	if len(o.policies) == 0 && o.opaURL == "" {
+		return configErrorf("--replay needs the candidate policy: --policy or --opa-url")
 	}
-	want, err := policy.DecisionRef(o.decision)
-	if err != nil {
-		return configErrorf("--decision: %w", err)
-	}
-	r := &replayer{o: o, eval: eval, decision: want, routes: map[string]*replayGroup{}, users: map[string]*replayGroup{},
+	r := &replayer{o: o, routes: map[string]*replayGroup{}, users: map[string]*replayGroup{}, noted: map[string]bool{},
 		rep: replayReport{File: o.replay, NotReplayable: map[string]int{}, Skipped: map[string]int{}, ByDirection: map[string]int{}}}
 	start := time.Now()
 	if err := readEvents(o.replay, func(ev map[string]any) { r.replayOne(ctx, ev) }, func(reason string) { r.rep.Skipped[reason]++ }); err != nil {
 		return fmt.Errorf("--replay: %w", err)
+	}
+	if r.err == nil && r.eval == nil {
+		r.candidate(ctx, "") // nothing to replay: still refuse a candidate that does not compile
+	}
+	if r.err != nil {
+		return r.err
 	}
 	r.rep.Duration = time.Since(start).Seconds()
 	r.rep.ByRoute, r.rep.ByIdentity = sortedGroups(r.routes), sortedGroups(r.users)
@@ -130,12 +134,62 @@ func (o *checkOptions) replayEvaluator(ctx context.Context) (authz.Evaluator, er
 }
 
 type replayer struct {
-	o        *checkOptions
+	o *checkOptions
+	// eval is the candidate, made at the first event that can be
+	// replayed: its decision path is the one the log recorded, unless
+	// --decision was given.
 	eval     authz.Evaluator
 	decision ast.Ref
+	err      error
 	rep      replayReport
 	routes   map[string]*replayGroup
 	users    map[string]*replayGroup
+	noted    map[string]bool
+}
+
+// note adds a note to the report, once.
+func (r *replayer) note(format string, args ...any) {
+	n := fmt.Sprintf(format, args...)
+	if !r.noted[n] {
+		r.noted[n] = true
+		r.rep.Notes = append(r.rep.Notes, n)
+	}
+}
+
+// candidate makes the evaluator the first time an event can be replayed,
+// deciding the recorded path unless --decision says otherwise.
+func (r *replayer) candidate(ctx context.Context, path string) bool {
+	if r.eval != nil || r.err != nil {
+		return r.err == nil
+	}
+	if path != "" {
+		if r.o.explicit("decision") {
+			if ref, err := policy.DecisionRef(r.o.decision); err == nil && ref.String() != canonicalPath(path) {
+				r.note("--decision %s disagrees with the log (%s): the candidate decides %s for every event", r.o.decision, canonicalPath(path), ref)
+			}
+		} else {
+			r.o.decision = path
+		}
+	}
+	want, err := policy.DecisionRef(r.o.decision)
+	if err != nil {
+		r.err = configErrorf("--decision: %w", err)
+		return false
+	}
+	if r.eval, r.err = r.o.replayEvaluator(ctx); r.err != nil {
+		return false
+	}
+	r.decision = want
+	return true
+}
+
+// canonicalPath writes a recorded decision path as a reference
+// (data.httpapi.authz), whatever form it was recorded in.
+func canonicalPath(p string) string {
+	if ref, err := policy.DecisionRef(p); err == nil {
+		return ref.String()
+	}
+	return p
 }
 
 func (r *replayer) replayOne(ctx context.Context, ev map[string]any) {
@@ -144,10 +198,23 @@ func (r *replayer) replayOne(ctx context.Context, ev map[string]any) {
 		return
 	}
 	r.rep.Events++
+	if r.err != nil {
+		return
+	}
+	how := r.how(ev)
 	reason, input, before := r.recorded(ev)
 	if reason != "" {
 		r.rep.NotReplayable[reason]++
 		return
+	}
+	if !r.candidate(ctx, how.path) {
+		return
+	}
+	if how.path != "" && !r.o.explicit("decision") {
+		if ref, err := policy.DecisionRef(how.path); err != nil || !ref.Equal(r.decision) {
+			r.rep.NotReplayable[fmt.Sprintf("another decision path (%s)", how.path)]++
+			return
+		}
 	}
 	value, err := ast.InterfaceToValue(input)
 	if err != nil {
@@ -155,7 +222,10 @@ func (r *replayer) replayOne(ctx context.Context, ev map[string]any) {
 		return
 	}
 	r.rep.Replayed++
-	req := describeInput(input, r.o.layout)
+	req := describeInput(input, how.layout)
+	if how.caller != nil {
+		req.user, req.anonymous = how.caller.user, how.caller.anonymous
+	}
 	route, user := req.method+" "+pathPattern(req.path), req.user
 	count := func(m map[string]*replayGroup, key, direction string) {
 		g := m[key]
@@ -172,12 +242,12 @@ func (r *replayer) replayOne(ctx context.Context, ev map[string]any) {
 		}
 	}
 	d, err := r.eval.Eval(ctx, value)
-	after := r.outcome(d, req.anonymous)
+	after, beforeLabel := replayOutcome(d, req.anonymous, how.candidateDeny), replayOutcome(before, req.anonymous, how.recordedDeny)
 	direction := ""
 	switch {
 	case err != nil:
 		direction, after = changeToError, "error: "+err.Error()
-	case r.outcome(before, req.anonymous) == after:
+	case beforeLabel == after:
 	case before.Allow && !d.Allow:
 		direction = changeAllowToDeny
 	case !before.Allow && d.Allow:
@@ -195,7 +265,7 @@ func (r *replayer) replayOne(ctx context.Context, ev map[string]any) {
 	if r.rep.ByDirection[direction] <= maxExamplesPerDirection {
 		id, _ := ev["decision_id"].(string)
 		r.rep.Examples = append(r.rep.Examples, replayExample{DecisionID: id, Direction: direction, Method: req.method,
-			Path: req.path, User: user, Before: r.outcome(before, req.anonymous), After: after})
+			Path: req.path, User: user, Before: beforeLabel, After: after})
 	}
 }
 
@@ -214,12 +284,6 @@ func (r *replayer) recorded(ev map[string]any) (reason string, input any, d poli
 	}
 	if ev["error"] != nil {
 		return "the recorded decision failed", nil, d
-	}
-	if p, ok := ev["path"].(string); ok && p != "" {
-		ref, err := policy.DecisionRef(p)
-		if err != nil || !ref.Equal(r.decision) {
-			return fmt.Sprintf("another decision path (%s)", p), nil, d
-		}
 	}
 	d, err := policy.ParseResult(ev["result"])
 	if err != nil {
@@ -241,9 +305,9 @@ func touchesInput(v any) bool {
 	return false
 }
 
-// outcome is how serve answers d: 200, the policy's status, the deny
+// replayOutcome is how serve answers d: 200, the policy's status, the deny
 // status, or 401 for an anonymous caller (serve then asks to log in).
-func (r *replayer) outcome(d policy.Decision, anonymous bool) string {
+func replayOutcome(d policy.Decision, anonymous bool, denyStatus int) string {
 	if d.Allow {
 		return "allow"
 	}
@@ -252,9 +316,64 @@ func (r *replayer) outcome(d policy.Decision, anonymous bool) string {
 	case status == 0 && anonymous:
 		status = http.StatusUnauthorized
 	case status == 0:
-		status = r.o.denyStatus
+		status = denyStatus
 	}
 	return fmt.Sprintf("deny %d", status)
+}
+
+// replayHow is how an event is to be re-decided: what serve recorded of
+// its own configuration, or the flags for what it did not record.
+type replayHow struct {
+	path   string // the recorded decision path, "" when none
+	layout string
+	// recordedDeny answered the recorded decision; candidateDeny answers
+	// the candidate's (--deny-status when given, else the recorded one).
+	recordedDeny, candidateDeny int
+	caller                      *replayCaller // nil when not recorded
+}
+
+type replayCaller struct {
+	user      string
+	anonymous bool
+}
+
+// how reads what an event recorded of the decision's making (the
+// "regoguard" object under "custom": layout, deny status, caller) and
+// notes a flag given on the command line that disagrees with it.
+func (r *replayer) how(ev map[string]any) replayHow {
+	h := replayHow{layout: r.o.layout, recordedDeny: r.o.denyStatus, candidateDeny: r.o.denyStatus}
+	h.path, _ = ev["path"].(string)
+	custom, _ := ev["custom"].(map[string]any)
+	rec, _ := custom[policy.EventCustomKey].(map[string]any)
+	if rec == nil {
+		// An event written before events recorded their layout: the
+		// fastapi-opa layout is told by its fields.
+		if in, _ := ev["input"].(map[string]any); !r.o.explicit("input-layout") && in["request_method"] != nil && in["method"] == nil {
+			h.layout = string(authz.LayoutFastAPIOPA)
+		}
+		return h
+	}
+	if l, _ := rec["input_layout"].(string); l != "" {
+		if r.o.explicit("input-layout") && l != r.o.layout {
+			r.note("--input-layout %s disagrees with the log (%s): the recorded inputs were built in the %s layout and are replayed as they are", r.o.layout, l, l)
+		}
+		h.layout = l
+	}
+	if n, ok := rec["deny_status"].(json.Number); ok {
+		if status, err := n.Int64(); err == nil && status >= 400 && status <= 599 {
+			h.recordedDeny, h.candidateDeny = int(status), int(status)
+			if r.o.explicit("deny-status") && r.o.denyStatus != h.recordedDeny {
+				h.candidateDeny = r.o.denyStatus
+				r.note("--deny-status %d disagrees with the log (%d): the candidate answers refusals with %d, so they show as refusal_status changes", r.o.denyStatus, h.recordedDeny, r.o.denyStatus)
+			}
+		}
+	}
+	if anon, _ := rec["anonymous"].(bool); anon {
+		h.caller = &replayCaller{user: "anonymous", anonymous: true}
+	} else if sub, _ := rec["sub"].(string); sub != "" {
+		h.caller = &replayCaller{user: sub}
+	}
+	return h
 }
 
 type replayRequest struct {
@@ -538,6 +657,9 @@ func writeReplay(w io.Writer, format string, rep *replayReport) error {
 		return replayJUnit(w, rep)
 	}
 	fmt.Fprintf(w, "%s: %d decision events, %d replayed, %d change under the candidate policy\n", rep.File, rep.Events, rep.Replayed, rep.Changed)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
 	for _, k := range slices.Sorted(maps.Keys(rep.ByDirection)) {
 		fmt.Fprintf(w, "  %-16s %d\n", k, rep.ByDirection[k])
 	}

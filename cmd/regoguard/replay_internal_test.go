@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -131,5 +132,93 @@ func TestReplayDirectionsAndStatuses(t *testing.T) {
 	// (changed), GET /y (unchanged).
 	if suite.Tests != 4 || suite.Failures != 3 {
 		t.Errorf("junit: %d tests, %d failures; want 4 and 3\n%s", suite.Tests, suite.Failures, out.String())
+	}
+}
+
+// Events record what decided them (layout, deny status, caller, decision
+// path): a fastapi-opa-layout log is replayed as serve decided it with no
+// layout flag, its API-key callers shown by name, and a flag that
+// disagrees with the log is noted.
+func TestReplayFollowsWhatTheEventsRecorded(t *testing.T) {
+	dir := t.TempDir()
+	// The candidate (package shop.authz, as the log's path says) lets
+	// alice read the finance reports and nobody else.
+	candidate := "package shop.authz\n\nallow if {\n\tinput.request_method == \"GET\"\n\tinput.request_path[0] == \"finance\"\n\tinput.user == \"alice\"\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(candidate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec := func(extra string) string {
+		return `"path": "data.shop.authz", "custom": {"regoguard": {"input_layout": "fastapi-opa", "deny_status": 401` + extra + `}}`
+	}
+	events := `{"decision_id": "a", "input": {"user": "alice", "request_method": "GET", "request_path": ["finance", "q3"]}, "result": {"allow": true}, ` + rec(`, "sub": "alice", "auth_method": "apikey"`) + `}
+{"decision_id": "b", "input": {"user": "bob", "request_method": "GET", "request_path": ["finance", "q3"]}, "result": {"allow": true}, ` + rec(`, "sub": "bob", "auth_method": "apikey"`) + `}
+{"decision_id": "c", "input": {"user": "bob", "request_method": "DELETE", "request_path": ["finance", "q3"]}, "result": {"allow": false}, ` + rec(`, "sub": "bob", "auth_method": "apikey"`) + `}
+{"decision_id": "d", "input": {"request_method": "GET", "request_path": ["finance"]}, "result": {"allow": false}, ` + rec(`, "anonymous": true`) + `}
+{"decision_id": "e", "input": {"user": "bob", "request_method": "GET", "request_path": ["other"]}, "result": {"allow": false}, "path": "data.other.authz", "custom": {"regoguard": {"input_layout": "fastapi-opa", "deny_status": 401, "sub": "bob"}}}
+`
+	path := filepath.Join(dir, "events.jsonl")
+	if err := os.WriteFile(path, []byte(events), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replay := func(changed ...string) replayReport {
+		t.Helper()
+		// serve's defaults, as check's flags default: the log must win.
+		o := &checkOptions{policyOptions: policyOptions{policies: []string{dir}, decision: "httpapi/authz", denyStatus: 403, layout: "regoguard"},
+			checkExtras: checkExtras{replay: path}}
+		o.format = "json"
+		o.changed = func(name string) bool { return slices.Contains(changed, name) }
+		for _, c := range changed {
+			switch c {
+			case "deny-status":
+				o.denyStatus = 403
+			case "input-layout":
+				o.layout = "regoguard"
+			}
+		}
+		var out strings.Builder
+		if err := o.runReplay(t.Context(), &out); err != nil {
+			t.Fatal(err)
+		}
+		var rep replayReport
+		if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	rep := replay()
+	// a unchanged; b allow → deny 401; c deny 401 unchanged; d anonymous
+	// deny 401 unchanged; e another decision path.
+	if rep.Events != 5 || rep.Replayed != 4 || rep.Changed != 1 || rep.ByDirection[changeAllowToDeny] != 1 ||
+		rep.NotReplayable["another decision path (data.other.authz)"] != 1 || len(rep.Notes) != 0 {
+		t.Errorf("report %+v", rep)
+	}
+	users := map[string]int{}
+	for _, g := range rep.ByIdentity {
+		users[g.Key] = g.Total
+	}
+	if !maps.Equal(users, map[string]int{"alice": 1, "bob": 2, "anonymous": 1}) {
+		t.Errorf("identities %v, want alice, bob and anonymous", users)
+	}
+	routes := map[string]int{}
+	for _, g := range rep.ByRoute {
+		routes[g.Key] = g.Total
+	}
+	if !maps.Equal(routes, map[string]int{"GET /finance/{id}": 2, "DELETE /finance/{id}": 1, "GET /finance": 1}) {
+		t.Errorf("routes %v", routes)
+	}
+	if len(rep.Examples) != 1 || rep.Examples[0].User != "bob" || rep.Examples[0].Before != "allow" || rep.Examples[0].After != "deny 401" {
+		t.Errorf("examples %+v, want bob's allow → deny 401", rep.Examples)
+	}
+
+	// Flags given on the command line that disagree: noted; the deny
+	// status is the candidate's, the layout stays the recorded one.
+	rep = replay("deny-status", "input-layout")
+	notes := strings.Join(rep.Notes, "\n")
+	if !strings.Contains(notes, "--deny-status 403 disagrees with the log (401)") || !strings.Contains(notes, "--input-layout regoguard disagrees with the log (fastapi-opa)") {
+		t.Errorf("notes %q", rep.Notes)
+	}
+	// c (bob's DELETE) now answers 403 where 401 was recorded; b deny 403.
+	if rep.Replayed != 4 || rep.ByDirection[changeStatus] != 1 || rep.ByDirection[changeAllowToDeny] != 1 {
+		t.Errorf("with --deny-status 403: %+v", rep)
 	}
 }

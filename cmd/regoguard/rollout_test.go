@@ -446,3 +446,57 @@ func TestServeWatchUpdatesDecisionLogMasks(t *testing.T) {
 		t.Errorf("after the --watch reload, the decision log still masks by the old rules:\n%s", lines[1])
 	}
 }
+
+// A fastapi-opa migration's rollout: serve in fastapi-opa's layout with
+// fastapi-opa's 401 and API keys records its decisions; check --replay,
+// given only the candidate policy (no layout, deny-status or decision
+// flag), re-decides them as serve did, names the API-key callers and
+// keeps the recorded 401s; a --deny-status that disagrees is noted.
+func TestReplayOfAFastAPIOPALayoutLogNeedsNoFlags(t *testing.T) {
+	current := "package shop.authz\n\nallow if {\n\tinput.request_method == \"GET\"\n\tinput.request_path[0] == \"finance\"\n}\n"
+	candidate := "package shop.authz\n\nallow if {\n\tinput.request_method == \"GET\"\n\tinput.request_path[0] == \"finance\"\n\tinput.user == \"alice\"\n}\n"
+	keys := writeFile(t, "keys.yaml", `keys:
+  - {key: alice-key-0123456789, subject: alice, claims: {user: alice}}
+  - {key: bob-key-01234567890, subject: bob, claims: {user: bob}}
+`)
+	logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
+	up := newUpstream(t)
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--upstream", up.URL, "--policy", writePolicyDir(t, current), "--api-keys", keys,
+		"--input-layout", "fastapi-opa", "--deny-status", "401", "--decision", "shop/authz", "--decision-log-file", logFile)
+	for _, r := range []struct {
+		method, path, key string
+		status            int
+	}{
+		{"GET", "/finance/q3", "alice-key-0123456789", 200},
+		{"GET", "/finance/q4", "bob-key-01234567890", 200},
+		{"DELETE", "/finance/q3", "bob-key-01234567890", 401},
+	} {
+		status, h, body := s.get(t, r.method, r.path, map[string]string{"X-API-Key": r.key})
+		if status != r.status {
+			t.Fatalf("%s %s: %d, want %d: %s", r.method, r.path, status, r.status, body)
+		}
+		if status == 401 && h.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s %s: a 401 without WWW-Authenticate", r.method, r.path)
+		}
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-s.done; err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.logs)
+	}
+	res := run(t, nil, "check", "--replay", logFile, "--policy", writePolicyDir(t, candidate))
+	for _, want := range []string{"3 decision events, 3 replayed, 1 change", "GET /finance/{id}", "DELETE /finance/{id}"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("replay lacks %q\n%s%s", want, res.stdout, res.stderr)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^alice\s+1\s+0`).MatchString(res.stdout) || !regexp.MustCompile(`(?m)^bob\s+2\s+1\s+1`).MatchString(res.stdout) ||
+		!regexp.MustCompile(`bob\s+allow\s+deny 401`).MatchString(res.stdout) || strings.Contains(res.stdout, "anonymous") || strings.Contains(res.stdout, "note:") {
+		t.Errorf("want alice and bob by name, bob's GET allow → deny 401, no note\n%s%s", res.stdout, res.stderr)
+	}
+	res = run(t, nil, "check", "--replay", logFile, "--policy", writePolicyDir(t, current), "--deny-status", "403")
+	if !strings.Contains(res.stdout, "note: --deny-status 403 disagrees with the log (401)") || !strings.Contains(res.stdout, "refusal_status   1") {
+		t.Errorf("a disagreeing --deny-status: want a note and bob's DELETE as a status change\n%s%s", res.stdout, res.stderr)
+	}
+}

@@ -82,6 +82,15 @@ func flagNames(fs *pflag.FlagSet) []string {
 	return names
 }
 
+// commandNames lists root's commands.
+func commandNames(root *cobra.Command) []string {
+	var names []string
+	for _, c := range root.Commands() {
+		names = append(names, c.Name())
+	}
+	return names
+}
+
 var unknownFlag = regexp.MustCompile(`^unknown flag: --([^\s=]+)`)
 
 // flagError makes a flag parsing error a usage error (exit 2), with a
@@ -89,6 +98,11 @@ var unknownFlag = regexp.MustCompile(`^unknown flag: --([^\s=]+)`)
 func flagError(cmd *cobra.Command, err error) error {
 	if m := unknownFlag.FindStringSubmatch(err.Error()); m != nil {
 		hint := didYouMean(m[1], flagNames(cmd.Flags()), func(s string) string { return "--" + s })
+		if hint == "" && cmd.HasParent() {
+			// --version and --help are the root's: "serve --verison"
+			// means the version command.
+			hint = didYouMean(m[1], commandNames(cmd.Root()), func(s string) string { return "'" + cmd.Root().Name() + " " + s + "'" })
+		}
 		return configError{fmt.Errorf("%w%s", err, hint)}
 	}
 	return configError{err}

@@ -3,8 +3,8 @@
 // server, polled for new revisions. The example's bundle directory holds a
 // manifest, a policy and the data it reads.
 //
-//	go run ./bundle -bundle bundle/bundle
-//	go run ./bundle -bundle https://bundles.example/authz.tar.gz
+//	go run ./examples/bundle -bundle examples/bundle/bundle
+//	go run ./examples/bundle -bundle https://bundles.example/authz.tar.gz
 //	curl -H 'X-API-Key: viewer-key-0123456789' localhost:8000/orders
 package main
 

@@ -2,7 +2,7 @@
 // func(http.Handler) http.Handler, so the guard's Handler method is used as
 // it is: r.Use(guard.Handler).
 //
-//	go run ./chi
+//	go run ./examples/chi
 //	curl -H 'X-API-Key: reader-key-0123456789' localhost:8000/notes/7
 package main
 

@@ -1,7 +1,7 @@
 // Command echo protects an Echo server with regoguard. Echo adapts standard
 // net/http middleware itself: e.Use(echo.WrapMiddleware(guard.Handler)).
 //
-//	go run ./echo
+//	go run ./examples/echo
 //	curl -H 'X-API-Key: reader-key-0123456789' localhost:8000/notes/7
 package main
 

@@ -5,7 +5,7 @@
 // clause with placeholders and arguments (package filter): the database
 // does the filtering, and no row is read that the caller may not see.
 //
-//	go run ./filter
+//	go run ./examples/filter
 //	curl -H 'X-API-Key: alice-key-0123456789' 'localhost:8000/docs?limit=2'
 //	curl -H 'X-API-Key: alice-key-0123456789' 'localhost:8000/docs?limit=2&after=4'
 package main

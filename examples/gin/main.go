@@ -2,7 +2,7 @@
 // gin.HandlerFunc, so a five-line adapter (middleware, below) runs the guard
 // and continues the Gin chain only when the guard lets the request through.
 //
-//	go run ./gin
+//	go run ./examples/gin
 //	curl -H 'X-API-Key: reader-key-0123456789' localhost:8000/notes/7
 package main
 

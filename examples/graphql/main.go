@@ -3,7 +3,7 @@
 // authz.GraphQLEnricher parses the body and adds input.gql_info, and the
 // fastapi-opa input layout keeps such a policy unchanged.
 //
-//	go run ./graphql
+//	go run ./examples/graphql
 //	curl -H 'X-API-Key: staff-key-01234567890' -d '{"query": "{ employees { name } }"}' localhost:8000/graphql
 package main
 

@@ -6,10 +6,17 @@
 // example needs no generated code; a real service registers its generated
 // server the same way.
 //
-//	go run ./examples/grpc
+// From the repository's root:
 //
-// main_test.go is a client: it calls with the example's API keys
-// (metadata x-api-key, and x-tenant for the policy) and shows each answer.
+//	go run ./examples/grpc
+//	grpcurl -plaintext -H 'x-api-key: reader-key-0123456789' -H 'x-tenant: acme' 127.0.0.1:50051 shop.Orders/List
+//	grpcurl -plaintext 127.0.0.1:50051 describe shop.Orders
+//
+// The server registers gRPC server reflection (exempt from authorization,
+// as the health service is: it describes the API, never its data), so
+// grpcurl needs no .proto file. main_test.go is a client too: it calls with
+// the example's API keys (metadata x-api-key, and x-tenant for the policy)
+// and reads the service's description through reflection.
 package main
 
 import (
@@ -22,10 +29,17 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/regoguard/regoguard/authn"
@@ -86,17 +100,50 @@ func newServer(ctx context.Context) (*grpc.Server, error) {
 	guard, err := grpcauthz.New(grpcauthz.Config{
 		APIKeys:   keys,
 		Evaluator: engine,
-		Exempt:    grpcauthz.HealthMethods,
+		Exempt:    slices.Concat(grpcauthz.HealthMethods, grpcauthz.ReflectionMethods),
 		Logger:    slog.Default(),
 	})
 	if err != nil {
 		return nil, err
 	}
+	if err := registerOrdersFile(); err != nil {
+		return nil, err
+	}
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(guard.Unary()), grpc.ChainStreamInterceptor(guard.Stream()))
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	srv.RegisterService(&ordersDesc, orders{})
+	reflection.Register(srv)
 	return srv, nil
 }
+
+// ordersFile is shop/orders.proto, the file protoc would have compiled:
+// server reflection serves it to clients such as grpcurl. A real service
+// gets it registered by its generated code.
+const ordersFile = "shop/orders.proto"
+
+var registerOnce = sync.OnceValue(func() error {
+	structType := ".google.protobuf.Struct"
+	method := func(name string, stream bool) *descriptorpb.MethodDescriptorProto {
+		return &descriptorpb.MethodDescriptorProto{Name: proto.String(name), InputType: &structType, OutputType: &structType,
+			ServerStreaming: proto.Bool(stream)}
+	}
+	fd, err := protodesc.NewFile(&descriptorpb.FileDescriptorProto{
+		Name:       proto.String(ordersFile),
+		Package:    proto.String("shop"),
+		Dependency: []string{"google/protobuf/struct.proto"},
+		Syntax:     proto.String("proto3"),
+		Service: []*descriptorpb.ServiceDescriptorProto{{
+			Name:   proto.String("Orders"),
+			Method: []*descriptorpb.MethodDescriptorProto{method("List", false), method("Cancel", false), method("Watch", true)},
+		}},
+	}, protoregistry.GlobalFiles)
+	if err != nil {
+		return err
+	}
+	return protoregistry.GlobalFiles.RegisterFile(fd)
+})
+
+func registerOrdersFile() error { return registerOnce() }
 
 // orders is the service's implementation; each call knows its caller
 // through authz.FromContext, as an HTTP handler does.
@@ -136,6 +183,7 @@ func (orders) watch(_ *structpb.Struct, ss grpc.ServerStream) error {
 var ordersDesc = grpc.ServiceDesc{
 	ServiceName: "shop.Orders",
 	HandlerType: (*any)(nil),
+	Metadata:    ordersFile,
 	Methods: []grpc.MethodDesc{
 		unary("List", orders.list),
 		unary("Cancel", orders.cancel),

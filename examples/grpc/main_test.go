@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,7 +13,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -109,5 +113,51 @@ func TestGRPCExample(t *testing.T) {
 	}
 	if n, err := watch("x-api-key", "clerk-key-0123456789", "x-tenant", "globex"); status.Code(err) != codes.PermissionDenied || n != 0 {
 		t.Fatalf("watch elsewhere: %d events, %v", n, err)
+	}
+
+	// Server reflection, as grpcurl uses it (no key needed to read the
+	// API's description): the service is listed and described, with its
+	// three methods on google.protobuf.Struct.
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer rcancel()
+	rs, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(rctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(req *reflectionpb.ServerReflectionRequest) *reflectionpb.ServerReflectionResponse {
+		t.Helper()
+		if err := rs.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rs.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var services []string
+	for _, s := range ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}).GetListServicesResponse().GetService() {
+		services = append(services, s.GetName())
+	}
+	if !slices.Contains(services, "shop.Orders") {
+		t.Fatalf("reflection lists %v, want shop.Orders", services)
+	}
+	files := ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "shop.Orders"}}).
+		GetFileDescriptorResponse().GetFileDescriptorProto()
+	var methods []string
+	for _, raw := range files {
+		fd := new(descriptorpb.FileDescriptorProto)
+		if err := proto.Unmarshal(raw, fd); err != nil {
+			t.Fatal(err)
+		}
+		for _, svc := range fd.GetService() {
+			for _, m := range svc.GetMethod() {
+				methods = append(methods, fd.GetPackage()+"."+svc.GetName()+"/"+m.GetName()+"("+m.GetInputType()+")")
+			}
+		}
+	}
+	want := []string{"shop.Orders/List(.google.protobuf.Struct)", "shop.Orders/Cancel(.google.protobuf.Struct)", "shop.Orders/Watch(.google.protobuf.Struct)"}
+	if !slices.Equal(methods, want) {
+		t.Errorf("reflection describes %v, want %v", methods, want)
 	}
 }

@@ -17,7 +17,7 @@
 // policy, in the fastapi-opa input layout.
 //
 //	APP_URI=http://localhost:4000 OIDC_WELL_KNOWN=... OIDC_CLIENT_ID=... OIDC_CLIENT_SECRET=... \
-//	REGOGUARD_SESSION_KEYS=base64:$(openssl rand -base64 32) go run ./oidc -listen 127.0.0.1:4000
+//	REGOGUARD_SESSION_KEYS=base64:$(openssl rand -base64 32) go run ./examples/oidc -listen 127.0.0.1:4000
 package main
 
 import (

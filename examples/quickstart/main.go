@@ -1,7 +1,7 @@
 // Command quickstart is a plain net/http service protected by regoguard: a
 // policy embedded in the binary, evaluated in-process, and API keys.
 //
-//	go run ./quickstart
+//	go run ./examples/quickstart
 //	curl -H 'X-API-Key: reader-key-0123456789' localhost:8000/notes
 package main
 

@@ -3,8 +3,8 @@
 // same policy embedded in the binary while that server cannot answer.
 //
 //	opa run --server --skip-version-check examples/remote/policy &
-//	OPA_HOST=http://127.0.0.1:8181 go run ./remote             # every decision asked of OPA
-//	OPA_HOST=http://127.0.0.1:8181 go run ./remote -fallback   # the embedded policy when OPA fails
+//	OPA_HOST=http://127.0.0.1:8181 go run ./examples/remote             # every decision asked of OPA
+//	OPA_HOST=http://127.0.0.1:8181 go run ./examples/remote -fallback   # the embedded policy when OPA fails
 //	curl -H 'X-API-Key: finance-key-0123456789' localhost:8000/finance/q3
 //
 // The input uses fastapi-opa's layout (authz.LayoutFastAPIOPA), so a policy

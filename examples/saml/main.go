@@ -12,7 +12,7 @@
 //
 //	openssl req -new -x509 -days 365 -nodes -subj /CN=app -out sp.crt -keyout sp.key
 //	APP_URI=http://localhost:4000 SAML_IDP_METADATA=https://idp.example/metadata \
-//	    SAML_SP_KEY=sp.key SAML_SP_CERT=sp.crt go run ./saml -listen 127.0.0.1:4000
+//	    SAML_SP_KEY=sp.key SAML_SP_CERT=sp.crt go run ./examples/saml -listen 127.0.0.1:4000
 package main
 
 import (

@@ -146,6 +146,11 @@ type Request struct {
 	// BatchID, when set, links the decisions of one batch (DecideBatch
 	// sets it): OPA's batch_decision_id.
 	BatchID string
+	// InputLayout and DenyStatus are the front end's configuration that
+	// decided the answer, recorded on the decision event (see
+	// policy.DecisionEvent); left empty by a front end without them.
+	InputLayout string
+	DenyStatus  int
 }
 
 // BuildFunc builds the policy input of one request, holding only what
@@ -331,6 +336,14 @@ func NewEvent(path string, req *Request, input ast.Value, d policy.Decision, err
 	}
 	if req != nil {
 		ev.BatchID = req.BatchID
+		// What decided the answer beside the policy, for a replay: the
+		// layout, the deny status, and the caller, whom the fastapi-opa
+		// layout's input does not name.
+		ev.InputLayout, ev.DenyStatus = req.InputLayout, req.DenyStatus
+		ev.Caller = &policy.EventCaller{Anonymous: true}
+		if req.Identity != nil {
+			ev.Caller = &policy.EventCaller{Subject: req.Identity.Subject, Method: req.Identity.Method}
+		}
 	}
 	return ev
 }

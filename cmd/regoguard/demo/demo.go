@@ -12,5 +12,12 @@ import (
 //go:embed *.rego
 var files embed.FS
 
+//go:embed cases.yaml
+var cases []byte
+
 // Policy returns the embedded demo policy.
 func Policy() (*policy.Policy, error) { return policy.LoadFS(files, ".") }
+
+// Cases returns the demo's cases, in the format of `regoguard check`: what
+// `regoguard bench` measures with no argument.
+func Cases() []byte { return cases }
