@@ -60,7 +60,7 @@ func TestSQLPerDialect(t *testing.T) {
 			SQLServer:  {`WHERE docs.public = 1`, `WHERE docs.public = @p3`, `[true]`},
 		}},
 		{`include if not input.docs.archived`, map[Dialect]want{
-			SQLite: {`WHERE (docs.archived IS NULL OR NOT docs.archived = TRUE)`, `WHERE (docs.archived IS NULL OR NOT (docs.archived = ?))`, `[true]`},
+			SQLite: {`WHERE (docs.archived IS NULL OR NOT docs.archived = TRUE)`, `WHERE (docs.archived IS NULL OR (docs.archived IS NOT NULL AND NOT ((docs.archived = ? AND typeof(docs.archived) = 'integer'))))`, `[true]`},
 		}},
 		{"include if input.docs.owner == input.user\ninclude if input.docs.level > 2.5", map[Dialect]want{
 			MySQL: {`WHERE (docs.owner = 'alice' OR docs.level > '2.5')`, `WHERE (docs.owner = ? OR docs.level > ?)`, `[alice 2.5]`},
@@ -70,7 +70,7 @@ func TestSQLPerDialect(t *testing.T) {
 			SQLite:     {`WHERE docs.owner = docs.dept`, `WHERE +docs.owner = +docs.dept`, `[]`},
 		}},
 		{`include if input.docs.dept in {"hr", 3, true}`, map[Dialect]want{
-			SQLite: {`WHERE docs.dept IN (TRUE, '3', 'hr')`, `WHERE (docs.dept IN (?) OR (docs.dept IN (?) AND typeof(docs.dept) IN ('integer', 'real')) OR (docs.dept IN (?) AND typeof(docs.dept) = 'text'))`, `[true 3 hr]`},
+			SQLite: {`WHERE docs.dept IN (TRUE, '3', 'hr')`, `WHERE ((docs.dept IN (?) AND typeof(docs.dept) = 'integer') OR (docs.dept IN (?) AND typeof(docs.dept) IN ('integer', 'real')) OR (docs.dept IN (?) AND typeof(docs.dept) = 'text'))`, `[true 3 hr]`},
 		}},
 	}
 	for _, tc := range cases {

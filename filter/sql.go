@@ -324,6 +324,10 @@ func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 const (
 	sqliteText   = "typeof($?) = 'text'"
 	sqliteNumber = "typeof($?) IN ('integer', 'real')"
+	// SQLite stores a boolean as the integer 0 or 1: the guard keeps a
+	// TEXT column's '1' from equalling true. (An INTEGER column's 1 still
+	// does: SQLite cannot tell 1 from true.)
+	sqliteBool = "typeof($?) = 'integer'"
 )
 
 // sqliteLeaf renders a leaf for SQLite with placeholders, comparing as
@@ -340,12 +344,14 @@ func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (strin
 			return sqliteText
 		case ast.Number:
 			return sqliteNumber
+		case ast.Boolean:
+			return sqliteBool
 		}
 		return ""
 	}
 	switch n.op {
 	case opTrue:
-		return c.Equal(col, true), nil
+		return c.And(c.Equal(col, true), c.Var(sqlbuilder.Build(sqliteBool, raw))), nil
 	case opIn:
 		groups := map[string][]any{}
 		var order []string
@@ -399,14 +405,14 @@ func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (strin
 // false rather than NULL for a NULL field.
 func sqliteGuarded(n *node) bool {
 	switch n.op {
-	case opIn, opStartsWith, opEndsWith, opContains:
+	case opTrue, opIn, opStartsWith, opEndsWith, opContains:
 		return true
 	case opEq:
 		if n.other != nil {
 			return false
 		}
 		switch n.value.(type) {
-		case ast.String, ast.Number:
+		case ast.String, ast.Number, ast.Boolean:
 			return true
 		}
 	}
