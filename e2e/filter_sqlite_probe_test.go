@@ -24,16 +24,20 @@ type probeRow struct {
 	code   any // string or nil
 	level  any // int64 or nil
 	public any // bool or nil
+	title  any // string or nil
 }
 
 var probeRows = []probeRow{
-	{1, "3", int64(3), true},
-	{2, "10", int64(10), false},
-	{3, "abc", int64(1), true},
-	{4, "1", int64(0), false},
-	{5, nil, nil, nil},
-	{6, "true", int64(1), nil},
-	{7, "", int64(-1), true},
+	{1, "3", int64(3), true, "a_b"},
+	{2, "10", int64(10), false, "A_B"},
+	{3, "abc", int64(1), true, "a%"},
+	{4, "1", int64(0), false, `a\b`},
+	{5, nil, nil, nil, nil},
+	{6, "true", int64(1), nil, "é"},
+	{7, "", int64(-1), true, ""},
+	{8, "x", int64(12), false, "É"},
+	{9, "y", int64(100), true, "straße"},
+	{10, "z", int64(2), false, "ab"},
 }
 
 func (r probeRow) doc() ast.Object {
@@ -46,6 +50,7 @@ func (r probeRow) doc() ast.Object {
 	put("code", r.code)
 	put("level", r.level)
 	put("public", r.public)
+	put("title", r.title)
 	return o
 }
 
@@ -63,11 +68,11 @@ func TestFilterSQLiteWiderThanOPAProbe(t *testing.T) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(`CREATE TABLE docs (id INTEGER PRIMARY KEY, code TEXT, level INTEGER, public BOOLEAN)`); err != nil {
+	if _, err := db.Exec(`CREATE TABLE docs (id INTEGER PRIMARY KEY, code TEXT, level INTEGER, public BOOLEAN, title TEXT)`); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range probeRows {
-		if _, err := db.Exec(`INSERT INTO docs VALUES (?, ?, ?, ?)`, r.id, r.code, r.level, r.public); err != nil {
+		if _, err := db.Exec(`INSERT INTO docs VALUES (?, ?, ?, ?, ?)`, r.id, r.code, r.level, r.public, r.title); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,6 +91,25 @@ func TestFilterSQLiteWiderThanOPAProbe(t *testing.T) {
 		{"bool-col-eq-1", `include if input.docs.public == 1`},
 		// a string column against true / "true"
 		{"text-col-eq-true", `include if input.docs.code == true`},
+		// string functions on a non-string column (OPA: undefined)
+		{"int-col-startswith", `include if startswith(input.docs.level, "1")`},
+		{"int-col-contains-empty", `include if contains(input.docs.level, "")`},
+		{"int-col-endswith", `include if endswith(input.docs.level, "2")`},
+		// LIKE metacharacters, case, Unicode, empty strings, NULL under not
+		{"startswith-meta", `include if startswith(input.docs.title, "a_")`},
+		{"endswith-meta", `include if endswith(input.docs.title, "%")`},
+		{"contains-bs", `include if contains(input.docs.title, "\\")`},
+		{"not-startswith", `include if not startswith(input.docs.title, "a")`},
+		{"endswith-unicode", `include if endswith(input.docs.title, "é")`},
+		{"eq-unicode-case", `include if input.docs.title == "É"`},
+		{"lt-unicode", `include if input.docs.title < "b"`},
+		{"gt-empty", `include if input.docs.title > ""`},
+		{"not-in-null", `include if not input.docs.title in {"ab"}`},
+		{"ne-null", `include if input.docs.title != "ab"`},
+		{"not-eq-null", `include if not input.docs.title == "ab"`},
+		{"not-helper", "include if not h\nh if input.docs.title == \"ab\"\nh if input.docs.level > 50"},
+		{"else-helper", "include if h\nh := true if input.docs.level > 5\nelse := false"},
+		{"default-helper", "default h := true\nh := false if input.docs.public\ninclude if h"},
 		// controls that must pass
 		{"control-eq", `include if input.docs.level == 3`},
 		{"control-not-in", `include if not input.docs.code in {"3"}`},

@@ -234,7 +234,7 @@ func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
 			return "", err
 		}
 		switch {
-		case r.param && r.dialect == SQLite && sqliteGuarded(leaf):
+		case r.dialect == SQLite && sqliteGuarded(leaf) && (r.param || isStringOp(leaf.op)):
 			// SQLite's guarded comparisons are false, not NULL, for a
 			// NULL field: say that the field must be there.
 			parts := []string{}
@@ -264,6 +264,17 @@ func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 	col := r.column(n.field)
 	if r.param && r.dialect == SQLite {
 		return r.sqliteLeaf(c, n, col)
+	}
+	if r.dialect == SQLite && isStringOp(n.op) {
+		// instr and substr read a number as its text (instr(12, '1') is
+		// 1): a string function of a non-string field is undefined in
+		// Rego, so the field must be text. OPA writes no instr: this is
+		// regoguard's rendering, guarded inlined as well.
+		s, err := r.stringOp(c, n.op, col, string(n.value.(ast.String)))
+		if err != nil {
+			return "", err
+		}
+		return c.And(s, c.Var(sqlbuilder.Build(sqliteText, sqlbuilder.Raw(col)))), nil
 	}
 	switch n.op {
 	case opTrue:
@@ -400,6 +411,9 @@ func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (strin
 	}
 	return c.Var(sqlbuilder.Build("+$? "+opSymbols[n.op]+" $?", raw, a)), nil
 }
+
+// isStringOp reports whether o is startswith, endswith or contains.
+func isStringOp(o op) bool { return o == opStartsWith || o == opEndsWith || o == opContains }
 
 // sqliteGuarded reports whether sqliteLeaf guards n with typeof, which is
 // false rather than NULL for a NULL field.
