@@ -156,6 +156,9 @@ func (r *sqlRenderer) column(f field) string {
 func (r *sqlRenderer) arg(v ast.Value) (any, error) {
 	switch v := v.(type) {
 	case ast.String:
+		if r.dialect == MySQL && !r.param {
+			return sqlbuilder.Raw(mysqlLiteral(string(v))), nil
+		}
 		return string(v), nil
 	case ast.Boolean:
 		if r.dialect == SQLServer && !r.param {
@@ -476,7 +479,20 @@ func (r *sqlRenderer) stringOp(c *sqlbuilder.Cond, o op, col, s string) (string,
 		}
 		return c.Var(sqlbuilder.Build("$? LIKE $? ESCAPE '!'", sqlbuilder.Raw(col), p)), nil
 	}
+	if r.dialect == MySQL && !r.param {
+		return c.Like(col, sqlbuilder.Raw(mysqlLiteral(p))), nil
+	}
 	return c.Like(col, p), nil
+}
+
+// mysqlLiteral quotes s for MySQL whatever the server's sql_mode: a quote
+// is doubled ('' ends no literal, with or without NO_BACKSLASH_ESCAPES),
+// where sqlbuilder writes \', which such a server reads as a backslash and
+// the literal's end, running the rest of the value as SQL. A backslash is
+// \\ and NUL \0: one character each by default, two harmless ones under
+// NO_BACKSLASH_ESCAPES (the value then matches less, never more SQL).
+func mysqlLiteral(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", "''", "\x00", `\0`).Replace(s) + "'"
 }
 
 // likeEscape escapes LIKE's metacharacters with a backslash, as OPA does.
