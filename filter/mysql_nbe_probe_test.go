@@ -8,10 +8,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// nbeLiterals splits the quoted literals out of inlined MySQL text as a
-// server with sql_mode NO_BACKSLASH_ESCAPES lexes them: a backslash is an
-// ordinary character and only '' stands for a quote. It returns the text
-// outside literals.
+// nbeOutside returns the text of inlined MySQL outside its quoted
+// literals, as a server with sql_mode NO_BACKSLASH_ESCAPES lexes them: a
+// backslash is an ordinary character and only two quotes stand for one.
 func nbeOutside(sql string) string {
 	var out strings.Builder
 	in := false

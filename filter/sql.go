@@ -486,11 +486,13 @@ func (r *sqlRenderer) stringOp(c *sqlbuilder.Cond, o op, col, s string) (string,
 }
 
 // mysqlLiteral quotes s for MySQL whatever the server's sql_mode: a quote
-// is doubled ('' ends no literal, with or without NO_BACKSLASH_ESCAPES),
-// where sqlbuilder writes \', which such a server reads as a backslash and
-// the literal's end, running the rest of the value as SQL. A backslash is
-// \\ and NUL \0: one character each by default, two harmless ones under
-// NO_BACKSLASH_ESCAPES (the value then matches less, never more SQL).
+// is doubled (two quotes end no literal, with or without
+// NO_BACKSLASH_ESCAPES), where sqlbuilder writes a backslash and a quote,
+// which such a server reads as a backslash and the literal's end, running
+// the rest of the value as SQL. A backslash is doubled and NUL is \0: one
+// character each by default, two under NO_BACKSLASH_ESCAPES, where a value
+// holding a backslash then means something else (a LIKE pattern may match
+// more): with such a server, render Parameterized.
 func mysqlLiteral(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, "'", "''", "\x00", `\0`).Replace(s) + "'"
 }
