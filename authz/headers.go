@@ -30,7 +30,9 @@ func withoutCookies(value string, names []string) (string, bool) {
 	removed := false
 	for part := range strings.SplitSeq(value, ";") {
 		name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-		if ownsCookie(names, name) {
+		// "sid =x": Go's parser skips it, others (Node's cookie, Python's
+		// SimpleCookie) read it as sid.
+		if ownsCookie(names, strings.TrimSpace(name)) {
 			removed = true
 			continue
 		}
