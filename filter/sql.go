@@ -147,7 +147,8 @@ type sqlRenderer struct {
 }
 
 func (r *sqlRenderer) column(f field) string {
-	return quoteField(r.flavor, translateField(f, r.mappings))
+	table, column := mapField(f, r.mappings)
+	return quoteField(r.flavor, table, column)
 }
 
 // arg is the value of v as the renderer passes it: typed for database/sql
@@ -506,8 +507,10 @@ func likeEscape(s string) string {
 
 // quoteField quotes the parts of table.column that are not plain
 // identifiers, as OPA does.
-func quoteField(flavor sqlbuilder.Flavor, name string) string {
-	parts := strings.Split(name, ".")
+func quoteField(flavor sqlbuilder.Flavor, table, column string) string {
+	// A mapped table may name its schema (public.documents); a column is
+	// one identifier, dots included.
+	parts := append(strings.Split(table, "."), column)
 	for i, p := range parts {
 		if !bareIdent(p) {
 			parts[i] = flavor.Quote(p)
