@@ -60,6 +60,12 @@ func (r probeRow) doc() ast.Object {
 // input.docs set to the row, excludes them: a wider filter shows a caller
 // rows the policy refuses. It must stay 0 for every rule, dialect form and
 // row.
+//
+// Still failing (left for the lead; see the attack report): the inlined
+// form writes numbers as quoted strings, as OPA's Compile API does
+// (docs.code = '3'), which SQLite's column affinity compares equal to the
+// TEXT '3' and to the INTEGER 3 alike; and SQLite stores true as 1, so
+// level == true selects level 1 in both forms (no type guard can tell them).
 func TestFilterSQLiteWiderThanOPAProbe(t *testing.T) {
 	ctx := context.Background()
 	db, err := sql.Open("sqlite", ":memory:")
