@@ -226,7 +226,7 @@ type Middleware struct {
 	// credentials are the headers that carry a credential, in any spelling.
 	credentials headers.Set
 	// creds is where the authenticator reads credentials; credQuery its
-	// query parameters as a set.
+	// query parameters as a set, in queryName's spelling.
 	creds     authn.Credentials
 	credQuery map[string]bool
 	// pipe decides and records: the step every front end shares.
@@ -265,7 +265,7 @@ func New(cfg Config) (*Middleware, error) {
 	if len(m.creds.Query) > 0 {
 		m.credQuery = make(map[string]bool, len(m.creds.Query))
 		for _, q := range m.creds.Query {
-			m.credQuery[q] = true
+			m.credQuery[queryName(q)] = true
 		}
 	}
 	layout := cmp.Or(cfg.Layout, LayoutRegoguard)

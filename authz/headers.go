@@ -30,7 +30,9 @@ func withoutCookies(value string, names []string) (string, bool) {
 	removed := false
 	for part := range strings.SplitSeq(value, ";") {
 		name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-		if ownsCookie(names, name) {
+		// "sid =x": Go's parser skips it, others (Node's cookie, Python's
+		// SimpleCookie) read it as sid.
+		if ownsCookie(names, strings.TrimSpace(name)) {
 			removed = true
 			continue
 		}
@@ -63,7 +65,7 @@ func withoutQuery(raw string, names map[string]bool) (string, bool) {
 	removed := false
 	for part := range strings.SplitSeq(raw, "&") {
 		key, _, _ := strings.Cut(part, "=")
-		if k, err := url.QueryUnescape(key); err == nil && names[k] || names[key] {
+		if k, err := url.QueryUnescape(key); err == nil && names[queryName(k)] || names[queryName(key)] {
 			removed = true
 			continue
 		}
@@ -74,6 +76,17 @@ func withoutQuery(raw string, names map[string]bool) (string, bool) {
 	}
 	return strings.Join(kept, "&"), true
 }
+
+// queryName is the spelling in which query parameter names are compared
+// with the declared ones: without case (ASP.NET Core), without a trailing
+// "[]" and with ".", " " and "[" read as "_" (PHP, Rails), so that no
+// framework behind the middleware reads as the credential a parameter the
+// middleware let through.
+func queryName(k string) string {
+	return queryNameReplacer.Replace(strings.TrimSuffix(strings.ToLower(k), "[]"))
+}
+
+var queryNameReplacer = strings.NewReplacer(".", "_", " ", "_", "[", "_")
 
 // identityHeaders is every identity header in every spelling: removed from
 // each request after authentication, before the input is built and before

@@ -294,7 +294,7 @@ func queryObject(r *http.Request, drop map[string]bool) ast.Object {
 	q := r.URL.Query()
 	items := make([][2]*ast.Term, 0, len(q))
 	for k, vs := range q {
-		if drop[k] {
+		if len(drop) > 0 && drop[queryName(k)] {
 			continue
 		}
 		terms := make([]*ast.Term, len(vs))

@@ -44,23 +44,23 @@ func TestSQLPerDialect(t *testing.T) {
 		{`include if startswith(input.docs.title, "a_%\\")`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.title LIKE E'a\\_\\%\\\\%'`, `WHERE docs.title LIKE $3`, `[a\_\%\\%]`},
 			MySQL:      {`WHERE docs.title LIKE 'a\\_\\%\\\\%'`, `WHERE docs.title LIKE ?`, `[a\_\%\\%]`},
-			SQLite:     {`WHERE instr(docs.title, 'a_%\') = 1`, `WHERE (instr(docs.title, ?) = 1 AND typeof(docs.title) = 'text')`, `[a_%\]`},
+			SQLite:     {`WHERE (instr(docs.title, 'a_%\') = 1 AND typeof(docs.title) = 'text')`, `WHERE (instr(docs.title, ?) = 1 AND typeof(docs.title) = 'text')`, `[a_%\]`},
 			SQLServer:  {`WHERE docs.title LIKE N'a!_!%\%' ESCAPE '!'`, `WHERE docs.title LIKE @p3 ESCAPE '!'`, `[a!_!%\%]`},
 		}},
 		{`include if endswith(input.docs.title, "[x]")`, map[Dialect]want{
-			SQLite:    {`WHERE substr(docs.title, -3) = '[x]'`, `WHERE (substr(docs.title, ?) = ? AND typeof(docs.title) = 'text')`, `[-3 [x]]`},
+			SQLite:    {`WHERE (substr(docs.title, -3) = '[x]' AND typeof(docs.title) = 'text')`, `WHERE (substr(docs.title, ?) = ? AND typeof(docs.title) = 'text')`, `[-3 [x]]`},
 			SQLServer: {`WHERE docs.title LIKE N'%![x]' ESCAPE '!'`, `WHERE docs.title LIKE @p3 ESCAPE '!'`, `[%![x]]`},
 		}},
 		{`include if contains(input.docs.title, "é")`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.title LIKE E'%é%'`, `WHERE docs.title LIKE $3`, `[%é%]`},
-			SQLite:     {`WHERE instr(docs.title, 'é') > 0`, `WHERE (instr(docs.title, ?) > 0 AND typeof(docs.title) = 'text')`, `[é]`},
+			SQLite:     {`WHERE (instr(docs.title, 'é') > 0 AND typeof(docs.title) = 'text')`, `WHERE (instr(docs.title, ?) > 0 AND typeof(docs.title) = 'text')`, `[é]`},
 		}},
 		{`include if input.docs.public`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.public = TRUE`, `WHERE docs.public = $3`, `[true]`},
 			SQLServer:  {`WHERE docs.public = 1`, `WHERE docs.public = @p3`, `[true]`},
 		}},
 		{`include if not input.docs.archived`, map[Dialect]want{
-			SQLite: {`WHERE (docs.archived IS NULL OR NOT docs.archived = TRUE)`, `WHERE (docs.archived IS NULL OR NOT (docs.archived = ?))`, `[true]`},
+			SQLite: {`WHERE (docs.archived IS NULL OR NOT docs.archived = TRUE)`, `WHERE (docs.archived IS NULL OR (docs.archived IS NOT NULL AND NOT ((docs.archived = ? AND typeof(docs.archived) = 'integer'))))`, `[true]`},
 		}},
 		{"include if input.docs.owner == input.user\ninclude if input.docs.level > 2.5", map[Dialect]want{
 			MySQL: {`WHERE (docs.owner = 'alice' OR docs.level > '2.5')`, `WHERE (docs.owner = ? OR docs.level > ?)`, `[alice 2.5]`},
@@ -70,7 +70,7 @@ func TestSQLPerDialect(t *testing.T) {
 			SQLite:     {`WHERE docs.owner = docs.dept`, `WHERE +docs.owner = +docs.dept`, `[]`},
 		}},
 		{`include if input.docs.dept in {"hr", 3, true}`, map[Dialect]want{
-			SQLite: {`WHERE docs.dept IN (TRUE, '3', 'hr')`, `WHERE (docs.dept IN (?) OR (docs.dept IN (?) AND typeof(docs.dept) IN ('integer', 'real')) OR (docs.dept IN (?) AND typeof(docs.dept) = 'text'))`, `[true 3 hr]`},
+			SQLite: {`WHERE docs.dept IN (TRUE, '3', 'hr')`, `WHERE ((docs.dept IN (?) AND typeof(docs.dept) = 'integer') OR (docs.dept IN (?) AND typeof(docs.dept) IN ('integer', 'real')) OR (docs.dept IN (?) AND typeof(docs.dept) = 'text'))`, `[true 3 hr]`},
 		}},
 	}
 	for _, tc := range cases {

@@ -59,7 +59,14 @@ func validateMappings(m map[string]any) error {
 // translateField maps table.column with OPA's targetSQLTableMappings
 // semantics: "$self" renames the table, other keys rename columns.
 func translateField(f field, m map[string]any) string {
-	table, column := f.table, f.column
+	table, column := mapField(f, m)
+	return table + "." + column
+}
+
+// mapField is translateField's table and column, apart: a column may hold
+// a dot, which SQL must not read as a separator.
+func mapField(f field, m map[string]any) (table, column string) {
+	table, column = f.table, f.column
 	if tm, ok := m[f.table].(map[string]any); ok {
 		if name, ok := tm["$self"].(string); ok {
 			table = name
@@ -68,5 +75,5 @@ func translateField(f field, m map[string]any) string {
 			column = name
 		}
 	}
-	return table + "." + column
+	return table, column
 }

@@ -147,7 +147,8 @@ type sqlRenderer struct {
 }
 
 func (r *sqlRenderer) column(f field) string {
-	return quoteField(r.flavor, translateField(f, r.mappings))
+	table, column := mapField(f, r.mappings)
+	return quoteField(r.flavor, table, column)
 }
 
 // arg is the value of v as the renderer passes it: typed for database/sql
@@ -156,6 +157,9 @@ func (r *sqlRenderer) column(f field) string {
 func (r *sqlRenderer) arg(v ast.Value) (any, error) {
 	switch v := v.(type) {
 	case ast.String:
+		if r.dialect == MySQL && !r.param {
+			return sqlbuilder.Raw(mysqlLiteral(string(v))), nil
+		}
 		return string(v), nil
 	case ast.Boolean:
 		if r.dialect == SQLServer && !r.param {
@@ -234,7 +238,7 @@ func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
 			return "", err
 		}
 		switch {
-		case r.param && r.dialect == SQLite && sqliteGuarded(leaf):
+		case r.dialect == SQLite && sqliteGuarded(leaf) && (r.param || isStringOp(leaf.op)):
 			// SQLite's guarded comparisons are false, not NULL, for a
 			// NULL field: say that the field must be there.
 			parts := []string{}
@@ -264,6 +268,17 @@ func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 	col := r.column(n.field)
 	if r.param && r.dialect == SQLite {
 		return r.sqliteLeaf(c, n, col)
+	}
+	if r.dialect == SQLite && isStringOp(n.op) {
+		// instr and substr read a number as its text (instr(12, '1') is
+		// 1): a string function of a non-string field is undefined in
+		// Rego, so the field must be text. OPA writes no instr: this is
+		// regoguard's rendering, guarded inlined as well.
+		s, err := r.stringOp(c, n.op, col, string(n.value.(ast.String)))
+		if err != nil {
+			return "", err
+		}
+		return c.And(s, c.Var(sqlbuilder.Build(sqliteText, sqlbuilder.Raw(col)))), nil
 	}
 	switch n.op {
 	case opTrue:
@@ -324,6 +339,10 @@ func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 const (
 	sqliteText   = "typeof($?) = 'text'"
 	sqliteNumber = "typeof($?) IN ('integer', 'real')"
+	// SQLite stores a boolean as the integer 0 or 1: the guard keeps a
+	// TEXT column's '1' from equalling true. (An INTEGER column's 1 still
+	// does: SQLite cannot tell 1 from true.)
+	sqliteBool = "typeof($?) = 'integer'"
 )
 
 // sqliteLeaf renders a leaf for SQLite with placeholders, comparing as
@@ -340,12 +359,14 @@ func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (strin
 			return sqliteText
 		case ast.Number:
 			return sqliteNumber
+		case ast.Boolean:
+			return sqliteBool
 		}
 		return ""
 	}
 	switch n.op {
 	case opTrue:
-		return c.Equal(col, true), nil
+		return c.And(c.Equal(col, true), c.Var(sqlbuilder.Build(sqliteBool, raw))), nil
 	case opIn:
 		groups := map[string][]any{}
 		var order []string
@@ -395,18 +416,21 @@ func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (strin
 	return c.Var(sqlbuilder.Build("+$? "+opSymbols[n.op]+" $?", raw, a)), nil
 }
 
+// isStringOp reports whether o is startswith, endswith or contains.
+func isStringOp(o op) bool { return o == opStartsWith || o == opEndsWith || o == opContains }
+
 // sqliteGuarded reports whether sqliteLeaf guards n with typeof, which is
 // false rather than NULL for a NULL field.
 func sqliteGuarded(n *node) bool {
 	switch n.op {
-	case opIn, opStartsWith, opEndsWith, opContains:
+	case opTrue, opIn, opStartsWith, opEndsWith, opContains:
 		return true
 	case opEq:
 		if n.other != nil {
 			return false
 		}
 		switch n.value.(type) {
-		case ast.String, ast.Number:
+		case ast.String, ast.Number, ast.Boolean:
 			return true
 		}
 	}
@@ -456,7 +480,22 @@ func (r *sqlRenderer) stringOp(c *sqlbuilder.Cond, o op, col, s string) (string,
 		}
 		return c.Var(sqlbuilder.Build("$? LIKE $? ESCAPE '!'", sqlbuilder.Raw(col), p)), nil
 	}
+	if r.dialect == MySQL && !r.param {
+		return c.Like(col, sqlbuilder.Raw(mysqlLiteral(p))), nil
+	}
 	return c.Like(col, p), nil
+}
+
+// mysqlLiteral quotes s for MySQL whatever the server's sql_mode: a quote
+// is doubled (two quotes end no literal, with or without
+// NO_BACKSLASH_ESCAPES), where sqlbuilder writes a backslash and a quote,
+// which such a server reads as a backslash and the literal's end, running
+// the rest of the value as SQL. A backslash is doubled and NUL is \0: one
+// character each by default, two under NO_BACKSLASH_ESCAPES, where a value
+// holding a backslash then means something else (a LIKE pattern may match
+// more): with such a server, render Parameterized.
+func mysqlLiteral(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", "''", "\x00", `\0`).Replace(s) + "'"
 }
 
 // likeEscape escapes LIKE's metacharacters with a backslash, as OPA does.
@@ -468,8 +507,10 @@ func likeEscape(s string) string {
 
 // quoteField quotes the parts of table.column that are not plain
 // identifiers, as OPA does.
-func quoteField(flavor sqlbuilder.Flavor, name string) string {
-	parts := strings.Split(name, ".")
+func quoteField(flavor sqlbuilder.Flavor, table, column string) string {
+	// A mapped table may name its schema (public.documents); a column is
+	// one identifier, dots included.
+	parts := append(strings.Split(table, "."), column)
 	for i, p := range parts {
 		if !bareIdent(p) {
 			parts[i] = flavor.Quote(p)
