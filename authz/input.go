@@ -16,6 +16,7 @@ import (
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/extauthz"
 	"github.com/regoguard/regoguard/internal/headers"
+	"github.com/regoguard/regoguard/internal/jsonkeys"
 	"github.com/regoguard/regoguard/internal/pipeline"
 	"github.com/regoguard/regoguard/policy"
 )
@@ -404,7 +405,7 @@ func parseBody(h http.Header, body []byte) (ast.Value, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
-	if err := noDuplicateKeys(dec); err != nil {
+	if err := jsonkeys.Unique(dec); err != nil {
 		return nil, fmt.Errorf("%w: body is not valid JSON: %v", ErrBadRequest, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -445,43 +446,4 @@ func jsonMediaType(h http.Header) error {
 		}
 	}
 	return nil
-}
-
-// noDuplicateKeys reads one JSON value from dec and refuses an object that
-// names a key twice.
-func noDuplicateKeys(dec *json.Decoder) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	switch d {
-	case '{':
-		seen := map[string]bool{}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key, _ := k.(string)
-			if seen[key] {
-				return fmt.Errorf("the key %q appears twice in one object", key)
-			}
-			seen[key] = true
-			if err := noDuplicateKeys(dec); err != nil {
-				return err
-			}
-		}
-	case '[':
-		for dec.More() {
-			if err := noDuplicateKeys(dec); err != nil {
-				return err
-			}
-		}
-	}
-	_, err = dec.Token() // the closing delimiter
-	return err
 }

@@ -52,6 +52,7 @@ import (
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/internal/headers"
+	"github.com/regoguard/regoguard/internal/jsonkeys"
 )
 
 // DefaultDecision is opa-envoy-plugin's default decision path.
@@ -275,7 +276,7 @@ func parseBody(headers map[string]string, body string) (ast.Value, bool, error) 
 			return ast.Null{}, true, nil
 		}
 	}
-	if err := noDuplicateKeys(json.NewDecoder(strings.NewReader(body))); err != nil {
+	if err := jsonkeys.Unique(json.NewDecoder(strings.NewReader(body))); err != nil {
 		return nil, false, fmt.Errorf("%w: body is not valid JSON: %v", ErrBadRequest, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader([]byte(body)))
@@ -292,44 +293,6 @@ func parseBody(headers map[string]string, body string) (ast.Value, bool, error) 
 		return nil, false, fmt.Errorf("%w: body: %v", ErrBadRequest, err)
 	}
 	return val, false, nil
-}
-
-// noDuplicateKeys reads one JSON value from dec and refuses an object that
-// names a key twice.
-func noDuplicateKeys(dec *json.Decoder) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	if d == '{' {
-		seen := map[string]bool{}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key, _ := k.(string)
-			if seen[key] {
-				return fmt.Errorf("the key %q appears twice in one object", key)
-			}
-			seen[key] = true
-			if err := noDuplicateKeys(dec); err != nil {
-				return err
-			}
-		}
-	} else {
-		for dec.More() {
-			if err := noDuplicateKeys(dec); err != nil {
-				return err
-			}
-		}
-	}
-	_, err = dec.Token()
-	return err
 }
 
 // LogMask lists the input fields that [Masker] leaves out, as
