@@ -15,6 +15,7 @@ const snippetPrelude = `package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/regoguard/regoguard/authn"
 	"github.com/regoguard/regoguard/authz"
+	"github.com/regoguard/regoguard/filter"
 	"github.com/regoguard/regoguard/grpcauthz"
 	"github.com/regoguard/regoguard/policy"
 )
@@ -35,6 +37,7 @@ var (
 	_ = authz.New
 	_ = grpcauthz.New
 	_ = policy.New
+	_ = filter.New
 )
 
 var (
@@ -46,6 +49,10 @@ var (
 	mux           *http.ServeMux
 	addr          string
 	lis           net.Listener
+	guard         *authz.Middleware
+	r             *http.Request
+	db            *sql.DB
+	limit         int
 )
 
 func main() { _ = snippet }
