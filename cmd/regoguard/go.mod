@@ -80,6 +80,7 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/regoguard/regoguard/authn/redisstore v0.0.0-00010101000000-000000000000
 	github.com/regoguard/regoguard/authn/saml v0.0.0-00010101000000-000000000000
+	github.com/regoguard/regoguard/extauthzgrpc v0.0.0-00010101000000-000000000000
 	github.com/regoguard/regoguard/internal/testkit v0.0.0-00010101000000-000000000000
 	github.com/russellhaering/goxmldsig v1.6.1 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
@@ -110,3 +111,5 @@ replace github.com/regoguard/regoguard/authn/saml => ../../authn/saml
 replace github.com/regoguard/regoguard/internal/testkit => ../../internal/testkit
 
 replace github.com/regoguard/regoguard/authn/redisstore => ../../authn/redisstore
+
+replace github.com/regoguard/regoguard/extauthzgrpc => ../../extauthzgrpc
