@@ -24,6 +24,8 @@ var serveFlagGroups = []flagGroup{
 		"store", "no-authz"}},
 	{"Policy input and answers", []string{"input-layout", "body", "max-body-bytes", "skip", "cors-preflight",
 		"allow-anonymous", "deny-status", "preserve-tokens"}},
+	{"Decision services (no upstream)", []string{"forward-auth", "forward-auth-*", "ext-authz-listen", "authzen", "authzen-*"}},
+	{"List endpoints", []string{"compile-api"}},
 	{"Remote OPA", []string{"opa-url", "opa-timeout", "remote-first"}},
 	{"Bundles", []string{"bundle", "bundle-*"}},
 	{"Decision cache", []string{"decision-cache", "decision-cache-key", "decision-cache-ttl"}},
