@@ -59,7 +59,7 @@ type plan struct {
 	compiled *policy.Compiled
 	pq       rego.PreparedPartialQuery
 	cache    *lru.Cache[string, *Filter]
-	origin   map[locKey][]*ast.Expr
+	origin   *originIndex
 }
 
 // New returns a Compiler of cfg.Query on the policy src serves. It checks
