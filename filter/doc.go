@@ -70,6 +70,13 @@
 // needs numeric columns; it departs from OPA only where OPA's text selects
 // other rows than OPA's evaluation (the not of an equality, == null) or is
 // not valid for the dialect (TRUE and an unescaped LIKE on SQL Server).
+// On SQLite, OPA's text is wrong whenever a column holds another type than
+// the value (SQLite converts '3' to the column's affinity), so the inline
+// form is typed as the parameterized one: numbers unquoted, with the
+// typeof guard on = and in, +column orderings and two columns compared as
+// +a op +b; it keeps OPA's text only for a string SQLite never reads as a
+// number ('sales', not '3') and for startswith, endswith and contains of a
+// string holding a character no number's text holds.
 // The filter of a rule that selects no row renders as WHERE 0 = 1; one that
 // selects every row as "".
 //

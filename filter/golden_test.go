@@ -26,7 +26,7 @@ func TestSQLPerDialect(t *testing.T) {
 		{`include if input.docs.level < 3`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.level < E'3'`, `WHERE docs.level < $3`, `[3]`},
 			MySQL:      {`WHERE docs.level < '3'`, `WHERE docs.level < ?`, `[3]`},
-			SQLite:     {`WHERE docs.level < '3'`, `WHERE +docs.level < ?`, `[3]`},
+			SQLite:     {`WHERE +docs.level < 3`, `WHERE +docs.level < ?`, `[3]`},
 			SQLServer:  {`WHERE docs.level < N'3'`, `WHERE docs.level < @p3`, `[3]`},
 		}},
 		{`include if input.docs.title >= "m"`, map[Dialect]want{
@@ -67,10 +67,10 @@ func TestSQLPerDialect(t *testing.T) {
 		}},
 		{`include if input.docs.owner == input.docs.dept`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.owner = docs.dept`, `WHERE docs.owner = docs.dept`, `[]`},
-			SQLite:     {`WHERE docs.owner = docs.dept`, `WHERE +docs.owner = +docs.dept`, `[]`},
+			SQLite:     {`WHERE +docs.owner = +docs.dept`, `WHERE +docs.owner = +docs.dept`, `[]`},
 		}},
 		{`include if input.docs.dept in {"hr", 3, true}`, map[Dialect]want{
-			SQLite: {`WHERE docs.dept IN (TRUE, '3', 'hr')`, `WHERE (docs.dept IN (?) OR (docs.dept IN (?) AND typeof(docs.dept) IN ('integer', 'real')) OR (docs.dept IN (?) AND typeof(docs.dept) = 'text'))`, `[true 3 hr]`},
+			SQLite: {`WHERE (docs.dept IN (TRUE, 'hr') OR (docs.dept IN (3) AND typeof(docs.dept) IN ('integer', 'real')))`, `WHERE (docs.dept IN (?) OR (docs.dept IN (?) AND typeof(docs.dept) IN ('integer', 'real')) OR (docs.dept IN (?) AND typeof(docs.dept) = 'text'))`, `[true 3 hr]`},
 		}},
 	}
 	for _, tc := range cases {

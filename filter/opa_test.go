@@ -68,6 +68,16 @@ func opaDeviation(policy string, d Dialect) string {
 	return ""
 }
 
+// sqliteTyped reports an accepted difference on SQLite: OPA's text
+// compares a number as a quoted string and without a type guard, which
+// SQLite converts to the column's affinity ('3' = 3 on a TEXT column, 3 =
+// '3' on an INTEGER one), selecting rows Rego does not. The inline form
+// then types its values as the parameterized one does: numbers unquoted,
+// typeof guards, +column orderings (and two columns compared as +a op +b).
+func sqliteTyped(d Dialect, where string) bool {
+	return d == SQLite && (strings.Contains(where, "typeof(") || strings.Contains(where, "+docs."))
+}
+
 // TestInlineEqualsOPA checks that where OPA's Compile API translates a
 // policy correctly, the inline SQL is byte for byte the same.
 func TestInlineEqualsOPA(t *testing.T) {
@@ -108,7 +118,7 @@ func TestInlineEqualsOPA(t *testing.T) {
 					equal++
 					continue
 				}
-				if opaDeviation(name, d) == "" {
+				if opaDeviation(name, d) == "" && !sqliteTyped(d, got.Where) {
 					t.Errorf("%s %s input %s:\n got %s\nwant %s", name, d, in, got.Where, want)
 				}
 			}

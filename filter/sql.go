@@ -146,6 +146,12 @@ type sqlRenderer struct {
 	mappings map[string]any
 }
 
+// typed reports whether values are rendered with their own type: always
+// with placeholders, and on SQLite also inlined, where OPA's text (numbers
+// as quoted strings, no type guard) selects other rows than Rego when a
+// column holds another type than the value ('3' = 3 on a TEXT column).
+func (r *sqlRenderer) typed() bool { return r.param || r.dialect == SQLite }
+
 func (r *sqlRenderer) column(f field) string {
 	return quoteField(r.flavor, translateField(f, r.mappings))
 }
@@ -167,7 +173,7 @@ func (r *sqlRenderer) arg(v ast.Value) (any, error) {
 		return bool(v), nil
 	case ast.Number:
 		var a any = json.Number(v)
-		if r.param {
+		if r.typed() {
 			var err error
 			if a, err = numberArg(v); err != nil {
 				return nil, err
@@ -234,7 +240,7 @@ func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
 			return "", err
 		}
 		switch {
-		case r.param && r.dialect == SQLite && sqliteGuarded(leaf):
+		case r.dialect == SQLite && r.sqliteGuarded(leaf):
 			// SQLite's guarded comparisons are false, not NULL, for a
 			// NULL field: say that the field must be there.
 			parts := []string{}
@@ -262,7 +268,7 @@ func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
 
 func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 	col := r.column(n.field)
-	if r.param && r.dialect == SQLite {
+	if r.dialect == SQLite {
 		return r.sqliteLeaf(c, n, col)
 	}
 	switch n.op {
@@ -334,15 +340,7 @@ const (
 // where a guard decides; kNot adds the IS NOT NULL it then needs.
 func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (string, error) {
 	raw := sqlbuilder.Raw(col)
-	guard := func(v ast.Value) string {
-		switch v.(type) {
-		case ast.String:
-			return sqliteText
-		case ast.Number:
-			return sqliteNumber
-		}
-		return ""
-	}
+	guard := r.sqliteGuard
 	switch n.op {
 	case opTrue:
 		return c.Equal(col, true), nil
@@ -374,8 +372,8 @@ func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (strin
 		return c.Or(parts...), nil
 	case opStartsWith, opEndsWith, opContains:
 		s, err := r.stringOp(c, n.op, col, string(n.value.(ast.String)))
-		if err != nil {
-			return "", err
+		if err != nil || !r.affixGuarded(n) {
+			return s, err
 		}
 		return c.And(s, c.Var(sqlbuilder.Build(sqliteText, raw))), nil
 	}
@@ -392,23 +390,99 @@ func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (strin
 		}
 		return c.Equal(col, a), nil
 	}
+	if !r.param && guard(n.value) == "" {
+		// OPA's text, right for a string no column converts.
+		return r.plainCompare(c, n.op, col, a)
+	}
 	return c.Var(sqlbuilder.Build("+$? "+opSymbols[n.op]+" $?", raw, a)), nil
+}
+
+func (r *sqlRenderer) plainCompare(c *sqlbuilder.Cond, o op, col string, v any) (string, error) {
+	switch o {
+	case opEq:
+		return c.Equal(col, v), nil
+	case opNe:
+		return c.NotEqual(col, v), nil
+	case opLt:
+		return c.LessThan(col, v), nil
+	case opLte:
+		return c.LessEqualThan(col, v), nil
+	case opGt:
+		return c.GreaterThan(col, v), nil
+	case opGte:
+		return c.GreaterEqualThan(col, v), nil
+	}
+	return "", fmt.Errorf("unknown comparison")
+}
+
+// sqliteGuard is the type guard SQLite needs to compare a column with v as
+// Rego does, "" for none. Parameterized, every string and number has one.
+// Inlined, a string that SQLite never converts to a number (it does so
+// for the text of a number, against a column of numeric affinity) needs
+// none, so that the text stays OPA's: 'sales' equals no number and orders
+// after every number in both SQLite and Rego.
+func (r *sqlRenderer) sqliteGuard(v ast.Value) string {
+	switch v := v.(type) {
+	case ast.String:
+		if !r.param && !numberLike(string(v)) {
+			return ""
+		}
+		return sqliteText
+	case ast.Number:
+		return sqliteNumber
+	}
+	return ""
+}
+
+// numberLike reports whether SQLite may read s as a number: conservatively,
+// any string of digits, signs, points, exponents and spaces holding a
+// digit, or one Go parses as a float (inf, nan, hexadecimal).
+func numberLike(s string) bool {
+	if _, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
+		return true
+	}
+	digit := false
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digit = true
+		case strings.ContainsRune("+-.eE \t\n\r\f\v", c):
+		default:
+			return false
+		}
+	}
+	return digit
+}
+
+// affixGuarded reports whether startswith, endswith or contains needs the
+// text guard on SQLite, whose instr and substr read a number as its text:
+// always with placeholders; inlined, unless the string holds a character
+// no number's text holds (so that the text stays OPA's).
+func (r *sqlRenderer) affixGuarded(n *node) bool {
+	if r.param {
+		return true
+	}
+	s := string(n.value.(ast.String))
+	return s == "" || strings.Trim(s, "0123456789+-.eEInf") == ""
 }
 
 // sqliteGuarded reports whether sqliteLeaf guards n with typeof, which is
 // false rather than NULL for a NULL field.
-func sqliteGuarded(n *node) bool {
+func (r *sqlRenderer) sqliteGuarded(n *node) bool {
 	switch n.op {
-	case opIn, opStartsWith, opEndsWith, opContains:
-		return true
+	case opStartsWith, opEndsWith, opContains:
+		return r.affixGuarded(n)
+	case opIn:
+		for _, v := range n.values {
+			if r.sqliteGuard(v) != "" {
+				return true
+			}
+		}
 	case opEq:
 		if n.other != nil {
 			return false
 		}
-		switch n.value.(type) {
-		case ast.String, ast.Number:
-			return true
-		}
+		return r.sqliteGuard(n.value) != ""
 	}
 	return false
 }
