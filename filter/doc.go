@@ -76,7 +76,16 @@
 // typeof guard on = and in, +column orderings and two columns compared as
 // +a op +b; it keeps OPA's text only for a string SQLite never reads as a
 // number ('sales', not '3') and for startswith, endswith and contains of a
-// string holding a character no number's text holds.
+// string holding a character no number's text holds. On PostgreSQL,
+// OPA's literals have no type and PostgreSQL reads them as the column's
+// (E'3' equals the text '3', E'2.5' is refused against a bigint): numbers
+// are numeric literals (3, 2.5; with placeholders, CAST($1 AS numeric) for
+// a non-integer), and a string PostgreSQL could read as a number or a
+// boolean ('3', 't') is CAST(E'3' AS text) in both forms, so that a
+// comparison across types is refused by the database rather than true.
+// Two columns are ordered with COLLATE "C" unless the filter compares one
+// of them with a number or a boolean (PostgreSQL has no collation for
+// those; an unknown numeric pair is then refused, never wider).
 // The filter of a rule that selects no row renders as WHERE 0 = 1; one that
 // selects every row as "".
 //

@@ -24,7 +24,7 @@ func TestSQLPerDialect(t *testing.T) {
 			SQLServer:  {`WHERE docs.owner = N'alice'`, `WHERE docs.owner = @p3`, `[alice]`},
 		}},
 		{`include if input.docs.level < 3`, map[Dialect]want{
-			PostgreSQL: {`WHERE docs.level < E'3'`, `WHERE docs.level < $3`, `[3]`},
+			PostgreSQL: {`WHERE docs.level < 3`, `WHERE docs.level < $3`, `[3]`},
 			MySQL:      {`WHERE docs.level < '3'`, `WHERE docs.level < ?`, `[3]`},
 			SQLite:     {`WHERE +docs.level < 3`, `WHERE +docs.level < ?`, `[3]`},
 			SQLServer:  {`WHERE docs.level < N'3'`, `WHERE docs.level < @p3`, `[3]`},

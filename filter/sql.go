@@ -111,6 +111,9 @@ func (f *Filter) render(dialect Dialect, flavor sqlbuilder.Flavor, opts SQLOptio
 		return SQL{}, err
 	}
 	r := sqlRenderer{dialect: dialect, flavor: flavor, param: opts.Parameterized, mappings: mappings}
+	if dialect == PostgreSQL {
+		r.nonText = nonTextFields(f.cond)
+	}
 	cond := sqlbuilder.NewCond()
 	cond.Args.Flavor = flavor
 	expr, err := r.node(cond, f.cond)
@@ -144,13 +147,53 @@ type sqlRenderer struct {
 	flavor   sqlbuilder.Flavor
 	param    bool
 	mappings map[string]any
+	// nonText holds the fields the condition compares with a number or a
+	// boolean (or reads as a boolean): not text columns.
+	nonText map[field]bool
+}
+
+// nonTextFields returns the fields n compares with a number or a boolean,
+// or reads as a boolean.
+func nonTextFields(n *node) map[field]bool {
+	out := map[field]bool{}
+	var walk func(*node)
+	walk = func(n *node) {
+		for _, k := range n.kids {
+			walk(k)
+		}
+		if n.kind != kLeaf || n.other != nil {
+			return
+		}
+		vals := n.values
+		if n.value != nil {
+			vals = append(vals[:len(vals):len(vals)], n.value)
+		}
+		if n.op == opTrue {
+			out[n.field] = true
+		}
+		for _, v := range vals {
+			switch v.(type) {
+			case ast.Number, ast.Boolean:
+				out[n.field] = true
+			}
+		}
+	}
+	walk(n)
+	return out
 }
 
 // typed reports whether values are rendered with their own type: always
 // with placeholders, and on SQLite also inlined, where OPA's text (numbers
 // as quoted strings, no type guard) selects other rows than Rego when a
 // column holds another type than the value ('3' = 3 on a TEXT column).
-func (r *sqlRenderer) typed() bool { return r.param || r.dialect == SQLite }
+//
+// On PostgreSQL too: OPA's E'3' is a literal of unknown type, which
+// PostgreSQL reads as the column's type (E'3' equals the text '3', E'2.5'
+// is refused against a bigint). A typed number (3, 2.5) compares exactly
+// with every numeric column and is refused against a text column.
+func (r *sqlRenderer) typed() bool {
+	return r.param || r.dialect == SQLite || r.dialect == PostgreSQL
+}
 
 func (r *sqlRenderer) column(f field) string {
 	return quoteField(r.flavor, translateField(f, r.mappings))
@@ -162,6 +205,13 @@ func (r *sqlRenderer) column(f field) string {
 func (r *sqlRenderer) arg(v ast.Value) (any, error) {
 	switch v := v.(type) {
 	case ast.String:
+		if r.dialect == PostgreSQL && pgConvertible(string(v)) {
+			// PostgreSQL reads an untyped '3' or 'true' as a number or a
+			// boolean against such a column (and pgx encodes a string
+			// argument to the column's type): typed as text, it is
+			// refused there, as Rego never finds it equal.
+			return sqlbuilder.Build("CAST($? AS text)", string(v)), nil
+		}
 		return string(v), nil
 	case ast.Boolean:
 		if r.dialect == SQLServer && !r.param {
@@ -183,13 +233,33 @@ func (r *sqlRenderer) arg(v ast.Value) (any, error) {
 			// PostgreSQL types a parameter as the column it is compared
 			// with: 2.5 against a bigint column is then rounded by the
 			// driver (pgx) or fails to parse. As numeric it compares
-			// exactly with every numeric column. (Inlined, the text stays
-			// OPA's: E'2.5', which PostgreSQL refuses against a bigint.)
+			// exactly with every numeric column. Inlined, 2.5 is a numeric
+			// literal.
 			return sqlbuilder.Build("CAST($? AS numeric)", a), nil
 		}
 		return a, nil
 	}
 	return nil, fmt.Errorf("value %v cannot be a SQL argument", v)
+}
+
+// pgConvertible reports whether PostgreSQL may read the string s as a
+// number or a boolean (t, yes, on, 1, ...) when it is compared with such a
+// column: conservatively, any number-like string and any prefix of a
+// boolean word.
+func pgConvertible(s string) bool {
+	if numberLike(s) {
+		return true
+	}
+	w := strings.ToLower(strings.TrimSpace(s))
+	if w == "" {
+		return false
+	}
+	for _, b := range []string{"true", "false", "yes", "no", "on", "off"} {
+		if strings.HasPrefix(b, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // isIntegral reports whether n is a whole number.
@@ -302,9 +372,13 @@ func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 		v = a
 	}
 	_, isString := n.value.(ast.String)
-	if r.param && r.dialect == PostgreSQL && n.op >= opLt && n.op <= opGte && (isString || n.other != nil) {
+	twoText := n.other != nil && !r.nonText[n.field] && !r.nonText[*n.other]
+	if r.param && r.dialect == PostgreSQL && n.op >= opLt && n.op <= opGte && (isString || twoText) {
 		// Order strings byte by byte, as OPA does, whatever the
-		// database's collation.
+		// database's collation. Two columns are ordered so unless the
+		// filter compares one of them with a number or a boolean
+		// elsewhere: PostgreSQL refuses a collation on a numeric column
+		// (so an unknown numeric pair fails closed, never wider).
 		return c.Var(sqlbuilder.Build("$? "+opSymbols[n.op]+" $? COLLATE \"C\"", sqlbuilder.Raw(col), v)), nil
 	}
 	switch n.op {
