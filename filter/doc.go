@@ -115,6 +115,7 @@
 // header no rule reads does not defeat the cache, a field a rule reads
 // always counts), in a bounded LRU. A new revision starts a new cache, so a
 // filter of one revision is never answered after another is loaded. A
-// cached filter also keeps its rendered SQL: answering from it costs about
+// cached filter also keeps its rendered SQL (per dialect, form, argument
+// offset and mappings, a few dozen at most): answering from it costs about
 // a microsecond, a miss (partial evaluation) a fraction of a millisecond.
 package filter

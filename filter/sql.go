@@ -3,7 +3,9 @@ package filter
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -81,20 +83,60 @@ func (f *Filter) SQL(dialect Dialect, opts SQLOptions) (SQL, error) {
 	case f.never:
 		return SQL{Where: never}, nil
 	}
-	if opts.Mappings == nil && opts.ArgOffset >= 0 && opts.ArgOffset < 8 {
-		// A few offsets at most, so that the kept texts stay bounded.
-		key := sqlKey{dialect, opts.Parameterized, opts.ArgOffset}
-		if q, ok := f.rendered.Load(key); ok {
-			return q.(SQL).clone(), nil
+	if opts.ArgOffset >= 0 && opts.ArgOffset < 8 {
+		// A few offsets and mappings at most, so that the kept texts
+		// stay bounded.
+		var b strings.Builder
+		if opts.Mappings == nil || canonicalMappings(&b, opts.Mappings, 0) {
+			key := sqlKey{dialect, opts.Parameterized, opts.ArgOffset, b.String()}
+			if q, ok := f.rendered.Load(key); ok {
+				return q.(SQL).clone(), nil
+			}
+			q, err := f.render(dialect, flavor, opts)
+			if err == nil && f.kept.Load() < maxRendered {
+				if _, loaded := f.rendered.LoadOrStore(key, q); !loaded {
+					f.kept.Add(1)
+				}
+				q = q.clone()
+			}
+			return q, err
 		}
-		q, err := f.render(dialect, flavor, opts)
-		if err == nil {
-			f.rendered.Store(key, q)
-			q = q.clone()
-		}
-		return q, err
 	}
 	return f.render(dialect, flavor, opts)
+}
+
+// canonicalMappings writes mappings as a text that tells apart any two
+// that render differently: keys sorted, each string length-prefixed, maps
+// and strings only (it reports false for another type, which is then
+// rendered every time, its error included). The empty map writes "{}",
+// never "".
+func canonicalMappings(b *strings.Builder, m map[string]any, depth int) bool {
+	if depth > 4 {
+		return false
+	}
+	b.WriteByte('{')
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		b.WriteString(strconv.Itoa(len(k)))
+		b.WriteByte(':')
+		b.WriteString(k)
+		switch v := m[k].(type) {
+		case string:
+			b.WriteByte('=')
+			b.WriteString(strconv.Itoa(len(v)))
+			b.WriteByte(':')
+			b.WriteString(v)
+		case map[string]any:
+			if !canonicalMappings(b, v, depth+1) {
+				return false
+			}
+		case nil:
+			b.WriteByte('~')
+		default:
+			return false
+		}
+	}
+	b.WriteByte('}')
+	return true
 }
 
 // clone copies Args, which the caller owns.
