@@ -82,12 +82,13 @@ func rowBinding(e *ast.Expr) (ast.Var, ast.Ref, bool) {
 	return "", nil, false
 }
 
-// lazyFields returns the fields of the row that the policy's expression
-// at e's location reads through a variable bound to the whole row
-// (d.archived with d := input.docs). OPA reads those under the not: an
-// absent one makes the negated expression true, where a field named
-// directly (input.docs.x) or bound to a variable of its own is read before
-// the not and an absent one leaves the expression undefined.
+// lazyFields returns the fields of the row that OPA reads under the not in
+// the policy's expression at e's location, when it reads one through a
+// variable bound to the whole row (d.archived with d := input.docs): then
+// every field the expression names, and an absent one makes the negated
+// expression true. Otherwise none: a field passed to a call or bound to a
+// variable of its own is read before the not, and an absent one leaves
+// the expression undefined.
 func (t *translator) lazyFields(e *ast.Expr) map[field]bool {
 	if e.Location == nil || t.origin == nil {
 		return nil
@@ -117,9 +118,14 @@ func (t *translator) lazyFields(e *ast.Expr) map[field]bool {
 			return false
 		})
 	}
-	for f := range direct {
-		// Also named directly: read before the not.
-		delete(out, f)
+	if out != nil {
+		// Measured against OPA's evaluation (named case
+		// row_variable_beside_direct_field_absent): beside a field read
+		// through the row variable, a field named directly in the same
+		// expression is read under the not as well.
+		for f := range direct {
+			out[f] = true
+		}
 	}
 	return out
 }
