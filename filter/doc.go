@@ -45,8 +45,12 @@
 // function or bound to a variable (f(v) if v == 1 with
 // `not f(input.docs.x)`; `x := input.docs.x; not x == 1`), which OPA's
 // partial evaluation writes as `not input.docs.x = 1` but OPA's evaluation
-// never reaches when the field is absent. Helper rules whose default is
-// false are translated; other defaults depending on the row are refused.
+// never reaches when the field is absent. A field read through a variable
+// bound to the whole row (d := input.docs; not d.archived, also in a
+// negated helper) is read under the not, as is every field beside it in
+// that expression: with it absent, the row is selected. Helper rules whose
+// default is false are translated; other defaults depending on the row are
+// refused.
 //
 // # Dialects
 //

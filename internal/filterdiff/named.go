@@ -120,6 +120,16 @@ var namedCases = []namedCase{
 		rows:  []map[string]any{{"level": n("1")}, {"level": n("2")}, {}},
 	},
 	{
+		name: "row_variable_negated_ne_absent", supported: true, features: []string{FeatLocal, FeatNeq, FeatNotExpr},
+		rules: "include if {\n\td := input.docs\n\tnot d.level != 1\n}",
+		rows:  []map[string]any{{"level": n("1")}, {"level": n("2")}, {}},
+	},
+	{
+		name: "row_variable_negated_startswith_absent", supported: true, features: []string{FeatLocal, FeatStarts, FeatNotExpr},
+		rules: "include if {\n\td := input.docs\n\tnot startswith(d.title, \"a\")\n}",
+		rows:  []map[string]any{{"title": "ab"}, {"title": "b"}, {}},
+	},
+	{
 		name: "row_variable_beside_direct_field_absent", supported: true, features: []string{FeatLocal, FeatEq, FeatNotExpr},
 		rules: "include if {\n\td := input.docs\n\tnot d.level == input.docs.score\n}",
 		rows:  []map[string]any{{"level": n("1"), "score": n("1")}, {"level": n("1"), "score": n("2")}, {"score": n("2")}, {"level": n("1")}, {}},
