@@ -199,3 +199,46 @@ func TestNewFromPolicy(t *testing.T) {
 		t.Error("a query nothing defines should be refused")
 	}
 }
+
+// TestRenderedPerMappings: the SQL kept per mapping is the SQL of that
+// mapping, never another's, also after the caller changes its map, and an
+// invalid mapping is refused every time.
+func TestRenderedPerMappings(t *testing.T) {
+	c, _ := newTestCompiler(t, `include if input.docs.owner == input.user`, nil)
+	f, err := c.Compile(context.Background(), ast.MustParseTerm(`{"user": "alice"}`).Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]any{"docs": map[string]any{"$self": "documents", "owner": "owner_id"}}
+	wants := []struct {
+		mappings map[string]any
+		where    string
+	}{
+		{m, "WHERE documents.owner_id = $1"},
+		{nil, "WHERE docs.owner = $1"},
+		{map[string]any{}, "WHERE docs.owner = $1"},
+		{map[string]any{"docs": map[string]any{"$self": "documents"}}, "WHERE documents.owner = $1"},
+		{map[string]any{"postgresql": map[string]any{"docs": map[string]any{"owner": "o"}}}, "WHERE docs.o = $1"},
+		// Keys and values that would run together unprefixed.
+		{map[string]any{"docs": map[string]any{"owner": "a", "$self": "b"}}, "WHERE b.a = $1"},
+		{map[string]any{"docs": map[string]any{"owner": "a$selfb"}}, `WHERE docs."a$selfb" = $1`},
+	}
+	for round := range 2 {
+		for _, w := range wants {
+			q, err := f.SQL(PostgreSQL, SQLOptions{Parameterized: true, Mappings: w.mappings})
+			if err != nil || q.Where != w.where {
+				t.Errorf("round %d %v: %q %v, want %q", round, w.mappings, q.Where, err, w.where)
+			}
+		}
+	}
+	m["docs"].(map[string]any)["owner"] = "owner_2"
+	if q, _ := f.SQL(PostgreSQL, SQLOptions{Parameterized: true, Mappings: m}); q.Where != "WHERE documents.owner_2 = $1" {
+		t.Errorf("after the caller changed its map: %q", q.Where)
+	}
+	bad := map[string]any{"docs": map[string]any{"owner": 3}}
+	for range 2 {
+		if _, err := f.SQL(PostgreSQL, SQLOptions{Mappings: bad}); !errors.Is(err, ErrInvalidMappings) {
+			t.Errorf("invalid mapping: %v", err)
+		}
+	}
+}

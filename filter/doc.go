@@ -45,8 +45,12 @@
 // function or bound to a variable (f(v) if v == 1 with
 // `not f(input.docs.x)`; `x := input.docs.x; not x == 1`), which OPA's
 // partial evaluation writes as `not input.docs.x = 1` but OPA's evaluation
-// never reaches when the field is absent. Helper rules whose default is
-// false are translated; other defaults depending on the row are refused.
+// never reaches when the field is absent. A field read through a variable
+// bound to the whole row (d := input.docs; not d.archived, also in a
+// negated helper) is read under the not, as is every field beside it in
+// that expression: with it absent, the row is selected. Helper rules whose
+// default is false are translated; other defaults depending on the row are
+// refused.
 //
 // # Dialects
 //
@@ -70,6 +74,22 @@
 // needs numeric columns; it departs from OPA only where OPA's text selects
 // other rows than OPA's evaluation (the not of an equality, == null) or is
 // not valid for the dialect (TRUE and an unescaped LIKE on SQL Server).
+// On SQLite, OPA's text is wrong whenever a column holds another type than
+// the value (SQLite converts '3' to the column's affinity), so the inline
+// form is typed as the parameterized one: numbers unquoted, with the
+// typeof guard on = and in, +column orderings and two columns compared as
+// +a op +b; it keeps OPA's text only for a string SQLite never reads as a
+// number ('sales', not '3') and for startswith, endswith and contains of a
+// string holding a character no number's text holds. On PostgreSQL,
+// OPA's literals have no type and PostgreSQL reads them as the column's
+// (E'3' equals the text '3', E'2.5' is refused against a bigint): numbers
+// are numeric literals (3, 2.5; with placeholders, CAST($1 AS numeric) for
+// a non-integer), and a string PostgreSQL could read as a number or a
+// boolean ('3', 't') is CAST(E'3' AS text) in both forms, so that a
+// comparison across types is refused by the database rather than true.
+// Two columns are ordered with COLLATE "C" unless the filter compares one
+// of them with a number or a boolean (PostgreSQL has no collation for
+// those; an unknown numeric pair is then refused, never wider).
 // The filter of a rule that selects no row renders as WHERE 0 = 1; one that
 // selects every row as "".
 //
@@ -99,6 +119,7 @@
 // header no rule reads does not defeat the cache, a field a rule reads
 // always counts), in a bounded LRU. A new revision starts a new cache, so a
 // filter of one revision is never answered after another is loaded. A
-// cached filter also keeps its rendered SQL: answering from it costs about
+// cached filter also keeps its rendered SQL (per dialect, form, argument
+// offset and mappings, a few dozen at most): answering from it costs about
 // a microsecond, a miss (partial evaluation) a fraction of a millisecond.
 package filter

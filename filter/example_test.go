@@ -75,7 +75,7 @@ include if startswith(input.docs.title, input.prefix)
 		fmt.Print(string(body))
 	}
 	// Output:
-	// {"result":{"query":"WHERE (instr(docs.title, 'Q3_') = 1 AND typeof(docs.title) = 'text')"}}
+	// {"result":{"query":"WHERE instr(docs.title, 'Q3_') = 1"}}
 	// {"result":{"query":"WHERE docs.title LIKE E'Q3\\\\_%'"}}
 	// {"result":{"query":{"field":"docs.title","operator":"startswith","type":"field","value":"Q3_"}}}
 }

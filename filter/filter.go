@@ -59,7 +59,7 @@ type plan struct {
 	compiled *policy.Compiled
 	pq       rego.PreparedPartialQuery
 	cache    *lru.Cache[string, *Filter]
-	origin   map[locKey][]*ast.Expr
+	origin   *originIndex
 }
 
 // New returns a Compiler of cfg.Query on the policy src serves. It checks
@@ -251,15 +251,24 @@ type Filter struct {
 	cond     *node
 	always   bool
 	never    bool
-	// rendered keeps the SQL of each dialect and option rendered without
-	// mappings, so that a cached filter costs no rendering.
+	// rendered keeps the SQL of each dialect and option rendered, with
+	// the mappings given (a few at most: see maxRendered), so that a
+	// cached filter costs no rendering.
 	rendered sync.Map // sqlKey → SQL
+	// kept counts the entries of rendered.
+	kept atomic.Int32
 }
+
+// maxRendered bounds the rendered texts a filter keeps (dialects, offsets
+// and mappings together).
+const maxRendered = 32
 
 type sqlKey struct {
 	dialect Dialect
 	param   bool
 	offset  int
+	// mappings is the canonical text of the mappings, "" for none.
+	mappings string
 }
 
 // Always reports whether the filter selects every row.

@@ -24,9 +24,9 @@ func TestSQLPerDialect(t *testing.T) {
 			SQLServer:  {`WHERE docs.owner = N'alice'`, `WHERE docs.owner = @p3`, `[alice]`},
 		}},
 		{`include if input.docs.level < 3`, map[Dialect]want{
-			PostgreSQL: {`WHERE docs.level < E'3'`, `WHERE docs.level < $3`, `[3]`},
+			PostgreSQL: {`WHERE docs.level < 3`, `WHERE docs.level < $3`, `[3]`},
 			MySQL:      {`WHERE docs.level < '3'`, `WHERE docs.level < ?`, `[3]`},
-			SQLite:     {`WHERE docs.level < '3'`, `WHERE +docs.level < ?`, `[3]`},
+			SQLite:     {`WHERE +docs.level < 3`, `WHERE +docs.level < ?`, `[3]`},
 			SQLServer:  {`WHERE docs.level < N'3'`, `WHERE docs.level < @p3`, `[3]`},
 		}},
 		{`include if input.docs.title >= "m"`, map[Dialect]want{
@@ -44,33 +44,33 @@ func TestSQLPerDialect(t *testing.T) {
 		{`include if startswith(input.docs.title, "a_%\\")`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.title LIKE E'a\\_\\%\\\\%'`, `WHERE docs.title LIKE $3`, `[a\_\%\\%]`},
 			MySQL:      {`WHERE docs.title LIKE 'a\\_\\%\\\\%'`, `WHERE docs.title LIKE ?`, `[a\_\%\\%]`},
-			SQLite:     {`WHERE (instr(docs.title, 'a_%\') = 1 AND typeof(docs.title) = 'text')`, `WHERE (instr(docs.title, ?) = 1 AND typeof(docs.title) = 'text')`, `[a_%\]`},
+			SQLite:     {`WHERE instr(docs.title, 'a_%\') = 1`, `WHERE (instr(docs.title, ?) = 1 AND typeof(docs.title) = 'text')`, `[a_%\]`},
 			SQLServer:  {`WHERE docs.title LIKE N'a!_!%\%' ESCAPE '!'`, `WHERE docs.title LIKE @p3 ESCAPE '!'`, `[a!_!%\%]`},
 		}},
 		{`include if endswith(input.docs.title, "[x]")`, map[Dialect]want{
-			SQLite:    {`WHERE (substr(docs.title, -3) = '[x]' AND typeof(docs.title) = 'text')`, `WHERE (substr(docs.title, ?) = ? AND typeof(docs.title) = 'text')`, `[-3 [x]]`},
+			SQLite:    {`WHERE substr(docs.title, -3) = '[x]'`, `WHERE (substr(docs.title, ?) = ? AND typeof(docs.title) = 'text')`, `[-3 [x]]`},
 			SQLServer: {`WHERE docs.title LIKE N'%![x]' ESCAPE '!'`, `WHERE docs.title LIKE @p3 ESCAPE '!'`, `[%![x]]`},
 		}},
 		{`include if contains(input.docs.title, "é")`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.title LIKE E'%é%'`, `WHERE docs.title LIKE $3`, `[%é%]`},
-			SQLite:     {`WHERE (instr(docs.title, 'é') > 0 AND typeof(docs.title) = 'text')`, `WHERE (instr(docs.title, ?) > 0 AND typeof(docs.title) = 'text')`, `[é]`},
+			SQLite:     {`WHERE instr(docs.title, 'é') > 0`, `WHERE (instr(docs.title, ?) > 0 AND typeof(docs.title) = 'text')`, `[é]`},
 		}},
 		{`include if input.docs.public`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.public = TRUE`, `WHERE docs.public = $3`, `[true]`},
 			SQLServer:  {`WHERE docs.public = 1`, `WHERE docs.public = @p3`, `[true]`},
 		}},
 		{`include if not input.docs.archived`, map[Dialect]want{
-			SQLite: {`WHERE (docs.archived IS NULL OR NOT docs.archived = TRUE)`, `WHERE (docs.archived IS NULL OR (docs.archived IS NOT NULL AND NOT ((docs.archived = ? AND typeof(docs.archived) = 'integer'))))`, `[true]`},
+			SQLite: {`WHERE (docs.archived IS NULL OR (docs.archived IS NOT NULL AND NOT ((docs.archived = TRUE AND typeof(docs.archived) = 'integer'))))`, `WHERE (docs.archived IS NULL OR (docs.archived IS NOT NULL AND NOT ((docs.archived = ? AND typeof(docs.archived) = 'integer'))))`, `[true]`},
 		}},
 		{"include if input.docs.owner == input.user\ninclude if input.docs.level > 2.5", map[Dialect]want{
 			MySQL: {`WHERE (docs.owner = 'alice' OR docs.level > '2.5')`, `WHERE (docs.owner = ? OR docs.level > ?)`, `[alice 2.5]`},
 		}},
 		{`include if input.docs.owner == input.docs.dept`, map[Dialect]want{
 			PostgreSQL: {`WHERE docs.owner = docs.dept`, `WHERE docs.owner = docs.dept`, `[]`},
-			SQLite:     {`WHERE docs.owner = docs.dept`, `WHERE +docs.owner = +docs.dept`, `[]`},
+			SQLite:     {`WHERE +docs.owner = +docs.dept`, `WHERE +docs.owner = +docs.dept`, `[]`},
 		}},
 		{`include if input.docs.dept in {"hr", 3, true}`, map[Dialect]want{
-			SQLite: {`WHERE docs.dept IN (TRUE, '3', 'hr')`, `WHERE ((docs.dept IN (?) AND typeof(docs.dept) = 'integer') OR (docs.dept IN (?) AND typeof(docs.dept) IN ('integer', 'real')) OR (docs.dept IN (?) AND typeof(docs.dept) = 'text'))`, `[true 3 hr]`},
+			SQLite: {`WHERE ((docs.dept IN (TRUE) AND typeof(docs.dept) = 'integer') OR (docs.dept IN (3) AND typeof(docs.dept) IN ('integer', 'real')) OR docs.dept IN ('hr'))`, `WHERE ((docs.dept IN (?) AND typeof(docs.dept) = 'integer') OR (docs.dept IN (?) AND typeof(docs.dept) IN ('integer', 'real')) OR (docs.dept IN (?) AND typeof(docs.dept) = 'text'))`, `[true 3 hr]`},
 		}},
 	}
 	for _, tc := range cases {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,6 +71,40 @@ func opaDeviation(policy string, d Dialect) string {
 	return ""
 }
 
+// sqliteTyped reports an accepted difference on SQLite: OPA's text
+// compares a number as a quoted string and without a type guard, which
+// SQLite converts to the column's affinity ('3' = 3 on a TEXT column, 3 =
+// '3' on an INTEGER one), selecting rows Rego does not. The inline form
+// then types its values as the parameterized one does: numbers unquoted,
+// typeof guards, +column orderings (and two columns compared as +a op +b).
+func sqliteTyped(d Dialect, where string) bool {
+	return d == SQLite && (strings.Contains(where, "typeof(") || strings.Contains(where, "+docs."))
+}
+
+// pgLiteral is a PostgreSQL escape string literal as OPA writes it.
+var pgLiteral = regexp.MustCompile(`E'((?:[^'\\]|\\.)*)'`)
+
+// pgTyped is OPA's PostgreSQL text with the accepted difference: OPA's
+// literals have no type, so that PostgreSQL reads them as the column's
+// type (E'3' equals the text '3'; E'2.5' is refused against a bigint).
+// Numbers are then numeric literals (3, 2.5) and strings PostgreSQL could
+// read as a number or a boolean are CAST(E'3' AS text).
+func pgTyped(opa string) string {
+	return pgLiteral.ReplaceAllStringFunc(opa, func(lit string) string {
+		body := pgLiteral.FindStringSubmatch(lit)[1]
+		if a, err := numberArg(ast.Number(body)); err == nil && json.Valid([]byte(body)) {
+			if f, ok := a.(float64); ok {
+				return strconv.FormatFloat(f, 'g', -1, 64)
+			}
+			return fmt.Sprint(a)
+		}
+		if pgConvertible(body) {
+			return "CAST(" + lit + " AS text)"
+		}
+		return lit
+	})
+}
+
 // TestInlineEqualsOPA checks that where OPA's Compile API translates a
 // policy correctly, the inline SQL is byte for byte the same.
 func TestInlineEqualsOPA(t *testing.T) {
@@ -108,7 +145,7 @@ func TestInlineEqualsOPA(t *testing.T) {
 					equal++
 					continue
 				}
-				if opaDeviation(name, d) == "" {
+				if opaDeviation(name, d) == "" && !sqliteTyped(d, got.Where) && !(d == PostgreSQL && got.Where == pgTyped(want)) {
 					t.Errorf("%s %s input %s:\n got %s\nwant %s", name, d, in, got.Where, want)
 				}
 			}

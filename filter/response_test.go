@@ -20,7 +20,7 @@ func TestResponseBodies(t *testing.T) {
 		opts   ResponseOptions
 		want   string
 	}{
-		{"application/vnd.opa.sql.postgresql+json", ResponseOptions{}, `{"result":{"query":"WHERE (docs.owner = E'\u003ca\u0026b\u003e' OR docs.level \u003e E'2')"}}`},
+		{"application/vnd.opa.sql.postgresql+json", ResponseOptions{}, `{"result":{"query":"WHERE (docs.owner = E'\u003ca\u0026b\u003e' OR docs.level \u003e 2)"}}`},
 		{"sql+postgresql", ResponseOptions{Parameterized: true}, `{"result":{"query":"WHERE (docs.owner = $1 OR docs.level \u003e $2)","args":["\u003ca\u0026b\u003e",2]}}`},
 		{"sql+sqlserver", ResponseOptions{Parameterized: true, Mappings: map[string]any{"docs": map[string]any{"$self": "documents"}}},
 			`{"result":{"query":"WHERE (documents.owner = @p1 OR documents.level \u003e @p2)","args":["\u003ca\u0026b\u003e",2]}}`},

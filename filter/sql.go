@@ -3,7 +3,9 @@ package filter
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -81,20 +83,60 @@ func (f *Filter) SQL(dialect Dialect, opts SQLOptions) (SQL, error) {
 	case f.never:
 		return SQL{Where: never}, nil
 	}
-	if opts.Mappings == nil && opts.ArgOffset >= 0 && opts.ArgOffset < 8 {
-		// A few offsets at most, so that the kept texts stay bounded.
-		key := sqlKey{dialect, opts.Parameterized, opts.ArgOffset}
-		if q, ok := f.rendered.Load(key); ok {
-			return q.(SQL).clone(), nil
+	if opts.ArgOffset >= 0 && opts.ArgOffset < 8 {
+		// A few offsets and mappings at most, so that the kept texts
+		// stay bounded.
+		var b strings.Builder
+		if opts.Mappings == nil || canonicalMappings(&b, opts.Mappings, 0) {
+			key := sqlKey{dialect, opts.Parameterized, opts.ArgOffset, b.String()}
+			if q, ok := f.rendered.Load(key); ok {
+				return q.(SQL).clone(), nil
+			}
+			q, err := f.render(dialect, flavor, opts)
+			if err == nil && f.kept.Load() < maxRendered {
+				if _, loaded := f.rendered.LoadOrStore(key, q); !loaded {
+					f.kept.Add(1)
+				}
+				q = q.clone()
+			}
+			return q, err
 		}
-		q, err := f.render(dialect, flavor, opts)
-		if err == nil {
-			f.rendered.Store(key, q)
-			q = q.clone()
-		}
-		return q, err
 	}
 	return f.render(dialect, flavor, opts)
+}
+
+// canonicalMappings writes mappings as a text that tells apart any two
+// that render differently: keys sorted, each string length-prefixed, maps
+// and strings only (it reports false for another type, which is then
+// rendered every time, its error included). The empty map writes "{}",
+// never "".
+func canonicalMappings(b *strings.Builder, m map[string]any, depth int) bool {
+	if depth > 4 {
+		return false
+	}
+	b.WriteByte('{')
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		b.WriteString(strconv.Itoa(len(k)))
+		b.WriteByte(':')
+		b.WriteString(k)
+		switch v := m[k].(type) {
+		case string:
+			b.WriteByte('=')
+			b.WriteString(strconv.Itoa(len(v)))
+			b.WriteByte(':')
+			b.WriteString(v)
+		case map[string]any:
+			if !canonicalMappings(b, v, depth+1) {
+				return false
+			}
+		case nil:
+			b.WriteByte('~')
+		default:
+			return false
+		}
+	}
+	b.WriteByte('}')
+	return true
 }
 
 // clone copies Args, which the caller owns.
@@ -111,6 +153,9 @@ func (f *Filter) render(dialect Dialect, flavor sqlbuilder.Flavor, opts SQLOptio
 		return SQL{}, err
 	}
 	r := sqlRenderer{dialect: dialect, flavor: flavor, param: opts.Parameterized, mappings: mappings}
+	if dialect == PostgreSQL {
+		r.nonText = nonTextFields(f.cond)
+	}
 	cond := sqlbuilder.NewCond()
 	cond.Args.Flavor = flavor
 	expr, err := r.node(cond, f.cond)
@@ -144,6 +189,52 @@ type sqlRenderer struct {
 	flavor   sqlbuilder.Flavor
 	param    bool
 	mappings map[string]any
+	// nonText holds the fields the condition compares with a number or a
+	// boolean (or reads as a boolean): not text columns.
+	nonText map[field]bool
+}
+
+// nonTextFields returns the fields n compares with a number or a boolean,
+// or reads as a boolean.
+func nonTextFields(n *node) map[field]bool {
+	out := map[field]bool{}
+	var walk func(*node)
+	walk = func(n *node) {
+		for _, k := range n.kids {
+			walk(k)
+		}
+		if n.kind != kLeaf || n.other != nil {
+			return
+		}
+		vals := n.values
+		if n.value != nil {
+			vals = append(vals[:len(vals):len(vals)], n.value)
+		}
+		if n.op == opTrue {
+			out[n.field] = true
+		}
+		for _, v := range vals {
+			switch v.(type) {
+			case ast.Number, ast.Boolean:
+				out[n.field] = true
+			}
+		}
+	}
+	walk(n)
+	return out
+}
+
+// typed reports whether values are rendered with their own type: always
+// with placeholders, and on SQLite also inlined, where OPA's text (numbers
+// as quoted strings, no type guard) selects other rows than Rego when a
+// column holds another type than the value ('3' = 3 on a TEXT column).
+//
+// On PostgreSQL too: OPA's E'3' is a literal of unknown type, which
+// PostgreSQL reads as the column's type (E'3' equals the text '3', E'2.5'
+// is refused against a bigint). A typed number (3, 2.5) compares exactly
+// with every numeric column and is refused against a text column.
+func (r *sqlRenderer) typed() bool {
+	return r.param || r.dialect == SQLite || r.dialect == PostgreSQL
 }
 
 func (r *sqlRenderer) column(f field) string {
@@ -160,6 +251,13 @@ func (r *sqlRenderer) arg(v ast.Value) (any, error) {
 		if r.dialect == MySQL && !r.param {
 			return sqlbuilder.Raw(mysqlLiteral(string(v))), nil
 		}
+		if r.dialect == PostgreSQL && pgConvertible(string(v)) {
+			// PostgreSQL reads an untyped '3' or 'true' as a number or a
+			// boolean against such a column (and pgx encodes a string
+			// argument to the column's type): typed as text, it is
+			// refused there, as Rego never finds it equal.
+			return sqlbuilder.Build("CAST($? AS text)", string(v)), nil
+		}
 		return string(v), nil
 	case ast.Boolean:
 		if r.dialect == SQLServer && !r.param {
@@ -171,7 +269,7 @@ func (r *sqlRenderer) arg(v ast.Value) (any, error) {
 		return bool(v), nil
 	case ast.Number:
 		var a any = json.Number(v)
-		if r.param {
+		if r.typed() {
 			var err error
 			if a, err = numberArg(v); err != nil {
 				return nil, err
@@ -181,13 +279,33 @@ func (r *sqlRenderer) arg(v ast.Value) (any, error) {
 			// PostgreSQL types a parameter as the column it is compared
 			// with: 2.5 against a bigint column is then rounded by the
 			// driver (pgx) or fails to parse. As numeric it compares
-			// exactly with every numeric column. (Inlined, the text stays
-			// OPA's: E'2.5', which PostgreSQL refuses against a bigint.)
+			// exactly with every numeric column. Inlined, 2.5 is a numeric
+			// literal.
 			return sqlbuilder.Build("CAST($? AS numeric)", a), nil
 		}
 		return a, nil
 	}
 	return nil, fmt.Errorf("value %v cannot be a SQL argument", v)
+}
+
+// pgConvertible reports whether PostgreSQL may read the string s as a
+// number or a boolean (t, yes, on, 1, ...) when it is compared with such a
+// column: conservatively, any number-like string and any prefix of a
+// boolean word.
+func pgConvertible(s string) bool {
+	if numberLike(s) {
+		return true
+	}
+	w := strings.ToLower(strings.TrimSpace(s))
+	if w == "" {
+		return false
+	}
+	for _, b := range []string{"true", "false", "yes", "no", "on", "off"} {
+		if strings.HasPrefix(b, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // isIntegral reports whether n is a whole number.
@@ -238,7 +356,7 @@ func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
 			return "", err
 		}
 		switch {
-		case r.dialect == SQLite && sqliteGuarded(leaf) && (r.param || isStringOp(leaf.op)):
+		case r.dialect == SQLite && r.sqliteGuarded(leaf):
 			// SQLite's guarded comparisons are false, not NULL, for a
 			// NULL field: say that the field must be there.
 			parts := []string{}
@@ -266,19 +384,8 @@ func (r *sqlRenderer) node(c *sqlbuilder.Cond, n *node) (string, error) {
 
 func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 	col := r.column(n.field)
-	if r.param && r.dialect == SQLite {
+	if r.dialect == SQLite {
 		return r.sqliteLeaf(c, n, col)
-	}
-	if r.dialect == SQLite && isStringOp(n.op) {
-		// instr and substr read a number as its text (instr(12, '1') is
-		// 1): a string function of a non-string field is undefined in
-		// Rego, so the field must be text. OPA writes no instr: this is
-		// regoguard's rendering, guarded inlined as well.
-		s, err := r.stringOp(c, n.op, col, string(n.value.(ast.String)))
-		if err != nil {
-			return "", err
-		}
-		return c.And(s, c.Var(sqlbuilder.Build(sqliteText, sqlbuilder.Raw(col)))), nil
 	}
 	switch n.op {
 	case opTrue:
@@ -311,9 +418,13 @@ func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 		v = a
 	}
 	_, isString := n.value.(ast.String)
-	if r.param && r.dialect == PostgreSQL && n.op >= opLt && n.op <= opGte && (isString || n.other != nil) {
+	twoText := n.other != nil && !r.nonText[n.field] && !r.nonText[*n.other]
+	if r.param && r.dialect == PostgreSQL && n.op >= opLt && n.op <= opGte && (isString || twoText) {
 		// Order strings byte by byte, as OPA does, whatever the
-		// database's collation.
+		// database's collation. Two columns are ordered so unless the
+		// filter compares one of them with a number or a boolean
+		// elsewhere: PostgreSQL refuses a collation on a numeric column
+		// (so an unknown numeric pair fails closed, never wider).
 		return c.Var(sqlbuilder.Build("$? "+opSymbols[n.op]+" $? COLLATE \"C\"", sqlbuilder.Raw(col), v)), nil
 	}
 	switch n.op {
@@ -353,17 +464,7 @@ const (
 // where a guard decides; kNot adds the IS NOT NULL it then needs.
 func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (string, error) {
 	raw := sqlbuilder.Raw(col)
-	guard := func(v ast.Value) string {
-		switch v.(type) {
-		case ast.String:
-			return sqliteText
-		case ast.Number:
-			return sqliteNumber
-		case ast.Boolean:
-			return sqliteBool
-		}
-		return ""
-	}
+	guard := r.sqliteGuard
 	switch n.op {
 	case opTrue:
 		return c.And(c.Equal(col, true), c.Var(sqlbuilder.Build(sqliteBool, raw))), nil
@@ -395,8 +496,8 @@ func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (strin
 		return c.Or(parts...), nil
 	case opStartsWith, opEndsWith, opContains:
 		s, err := r.stringOp(c, n.op, col, string(n.value.(ast.String)))
-		if err != nil {
-			return "", err
+		if err != nil || !r.affixGuarded(n) {
+			return s, err
 		}
 		return c.And(s, c.Var(sqlbuilder.Build(sqliteText, raw))), nil
 	}
@@ -413,26 +514,105 @@ func (r *sqlRenderer) sqliteLeaf(c *sqlbuilder.Cond, n *node, col string) (strin
 		}
 		return c.Equal(col, a), nil
 	}
+	if !r.param && guard(n.value) == "" {
+		// OPA's text, right for a string no column converts.
+		return r.plainCompare(c, n.op, col, a)
+	}
 	return c.Var(sqlbuilder.Build("+$? "+opSymbols[n.op]+" $?", raw, a)), nil
 }
 
-// isStringOp reports whether o is startswith, endswith or contains.
-func isStringOp(o op) bool { return o == opStartsWith || o == opEndsWith || o == opContains }
+func (r *sqlRenderer) plainCompare(c *sqlbuilder.Cond, o op, col string, v any) (string, error) {
+	switch o {
+	case opEq:
+		return c.Equal(col, v), nil
+	case opNe:
+		return c.NotEqual(col, v), nil
+	case opLt:
+		return c.LessThan(col, v), nil
+	case opLte:
+		return c.LessEqualThan(col, v), nil
+	case opGt:
+		return c.GreaterThan(col, v), nil
+	case opGte:
+		return c.GreaterEqualThan(col, v), nil
+	}
+	return "", fmt.Errorf("unknown comparison")
+}
+
+// sqliteGuard is the type guard SQLite needs to compare a column with v as
+// Rego does, "" for none. Parameterized, every string and number has one.
+// Inlined, a string that SQLite never converts to a number (it does so
+// for the text of a number, against a column of numeric affinity) needs
+// none, so that the text stays OPA's: 'sales' equals no number and orders
+// after every number in both SQLite and Rego.
+func (r *sqlRenderer) sqliteGuard(v ast.Value) string {
+	switch v := v.(type) {
+	case ast.String:
+		if !r.param && !numberLike(string(v)) {
+			return ""
+		}
+		return sqliteText
+	case ast.Number:
+		return sqliteNumber
+	case ast.Boolean:
+		// SQLite's TRUE is 1: a text column's '1' equals it unless the
+		// field must be an integer.
+		return sqliteBool
+	}
+	return ""
+}
+
+// numberLike reports whether SQLite may read s as a number: conservatively,
+// any string of digits, signs, points, exponents and spaces holding a
+// digit, or one Go parses as a float (inf, nan, hexadecimal).
+func numberLike(s string) bool {
+	if _, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
+		return true
+	}
+	digit := false
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digit = true
+		case strings.ContainsRune("+-.eE \t\n\r\f\v", c):
+		default:
+			return false
+		}
+	}
+	return digit
+}
+
+// affixGuarded reports whether startswith, endswith or contains needs the
+// text guard on SQLite, whose instr and substr read a number as its text:
+// always with placeholders; inlined, unless the string holds a character
+// no number's text holds (so that the text stays OPA's).
+func (r *sqlRenderer) affixGuarded(n *node) bool {
+	if r.param {
+		return true
+	}
+	s := string(n.value.(ast.String))
+	return s == "" || strings.Trim(s, "0123456789+-.eEInf") == ""
+}
 
 // sqliteGuarded reports whether sqliteLeaf guards n with typeof, which is
 // false rather than NULL for a NULL field.
-func sqliteGuarded(n *node) bool {
+func (r *sqlRenderer) sqliteGuarded(n *node) bool {
 	switch n.op {
-	case opTrue, opIn, opStartsWith, opEndsWith, opContains:
+	case opTrue:
 		return true
+	case opStartsWith, opEndsWith, opContains:
+		return r.affixGuarded(n)
+	case opIn:
+		for _, v := range n.values {
+			if r.sqliteGuard(v) != "" {
+				return true
+			}
+		}
 	case opEq:
 		if n.other != nil {
 			return false
 		}
-		switch n.value.(type) {
-		case ast.String, ast.Number, ast.Boolean:
-			return true
-		}
+		return r.sqliteGuard(n.value) != ""
 	}
 	return false
 }

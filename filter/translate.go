@@ -18,7 +18,17 @@ type translator struct {
 	// origin holds the policy's compiled expressions by location, to tell
 	// a field the policy names in a negation from one partial evaluation
 	// copied there.
-	origin map[locKey][]*ast.Expr
+	origin *originIndex
+}
+
+// originIndex indexes the policy's compiled expressions.
+type originIndex struct {
+	// exprs holds the expressions by location.
+	exprs map[locKey][]*ast.Expr
+	// rowVars holds the variables bound to a whole unknown (d := input.docs)
+	// and what they are bound to. Compiled local variables are unique
+	// across the policy's modules (__local3__).
+	rowVars map[ast.Var]ast.Ref
 }
 
 type locKey struct {
@@ -26,14 +36,18 @@ type locKey struct {
 	row, col int
 }
 
-// origins indexes the expressions of the compiled modules by location.
-func origins(c *ast.Compiler) map[locKey][]*ast.Expr {
-	out := map[locKey][]*ast.Expr{}
+// origins indexes the expressions of the compiled modules by location, and
+// the variables bound to a whole document of the input (d := input.docs).
+func origins(c *ast.Compiler) *originIndex {
+	out := &originIndex{exprs: map[locKey][]*ast.Expr{}, rowVars: map[ast.Var]ast.Ref{}}
 	for _, m := range c.Modules {
 		ast.WalkExprs(m, func(e *ast.Expr) bool {
 			if e.Location != nil {
 				k := locKey{e.Location.File, e.Location.Row, e.Location.Col}
-				out[k] = append(out[k], e)
+				out.exprs[k] = append(out.exprs[k], e)
+			}
+			if v, r, ok := rowBinding(e); ok {
+				out.rowVars[v] = r
 			}
 			return false
 		})
@@ -41,7 +55,82 @@ func origins(c *ast.Compiler) map[locKey][]*ast.Expr {
 	return out
 }
 
-func newTranslator(rule string, unknowns []ast.Ref, pq *rego.PartialQueries, origin map[locKey][]*ast.Expr) *translator {
+// rowBinding reports whether e binds a variable to a whole document of the
+// input, as in d := input.docs (compiled as __local0__ = input.docs).
+func rowBinding(e *ast.Expr) (ast.Var, ast.Ref, bool) {
+	if e.Negated || !e.IsCall() || len(e.With) > 0 {
+		return "", nil, false
+	}
+	switch e.Operator().String() {
+	case ast.Equality.Name, ast.Assign.Name:
+	default:
+		return "", nil, false
+	}
+	ops := e.Operands()
+	if len(ops) != 2 {
+		return "", nil, false
+	}
+	for i := range 2 {
+		v, ok1 := ops[i].Value.(ast.Var)
+		r, ok2 := ops[1-i].Value.(ast.Ref)
+		if ok1 && ok2 && !v.IsWildcard() && len(r) == 2 && r.HasPrefix(ast.InputRootRef) {
+			if _, ok := r[1].Value.(ast.String); ok {
+				return v, r, true
+			}
+		}
+	}
+	return "", nil, false
+}
+
+// lazyFields returns the fields of the row that OPA reads under the not in
+// the policy's expression at e's location, when it reads one through a
+// variable bound to the whole row (d.archived with d := input.docs): then
+// every field the expression names, and an absent one makes the negated
+// expression true. Otherwise none: a field passed to a call or bound to a
+// variable of its own is read before the not, and an absent one leaves
+// the expression undefined.
+func (t *translator) lazyFields(e *ast.Expr) map[field]bool {
+	if e.Location == nil || t.origin == nil {
+		return nil
+	}
+	var out map[field]bool
+	direct := map[field]bool{}
+	for _, o := range t.origin.exprs[locKey{e.Location.File, e.Location.Row, e.Location.Col}] {
+		ast.WalkRefs(o, func(r ast.Ref) bool {
+			if f, ok := t.field(r); ok {
+				direct[f] = true
+				return false
+			}
+			v, ok := r[0].Value.(ast.Var)
+			if !ok || len(r) != 2 {
+				return false
+			}
+			row, ok := t.origin.rowVars[v]
+			if !ok {
+				return false
+			}
+			if f, ok := t.field(append(row.Copy(), r[1])); ok {
+				if out == nil {
+					out = map[field]bool{}
+				}
+				out[f] = true
+			}
+			return false
+		})
+	}
+	if out != nil {
+		// Measured against OPA's evaluation (named case
+		// row_variable_beside_direct_field_absent): beside a field read
+		// through the row variable, a field named directly in the same
+		// expression is read under the not as well.
+		for f := range direct {
+			out[f] = true
+		}
+	}
+	return out
+}
+
+func newTranslator(rule string, unknowns []ast.Ref, pq *rego.PartialQueries, origin *originIndex) *translator {
 	t := &translator{rule: rule, unknowns: map[string]bool{}, support: map[string][]*ast.Rule{}, origin: origin}
 	for _, u := range unknowns {
 		t.unknowns[string(u[1].Value.(ast.String))] = true
@@ -191,12 +280,17 @@ func (t *translator) negated(e *ast.Expr, n *node, call bool) *node {
 	if !call && t.named(e, fields) {
 		return negate(n)
 	}
-	if n.kind == kLeaf {
-		return notDefined(n)
-	}
+	// Fields read through a variable bound to the whole row are read
+	// under the not; the others must be present.
+	lazy := t.lazyFields(e)
 	kids := make([]*node, 0, len(fields)+1)
 	for _, f := range fields {
-		kids = append(kids, &node{kind: kNotNull, field: f})
+		if !lazy[f] {
+			kids = append(kids, &node{kind: kNotNull, field: f})
+		}
+	}
+	if n.kind == kLeaf && len(kids) == len(fields) {
+		return notDefined(n)
 	}
 	return and(append(kids, negate(n))...)
 }
@@ -208,7 +302,10 @@ func (t *translator) named(e *ast.Expr, fields []field) bool {
 	if e.Location == nil {
 		return false
 	}
-	origins := t.origin[locKey{e.Location.File, e.Location.Row, e.Location.Col}]
+	if t.origin == nil {
+		return false
+	}
+	origins := t.origin.exprs[locKey{e.Location.File, e.Location.Row, e.Location.Col}]
 	for _, o := range origins {
 		if term, ok := o.Terms.(*ast.Term); ok && o.Negated {
 			if r, ok := term.Value.(ast.Ref); ok && r.HasPrefix(ast.DefaultRootRef) {

@@ -161,10 +161,33 @@ func TestFilterAnswersAsOPACompileAPI(t *testing.T) {
 			}
 			continue
 		}
+		if typed, ok := typedNotOPA[c.rule+" "+c.input+" "+c.target+" "+c.options]; ok {
+			// OPA's text here is right only if the column has the value's
+			// type; regoguard's is right for every column.
+			if got.code != 0 || got.stdout != typed {
+				t.Errorf("%s %s %s %s:\n regoguard filter: %q (exit %d) %s\n want:             %q (OPA: %q)", c.rule, c.input, c.target, c.options, got.stdout, got.code, got.stderr, typed, want)
+			}
+			continue
+		}
 		if got.code != 0 || got.stdout != want {
 			t.Errorf("%s %s %s %s:\n regoguard filter: %q (exit %d) %s\n OPA:              %q", c.rule, c.input, c.target, c.options, got.stdout, got.code, got.stderr, want)
 		}
 	}
+}
+
+// typedNotOPA are the answers that differ from OPA's on purpose: OPA's
+// numbers are untyped string literals, which SQLite converts to the
+// column's affinity ('5' equals the text "5", which Rego's 5 does not)
+// and PostgreSQL reads as the column's type (E'5' equals the text '5';
+// E'2.5' is refused against a bigint). regoguard's numbers are typed
+// (with typeof guards and +column orderings on SQLite), as the filter
+// package documents.
+var typedNotOPA = map[string]string{
+	`owner {"user":5} sql+postgresql `:        `{"result":{"query":"WHERE docs.owner = 5"}}` + "\n",
+	`owner {"user":5} sql+sqlite `:            `{"result":{"query":"WHERE (docs.owner = 5 AND typeof(docs.owner) IN ('integer', 'real'))"}}` + "\n",
+	`shared {"user":"alice"} sql+postgresql `: `{"result":{"query":"WHERE ((docs.level \u003c 3 AND docs.dept IN (E'hr', E'it')) OR docs.owner = E'alice')"}}` + "\n",
+	`shared {"user":"alice"} sql+sqlite `:     `{"result":{"query":"WHERE ((+docs.level \u003c 3 AND docs.dept IN ('hr', 'it')) OR docs.owner = 'alice')"}}` + "\n",
+	`shared {"user":"alice"} sql+postgresql {"targetSQLTableMappings":{"postgresql":{"docs":{"$self":"documents","owner":"owner_id"}}}}`: `{"result":{"query":"WHERE ((documents.level \u003c 3 AND documents.dept IN (E'hr', E'it')) OR documents.owner_id = E'alice')"}}` + "\n",
 }
 
 // The flags --mapping give the same answer as OPA's mappings for every

@@ -228,6 +228,6 @@ func (t *tally) example(s string) {
 }
 
 func (t *tally) String() string {
-	return fmt.Sprintf("%d cases: %d translated (%d wrong, %d rejected by the database), %d refused (%d of them in the support list)",
-		t.cases, t.translated, t.wrong, t.dbErrors, t.refused, t.refusedSupported)
+	return fmt.Sprintf("%d cases: %d translated (%d wrong, %d rejected by the database, %d of them in the support list), %d refused (%d of them in the support list)",
+		t.cases, t.translated, t.wrong, t.dbErrors, t.dbErrorsSupported, t.refused, t.refusedSupported)
 }

@@ -115,6 +115,36 @@ var namedCases = []namedCase{
 		rows:  []map[string]any{{"archived": true}, {"archived": false}, {}},
 	},
 	{
+		name: "row_variable_negated_call_absent", supported: true, features: []string{FeatLocal, FeatEq, FeatNotExpr},
+		rules: "include if {\n\td := input.docs\n\tnot d.level == 1\n}",
+		rows:  []map[string]any{{"level": n("1")}, {"level": n("2")}, {}},
+	},
+	{
+		name: "row_variable_negated_ne_absent", supported: true, features: []string{FeatLocal, FeatNeq, FeatNotExpr},
+		rules: "include if {\n\td := input.docs\n\tnot d.level != 1\n}",
+		rows:  []map[string]any{{"level": n("1")}, {"level": n("2")}, {}},
+	},
+	{
+		name: "row_variable_negated_startswith_absent", supported: true, features: []string{FeatLocal, FeatStarts, FeatNotExpr},
+		rules: "include if {\n\td := input.docs\n\tnot startswith(d.title, \"a\")\n}",
+		rows:  []map[string]any{{"title": "ab"}, {"title": "b"}, {}},
+	},
+	{
+		name: "row_variable_beside_direct_field_absent", supported: true, features: []string{FeatLocal, FeatEq, FeatNotExpr},
+		rules: "include if {\n\td := input.docs\n\tnot d.level == input.docs.score\n}",
+		rows:  []map[string]any{{"level": n("1"), "score": n("1")}, {"level": n("1"), "score": n("2")}, {"score": n("2")}, {"level": n("1")}, {}},
+	},
+	{
+		name: "number_text_against_number_column", supported: false, features: []string{FeatNotIn, FeatTypeMix},
+		rules: "include if not input.docs.level in {\"3\"}",
+		rows:  []map[string]any{{"level": n("3")}, {"level": n("2")}, {}},
+	},
+	{
+		name: "number_against_text_column", supported: false, features: []string{FeatEq, FeatTypeMix},
+		rules: "include if input.docs.code == 3",
+		rows:  []map[string]any{{"code": "3"}, {"code": "03"}, {}},
+	},
+	{
 		name: "field_variable_not_absent", supported: true, features: []string{FeatLocal, FeatNotExpr},
 		rules: "include if {\n\tx := input.docs.level\n\tnot x == 1\n}",
 		rows:  []map[string]any{{"level": n("1")}, {"level": n("2")}, {}},
