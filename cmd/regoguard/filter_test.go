@@ -175,7 +175,10 @@ func TestFilterAnswersAsOPACompileAPI(t *testing.T) {
 	}
 }
 
-// typedNotOPA are the answers that differ from OPA's on purpose: OPA's
+// typedNotOPA are the answers that differ from OPA's on purpose. MySQL:
+// a quote is doubled, not backslash-escaped as OPA writes it, so that a
+// server running with NO_BACKSLASH_ESCAPES cannot be made to end the string
+// early (filter.TestMySQLInlinedNoBackslashEscapesProbe). Numbers: OPA's
 // numbers are untyped string literals, which SQLite converts to the
 // column's affinity ('5' equals the text "5", which Rego's 5 does not)
 // and PostgreSQL reads as the column's type (E'5' equals the text '5';
@@ -183,10 +186,11 @@ func TestFilterAnswersAsOPACompileAPI(t *testing.T) {
 // (with typeof guards and +column orderings on SQLite), as the filter
 // package documents.
 var typedNotOPA = map[string]string{
-	`owner {"user":5} sql+postgresql `:        `{"result":{"query":"WHERE docs.owner = 5"}}` + "\n",
-	`owner {"user":5} sql+sqlite `:            `{"result":{"query":"WHERE (docs.owner = 5 AND typeof(docs.owner) IN ('integer', 'real'))"}}` + "\n",
-	`shared {"user":"alice"} sql+postgresql `: `{"result":{"query":"WHERE ((docs.level \u003c 3 AND docs.dept IN (E'hr', E'it')) OR docs.owner = E'alice')"}}` + "\n",
-	`shared {"user":"alice"} sql+sqlite `:     `{"result":{"query":"WHERE ((+docs.level \u003c 3 AND docs.dept IN ('hr', 'it')) OR docs.owner = 'alice')"}}` + "\n",
+	`quoted {"title":"it's \\ <b> \"q\""} sql+mysql `: `{"result":{"query":"WHERE docs.title = 'it''s \\\\ \u003cb\u003e \"q\"'"}}` + "\n",
+	`owner {"user":5} sql+postgresql `:                `{"result":{"query":"WHERE docs.owner = 5"}}` + "\n",
+	`owner {"user":5} sql+sqlite `:                    `{"result":{"query":"WHERE (docs.owner = 5 AND typeof(docs.owner) IN ('integer', 'real'))"}}` + "\n",
+	`shared {"user":"alice"} sql+postgresql `:         `{"result":{"query":"WHERE ((docs.level \u003c 3 AND docs.dept IN (E'hr', E'it')) OR docs.owner = E'alice')"}}` + "\n",
+	`shared {"user":"alice"} sql+sqlite `:             `{"result":{"query":"WHERE ((+docs.level \u003c 3 AND docs.dept IN ('hr', 'it')) OR docs.owner = 'alice')"}}` + "\n",
 	`shared {"user":"alice"} sql+postgresql {"targetSQLTableMappings":{"postgresql":{"docs":{"$self":"documents","owner":"owner_id"}}}}`: `{"result":{"query":"WHERE ((documents.level \u003c 3 AND documents.dept IN (E'hr', E'it')) OR documents.owner_id = E'alice')"}}` + "\n",
 }
 
