@@ -427,21 +427,7 @@ func (r *sqlRenderer) leaf(c *sqlbuilder.Cond, n *node) (string, error) {
 		// (so an unknown numeric pair fails closed, never wider).
 		return c.Var(sqlbuilder.Build("$? "+opSymbols[n.op]+" $? COLLATE \"C\"", sqlbuilder.Raw(col), v)), nil
 	}
-	switch n.op {
-	case opEq:
-		return c.Equal(col, v), nil
-	case opNe:
-		return c.NotEqual(col, v), nil
-	case opLt:
-		return c.LessThan(col, v), nil
-	case opLte:
-		return c.LessEqualThan(col, v), nil
-	case opGt:
-		return c.GreaterThan(col, v), nil
-	case opGte:
-		return c.GreaterEqualThan(col, v), nil
-	}
-	return "", fmt.Errorf("unknown comparison")
+	return r.plainCompare(c, n.op, col, v)
 }
 
 // Type guards for SQLite, which converts a value to the column's affinity
